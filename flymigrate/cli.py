@@ -1,0 +1,100 @@
+"""The command line: a thin shell over :mod:`flymigrate.api`.
+
+``main(argv) -> int`` is the single error boundary: typed errors become a one-paragraph message on
+stderr and a documented exit code; anything unexpected is written to a crash log (never to the
+screen unless ``--debug``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import os
+import sys
+import time
+import traceback
+from collections.abc import Sequence
+
+from . import __version__
+from .errors import EXIT_INTERNAL, EXIT_INTERRUPTED, FlymigrateError
+
+# Each command lives in flymigrate/commands/<name>.py with add_parser(subparsers) and run(args) -> int.
+# Command modules must import nothing heavy at module level (start-up time is measured).
+COMMANDS = ("plan", "apply", "transfer", "status", "compare", "tui")
+
+EPILOG = """exit codes: 0 done; 1 internal error (see the crash log it names); 2 invalid input or usage;
+3 a remote service kept failing; 4 stopped but resumable (run the same command again); 130 interrupted."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="flymigrate",
+        description="Move a Fly.io GPU app to Modal, RunPod Serverless or Google Cloud Run.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"flymigrate {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks for internal errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        modname = f"flymigrate.commands.{name}"
+        if importlib.util.find_spec(modname) is None:
+            continue
+        importlib.import_module(modname).add_parser(sub)
+    return parser
+
+
+def _crash_log(exc: BaseException) -> str | None:
+    from .paths import ensure_private_dir, state_dir
+
+    try:
+        d = ensure_private_dir(state_dir() / "crash")
+        path = d / f"crash-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write("".join(traceback.format_exception(exc)))
+        return str(path)
+    except OSError:
+        return None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    if not argv:
+        # plain `flymigrate` inside an app folder opens the walkthrough (when the TUI is installed)
+        if os.path.exists("fly.toml") and "tui" in parser._subparsers._group_actions[0].choices:  # type: ignore[union-attr]
+            argv = ["tui", "."]
+        else:
+            parser.print_help()
+            return 0
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return 0
+    try:
+        return int(args.run(args) or 0)
+    except FlymigrateError as err:
+        print(f"flymigrate: error: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print("\nflymigrate: interrupted; state is saved, run the same command again to continue.", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        return 0
+    except Exception as exc:  # the one place an unexpected error is caught
+        if args.debug:
+            traceback.print_exc()
+        path = _crash_log(exc)
+        where = f" Details were written to {path}." if path else ""
+        print(
+            f"flymigrate: internal error: {type(exc).__name__}.{where} "
+            "Please report it (the log holds no secret values); --debug shows the traceback.",
+            file=sys.stderr,
+        )
+        return EXIT_INTERNAL
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

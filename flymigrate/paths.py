@@ -1,0 +1,36 @@
+"""Where flymigrate keeps state. Created with private permissions (0700 dirs, 0600 files)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def state_dir() -> Path:
+    """The global state directory (transfer journals, logs, crash reports).
+
+    ``FLYMIGRATE_STATE_DIR`` wins; else ``$XDG_STATE_HOME/flymigrate``; else ``~/.local/state/flymigrate``.
+    """
+    env = os.environ.get("FLYMIGRATE_STATE_DIR")
+    if env:
+        base = Path(env)
+    else:
+        xdg = os.environ.get("XDG_STATE_HOME")
+        base = Path(xdg) / "flymigrate" if xdg else Path.home() / ".local" / "state" / "flymigrate"
+    return base
+
+
+def ensure_private_dir(path: Path) -> Path:
+    """mkdir -p with mode 0700 (and tighten an existing one we own)."""
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        if path.stat().st_mode & 0o077:
+            path.chmod(0o700)
+    except OSError:
+        pass
+    return path
+
+
+def app_state_dir(app_dir: Path) -> Path:
+    """Per-app state for ``apply``: ``APP_DIR/.flymigrate/``."""
+    return app_dir / ".flymigrate"
