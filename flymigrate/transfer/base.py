@@ -145,6 +145,7 @@ class DestCaps:
 class Source(Protocol):
     url: str
     caps: SourceCaps
+    warnings: list[str]  # filled by list(): skipped links, special files ...
 
     def describe(self) -> str:
         """Human-readable identity, e.g. ``hf://org/repo@<commit sha>`` (no secrets)."""
@@ -206,6 +207,9 @@ class Destination(Protocol):
     def open_upload(self, entry: Entry, state: dict[str, Any] | None, sha256: str | None) -> Upload:
         """A handle for ``entry``. ``state`` is what a previous run persisted (resume), or None."""
 
+    def stat(self, path: str) -> DestEntry | None:
+        """One file with whatever hash metadata the destination keeps (may cost a request)."""
+
     def list_stale_uploads(self) -> list[dict[str, Any]]:
         """Unfinished uploads under the prefix (for cleanup); each a state dict for ``abort_stale``."""
 
@@ -220,9 +224,10 @@ class Destination(Protocol):
 class TransientError(Exception):
     """Worth retrying (5xx, 429, timeout, reset). The message holds no secret."""
 
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
+    def __init__(self, message: str, retry_after: float | None = None, *, network: bool = False) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        self.network = network  # True: could not reach the server at all (vs. it answered 5xx/429)
 
 
 class UploadGone(Exception):

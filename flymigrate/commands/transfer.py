@@ -1,0 +1,196 @@
+"""``flymigrate transfer SRC DST``: standalone, unattended, resumable weight transfer.
+
+Credentials come from the environment only (never argv): ``HF_TOKEN`` for Hugging Face;
+``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY`` (+ ``AWS_ENDPOINT_URL_S3`` for Tigris) for ``s3://``;
+``RUNPOD_S3_ACCESS_KEY_ID``/``RUNPOD_S3_SECRET_ACCESS_KEY`` (falling back to the AWS_* pair) for
+``runpod-volume://``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from ..errors import UserError
+
+_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*$", re.I)
+_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "ki": 1024, "kib": 1024, "m": 1000**2, "mb": 1000**2, "mi": 1024**2,
+          "mib": 1024**2, "g": 1000**3, "gb": 1000**3, "gi": 1024**3, "gib": 1024**3}
+
+
+def parse_size(text: str) -> int:
+    m = _SIZE_RE.match(text)
+    if not m or (m.group(2) or "").lower() not in _UNITS:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (e.g. 64MiB, 100MB, 1GiB)")
+    return int(float(m.group(1)) * _UNITS[(m.group(2) or "").lower()])
+
+
+def human(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "transfer",
+        help="copy model weights (resumable): hf:// | local | s3:// -> runpod-volume:// | s3:// | ...",
+        description="Copy model weights, resumably. Run the same command again after any interruption and it "
+        "continues where it stopped. Credentials come from the environment: HF_TOKEN; AWS_ACCESS_KEY_ID / "
+        "AWS_SECRET_ACCESS_KEY (+ AWS_ENDPOINT_URL_S3 for Tigris); RUNPOD_S3_ACCESS_KEY_ID / "
+        "RUNPOD_S3_SECRET_ACCESS_KEY for RunPod volumes.",
+    )
+    p.add_argument("src", metavar="SRC", help="hf://ORG/REPO[@REV], a local path, s3://BUCKET/PREFIX, fly-volume://APP/VOLUME/PATH")
+    p.add_argument("dst", metavar="DST", help="runpod-volume://VOLUME_ID/PREFIX, s3://BUCKET/PREFIX, gs://..., modal-volume://...")
+    p.add_argument("--yes", "-y", action="store_true", help="never ask; log progress lines instead of bars")
+    p.add_argument("--dry-run", action="store_true", help="list what would be copied and how many bytes; copy nothing")
+    p.add_argument("--datacenter", metavar="DC", help="RunPod datacenter of the volume, e.g. EU-RO-1")
+    p.add_argument("--endpoint-url", metavar="URL", help="S3 endpoint override (RunPod volumes / any S3 destination)")
+    p.add_argument("--parallel", type=int, default=None, metavar="N", help="parts / files in flight (default 6)")
+    p.add_argument("--part-size", type=parse_size, default=None, metavar="SIZE", help="multipart part size (default 16MiB)")
+    p.add_argument("--state-dir", type=Path, default=None, metavar="DIR", help="where journals and logs live")
+    p.add_argument("--overwrite", action="store_true", help="replace destination files that differ from the source")
+    p.add_argument("--json", action="store_true", help="print progress events as JSON lines on stdout")
+    p.set_defaults(run=run)
+
+
+class _Reporter:
+    """Rich bars on a TTY; plain progress lines otherwise (or with --yes under CI)."""
+
+    def __init__(self, use_bars: bool, json_out: bool) -> None:
+        self.use_bars = use_bars and not json_out
+        self.json_out = json_out
+        self.total = 0
+        self.done = 0
+        self.t0 = time.monotonic()
+        self.last_line = 0.0
+        self.progress: Any = None
+        self.task: Any = None
+        self.file_tasks: dict[str, Any] = {}
+
+    def __enter__(self) -> _Reporter:
+        if self.use_bars:
+            from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn,
+                                       TransferSpeedColumn)
+
+            self.progress = Progress(TextColumn("{task.description}", table_column=None), BarColumn(), DownloadColumn(),
+                                     TransferSpeedColumn(), TimeRemainingColumn(), transient=False)
+            self.progress.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+    def _line(self, text: str) -> None:
+        if self.progress is not None:
+            self.progress.console.print(text)
+        else:
+            print(text, file=sys.stderr, flush=True)
+
+    def __call__(self, ev: Any) -> None:
+        if self.json_out:
+            import json
+
+            rec = {"kind": ev.kind, "path": ev.path, "bytes": ev.bytes, "total": ev.total, "message": ev.message}
+            rec.update(dict(ev.data))
+            print(json.dumps(rec), flush=True)
+            return
+        k = ev.kind
+        if k == "plan":
+            self.total = ev.total
+            self._line(f"plan: {ev.message} ({human(ev.total)}); {ev.data.get('skipped', 0)} already there")
+            if self.progress is not None:
+                self.task = self.progress.add_task("total", total=max(1, ev.total))
+        elif k in ("bytes", "resumed"):
+            self.done += ev.bytes
+            if self.progress is not None:
+                self.progress.update(self.task, advance=ev.bytes)
+                ft = self.file_tasks.get(ev.path or "")
+                if ft is not None:
+                    self.progress.update(ft, advance=ev.bytes)
+            else:
+                now = time.monotonic()
+                if now - self.last_line >= 2.0:
+                    self.last_line = now
+                    el = max(1e-6, now - self.t0)
+                    rate = self.done / el
+                    eta = (self.total - self.done) / rate if rate > 0 else 0
+                    pct = 100.0 * self.done / self.total if self.total else 100.0
+                    self._line(f"progress: {human(self.done)} / {human(self.total)} ({pct:.0f}%), "
+                               f"{human(rate)}/s, eta {eta:.0f}s")
+        elif k == "file_start":
+            if self.progress is not None and ev.total > 64 * 1024 * 1024:
+                self.file_tasks[ev.path or ""] = self.progress.add_task(ev.path or "", total=ev.total)
+        elif k == "file_done":
+            ft = self.file_tasks.pop(ev.path or "", None)
+            if ft is not None:
+                self.progress.remove_task(ft)
+            self._line(f"done: {ev.path} ({human(ev.total)}, sha256 {str(ev.data.get('sha256', ''))[:12]}…)")
+        elif k == "file_failed":
+            self._line(f"FAILED: {ev.path}: {ev.message}")
+        elif k in ("warning", "retry", "resume", "cleanup"):
+            self._line(f"{k}: {ev.path + ': ' if ev.path else ''}{ev.message}")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..transfer.engine import DEFAULT_PARALLEL, DEFAULT_PART_SIZE, TransferOptions, run_transfer
+
+    if args.parallel is not None and not 1 <= args.parallel <= 64:
+        raise UserError("--parallel must be between 1 and 64.")
+    stop = threading.Event()
+    opts = TransferOptions(
+        parallel=args.parallel or DEFAULT_PARALLEL,
+        part_size=args.part_size or DEFAULT_PART_SIZE,
+        overwrite=args.overwrite,
+        dry_run=args.dry_run,
+        datacenter=args.datacenter,
+        endpoint_url=args.endpoint_url,
+        state_dir=args.state_dir,
+        stop=stop,
+    )
+    interactive = sys.stdout.isatty() and sys.stderr.isatty()
+    use_bars = interactive and not (args.yes and os.environ.get("CI"))
+
+    hits = {"n": 0}
+
+    def on_signal(signum: int, frame: Any) -> None:
+        hits["n"] += 1
+        if hits["n"] > 1:
+            os._exit(130)  # second Ctrl-C: leave now (the journal is always consistent)
+        stop.set()
+
+    old_int = signal.signal(signal.SIGINT, on_signal)
+    old_term = signal.signal(signal.SIGTERM, on_signal)
+    try:
+        with _Reporter(use_bars and not args.dry_run, args.json) as rep:
+            result = run_transfer(args.src, args.dst, opts, progress=rep)
+    finally:
+        signal.signal(signal.SIGINT, old_int)
+        signal.signal(signal.SIGTERM, old_term)
+    if args.dry_run:
+        if args.json:
+            return 0
+        print(f"dry run: {args.src} -> {args.dst}")
+        for item in result.plan:
+            note = f"  ({item.reason})" if item.reason else ""
+            print(f"  {item.action:9} {human(item.size):>11}  {item.path}{note}")
+        n = sum(1 for i in result.plan if i.action != "skip")
+        print(f"would copy {n} of {result.files_total} files, {human(result.bytes_to_copy)} "
+              f"({result.bytes_to_copy} bytes); {result.files_skipped} already there.")
+        return 0
+    if not args.json:
+        rate = result.bytes_sent / result.seconds if result.seconds > 0 else 0
+        print(f"copied {result.files_copied} file(s), {human(result.bytes_sent)} sent"
+              f"{', ' + human(result.bytes_reused) + ' already on the server' if result.bytes_reused else ''}, "
+              f"{result.files_skipped} already there; all verified ({result.seconds:.1f}s, {human(rate)}/s).")
+    return 0

@@ -1,0 +1,925 @@
+"""The resumable copy engine. Library code: never prints, never exits; progress goes to a callback.
+
+Entry point for the rest of the product::
+
+    from flymigrate.transfer.engine import TransferOptions, run_transfer
+    result = run_transfer("hf://org/repo@rev", "runpod-volume://vol/models/x",
+                          TransferOptions(datacenter="EU-RO-1"), progress=callback)
+
+``progress`` receives :class:`Event` objects (kinds: ``plan``, ``file_start``, ``bytes``,
+``resumed``, ``file_done``, ``file_skip``, ``file_failed``, ``retry``, ``warning``, ``cleanup``,
+``done``). Errors are the typed errors of :mod:`flymigrate.errors` (UserError 2, RemoteError 3,
+ResumableError 4, Interrupted 130); state is saved before any of them is raised.
+
+Pipeline (memory stays flat whatever the file size):
+
+* ``parallel`` file workers take files from a queue. Each reads its file **sequentially** into
+  buffers from one shared pool of preallocated ``bytearray`` s (``readinto``, no copies), feeding
+  the whole-file sha256 from the same buffers, in order.
+* Small files (one part) are PUT by the file worker itself. Parts of big files go to ``parallel``
+  upload workers; a buffer returns to the pool when its part is acknowledged. The pool holds
+  ``parallel + 2`` buffers, which is the bound on both memory and bytes in flight.
+* Each part's MD5 is computed by the upload worker and compared with the ETag the server returns.
+* After a restart the persisted upload id is reused: ``ListParts`` says which parts the server
+  holds; those parts are re-read (to feed the sha256 and check their MD5) but not re-sent.
+* Before Complete, the sha256 is compared with the source's (HF LFS); a mismatch aborts the upload
+  and the file is reported as failed, never marked done. After Complete, HEAD checks the size.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import queue
+import random
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import FlymigrateError, Interrupted, RemoteError, ResumableError, UserError
+from ..paths import ensure_private_dir, state_dir
+from .base import (
+    MiB,
+    AdapterOptions,
+    DestCaps,
+    DestEntry,
+    Destination,
+    Entry,
+    PartInfo,
+    Source,
+    TransientError,
+    UploadGone,
+    WriteMode,
+    open_destination,
+    open_source,
+    parse_url,
+)
+from .journal import Journal
+from .streams import read_full
+
+DEFAULT_PART_SIZE = 16 * MiB
+DEFAULT_PARALLEL = 6
+MEMORY_BUDGET = 512 * MiB  # cap on pooled buffers when parts must be huge
+
+
+@dataclass
+class TransferOptions:
+    parallel: int = DEFAULT_PARALLEL  # parts / small files in flight
+    part_size: int = DEFAULT_PART_SIZE
+    overwrite: bool = False
+    dry_run: bool = False
+    datacenter: str | None = None
+    endpoint_url: str | None = None
+    state_dir: Path | None = None
+    max_attempts: int = 8  # per request
+    backoff_base: float = 0.5
+    backoff_max: float = 30.0
+    env: Mapping[str, str] | None = None
+    stop: threading.Event | None = None  # set it (e.g. from a signal handler) to stop and save state
+    cleanup_stale: bool = True  # abort unfinished multipart uploads for our keys once all is done
+
+
+@dataclass(frozen=True)
+class Event:
+    kind: str
+    path: str | None = None
+    bytes: int = 0
+    total: int = 0
+    message: str = ""
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class PlanItem:
+    path: str
+    size: int
+    action: str  # copy | skip | overwrite | resume
+    reason: str = ""
+
+
+@dataclass
+class TransferResult:
+    src: str
+    dst: str
+    journal: str
+    log: str
+    plan: list[PlanItem] = field(default_factory=list)
+    files_total: int = 0
+    files_copied: int = 0
+    files_skipped: int = 0
+    failed: dict[str, str] = field(default_factory=dict)
+    bytes_total: int = 0
+    bytes_to_copy: int = 0
+    bytes_sent: int = 0
+    bytes_reused: int = 0  # parts the destination already held after a restart
+    warnings: list[str] = field(default_factory=list)
+    dry_run: bool = False
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+
+ProgressCallback = Callable[[Event], None]
+
+
+class _Stopped(Exception):
+    pass
+
+
+def transfers_dir(base: Path | None = None) -> Path:
+    return (base or state_dir()) / "transfers"
+
+
+def choose_part_size(size: int, wanted: int, caps: DestCaps) -> int:
+    ps = max(wanted, caps.min_part_size)
+    need = -(-size // max(1, caps.max_parts - 100))
+    if need > ps:
+        ps = -(-need // MiB) * MiB
+    if caps.write_mode is WriteMode.CHUNKS and caps.granularity > 1:
+        ps = max(caps.granularity, ps // caps.granularity * caps.granularity)
+    return min(ps, caps.max_part_size)
+
+
+def multipart_etag(part_etags: list[str]) -> str:
+    return hashlib.md5(b"".join(bytes.fromhex(e) for e in part_etags)).hexdigest() + f"-{len(part_etags)}"
+
+
+class _Pool:
+    """Preallocated buffers; ``acquire`` blocks (bounded memory and bounded bytes in flight)."""
+
+    def __init__(self, n: int, size: int, stop: threading.Event) -> None:
+        self.size = size
+        self._free: queue.LifoQueue[bytearray] = queue.LifoQueue()
+        self._made = 0
+        self._n = n
+        self._mu = threading.Lock()
+        self._stop = stop
+
+    def acquire(self) -> bytearray:
+        while True:
+            try:
+                return self._free.get_nowait()
+            except queue.Empty:
+                pass
+            with self._mu:
+                if self._made < self._n:
+                    self._made += 1
+                    return bytearray(self.size)
+            try:
+                return self._free.get(timeout=0.2)
+            except queue.Empty:
+                if self._stop.is_set():
+                    raise _Stopped() from None
+
+    def release(self, buf: bytearray) -> None:
+        self._free.put(buf)
+
+
+class _Log:
+    def __init__(self, path: Path) -> None:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        self._fh = os.fdopen(fd, "a", buffering=1)
+        self._mu = threading.Lock()
+
+    def write(self, ev: Event) -> None:
+        rec: dict[str, Any] = {"t": round(time.time(), 3), "kind": ev.kind}
+        if ev.path is not None:
+            rec["path"] = ev.path
+        if ev.bytes:
+            rec["bytes"] = ev.bytes
+        if ev.total:
+            rec["total"] = ev.total
+        if ev.message:
+            rec["message"] = ev.message
+        if ev.data:
+            rec.update(ev.data)
+        with self._mu:
+            self._fh.write(json.dumps(rec) + "\n")
+
+    def close(self) -> None:
+        self._fh.close()
+
+
+class _Run:
+    def __init__(self, src: Source, dst: Destination, journal: Journal, opts: TransferOptions,
+                 emit: Callable[[Event], None], result: TransferResult, stop: threading.Event) -> None:
+        self.src = src
+        self.dst = dst
+        self.j = journal
+        self.opts = opts
+        self.emit = emit
+        self.result = result
+        self.stop = stop
+        self.fatal: BaseException | None = None
+        self._mu = threading.Lock()
+        self.part_q: queue.Queue[Any] = queue.Queue()
+        self.pool: _Pool | None = None
+
+    # ---------------------------------------------------------------------------------- retries
+
+    def retry(self, what: str, path: str | None, fn: Callable[[], Any]) -> Any:
+        attempt = 0
+        while True:
+            if self.stop.is_set():
+                raise _Stopped()
+            try:
+                return fn()
+            except TransientError as e:
+                attempt += 1
+                if attempt >= self.opts.max_attempts:
+                    if e.network:
+                        raise ResumableError(
+                            f"could not reach the server for {what} after {attempt} attempts ({e}).",
+                            hint="State is saved; check the network and run the same command again to continue.",
+                        ) from None
+                    raise RemoteError(
+                        f"{what} kept failing after {attempt} attempts ({e}).",
+                        hint="State is saved; run the same command again to continue once the service recovers.",
+                    ) from None
+                delay = min(self.opts.backoff_max, self.opts.backoff_base * (2 ** (attempt - 1)))
+                delay = delay * (0.5 + random.random() / 2)
+                if e.retry_after is not None:
+                    delay = max(delay, min(e.retry_after, 300.0))
+                self.emit(Event("retry", path, message=f"{what}: {e}; retry {attempt} in {delay:.1f}s",
+                                data={"attempt": attempt, "delay": round(delay, 2)}))
+                if self.stop.wait(delay):
+                    raise _Stopped() from None
+
+    # ------------------------------------------------------------------------------------ reading
+
+    def _fill(self, entry: Entry, stream_box: list[Any], offset: int, view: memoryview) -> None:
+        """Fill ``view`` with the source bytes at ``offset``; reopen with a ranged read on errors."""
+        got = 0
+        attempt = 0
+        while got < len(view):
+            if self.stop.is_set():
+                raise _Stopped()
+            try:
+                if stream_box[0] is None:
+                    stream_box[0] = self.src.open(entry, offset + got)
+                n = read_full(stream_box[0], view[got:])
+                if n == 0:
+                    raise UserError(f"source file {entry.path!r} is shorter than listed ({offset + got} < {entry.size} "
+                                    "bytes); did it change during the copy?")
+                got += n
+            except (TransientError, OSError, ConnectionError) as e:
+                if isinstance(e, OSError) and not isinstance(e, ConnectionError | TimeoutError) and self.src.caps.seekable:
+                    raise UserError(f"cannot read {entry.path!r}: {e.strerror or e}") from None
+                self._close_stream(stream_box)
+                attempt += 1
+                if not self.src.caps.ranged_read and offset + got > 0:
+                    raise RemoteError(f"reading {entry.path!r} failed and the source cannot resume a read: {e}") from None
+                if attempt >= self.opts.max_attempts:
+                    if getattr(e, "network", True):
+                        raise ResumableError(f"reading {entry.path!r} kept failing ({e}).",
+                                             hint="State is saved; run the same command again to continue.") from None
+                    raise RemoteError(f"reading {entry.path!r} kept failing ({e}).") from None
+                delay = min(self.opts.backoff_max, self.opts.backoff_base * (2 ** (attempt - 1))) * (0.5 + random.random() / 2)
+                self.emit(Event("retry", entry.path, message=f"read at {offset + got}: {e}; retry {attempt} in {delay:.1f}s"))
+                if self.stop.wait(delay):
+                    raise _Stopped() from None
+
+    @staticmethod
+    def _close_stream(box: list[Any]) -> None:
+        if box[0] is not None:
+            try:
+                box[0].close()
+            except Exception:
+                pass
+            box[0] = None
+
+    # ------------------------------------------------------------------------------- upload worker
+
+    def upload_worker(self) -> None:
+        while True:
+            job = self.part_q.get()
+            if job is None:
+                return
+            fs, number, buf, n = job
+            try:
+                if self.stop.is_set() or fs.error is not None:
+                    continue
+                view = memoryview(buf)[:n]
+                md5 = hashlib.md5(view).hexdigest() if self.dst.caps.part_etag_is_md5 else None
+                info: PartInfo | None = None
+                for _ in range(3):
+                    info = self.retry(f"UploadPart {number} of {fs.entry.path}", fs.entry.path,
+                                      lambda: fs.upload.write_part(number, view))
+                    if md5 is None or info.etag == md5:
+                        break
+                    self.emit(Event("retry", fs.entry.path, message=f"part {number}: ETag {info.etag} != MD5 {md5}; re-sending"))
+                else:
+                    raise RemoteError(f"{fs.entry.path}: part {number} kept arriving corrupted (ETag {info.etag if info else '?'} "
+                                      f"!= MD5 {md5}).")
+                assert info is not None
+                self.j.add_part(fs.entry.path, number, n, info.etag)
+                fs.part_done(number, info)
+                with self._mu:
+                    self.result.bytes_sent += n
+                self.emit(Event("bytes", fs.entry.path, bytes=n, total=fs.entry.size))
+            except _Stopped:
+                pass
+            except BaseException as e:  # noqa: BLE001 -- handed to the file worker
+                fs.error = e
+            finally:
+                if self.pool is not None:
+                    self.pool.release(buf)
+                fs.pending_dec()
+
+    # --------------------------------------------------------------------------------- one file
+
+    def copy_file(self, entry: Entry) -> None:
+        caps = self.dst.caps
+        ps = choose_part_size(entry.size, self.opts.part_size, caps)
+        self.emit(Event("file_start", entry.path, total=entry.size))
+        if caps.write_mode is WriteMode.PARTS:
+            if entry.size <= ps and entry.size <= caps.single_put_max:
+                self._single_put(entry)
+            else:
+                self._multipart(entry, ps)
+        elif caps.write_mode is WriteMode.CHUNKS:
+            self._chunks(entry, ps)
+        else:
+            self._spool(entry)
+
+    def _verify(self, entry: Entry, digest: str) -> str | None:
+        if entry.sha256 and entry.sha256.lower() != digest:
+            return f"sha256 mismatch: source says {entry.sha256}, read {digest}"
+        return None
+
+    def _finish(self, entry: Entry, digest: str, de: DestEntry) -> None:
+        if de.size != entry.size:
+            raise RemoteError(f"{entry.path}: destination reports {de.size} bytes after upload, expected {entry.size}.")
+        self.j.mark_done(entry.path, digest, de.etag)
+        with self._mu:
+            self.result.files_copied += 1
+        self.emit(Event("file_done", entry.path, total=entry.size, data={"sha256": digest}))
+
+    def _fail(self, entry: Entry, msg: str) -> None:
+        self.j.mark_failed(entry.path, msg, keep_state=False)
+        with self._mu:
+            self.result.failed[entry.path] = msg
+        self.emit(Event("file_failed", entry.path, message=msg))
+
+    def _single_put(self, entry: Entry) -> None:
+        assert self.pool is not None
+        buf = self.pool.acquire()
+        try:
+            view = memoryview(buf)[: entry.size]
+            box: list[Any] = [None]
+            try:
+                self._fill(entry, box, 0, view)
+            finally:
+                self._close_stream(box)
+            digest = hashlib.sha256(view).hexdigest()
+            bad = self._verify(entry, digest)
+            if bad:
+                self._fail(entry, bad)
+                return
+            md5 = hashlib.md5(view).hexdigest() if self.dst.caps.part_etag_is_md5 else None
+            up = self.dst.open_upload(entry, None, digest)
+            self.j.start_upload(entry.path, entry.size, {})
+            for _ in range(3):
+                de = self.retry(f"PutObject {entry.path}", entry.path, lambda: up.put(view, digest))  # type: ignore[attr-defined]
+                if md5 is None or de.etag == md5:
+                    break
+                self.emit(Event("retry", entry.path, message=f"ETag {de.etag} != MD5 {md5}; re-sending"))
+            else:
+                self._fail(entry, f"kept arriving corrupted (ETag {de.etag} != MD5 {md5})")
+                return
+            with self._mu:
+                self.result.bytes_sent += entry.size
+            self.emit(Event("bytes", entry.path, bytes=entry.size, total=entry.size))
+            self._finish(entry, digest, de)
+        finally:
+            self.pool.release(buf)
+
+    def _multipart(self, entry: Entry, ps: int) -> None:
+        assert self.pool is not None
+        path = entry.path
+        fp = entry.fingerprint()
+        row = self.j.get(path)
+        upload = None
+        server: dict[int, PartInfo] = {}
+        if row and row.status == "uploading" and row.fingerprint == fp and row.upload_state and row.upload_state.get("upload_id"):
+            if row.part_size == ps:
+                upload = self.dst.open_upload(entry, row.upload_state, entry.sha256)
+                try:
+                    server = self.retry(f"ListParts {path}", path, upload.list_parts)  # type: ignore[attr-defined]
+                    self.emit(Event("resume", path, message=f"resuming upload: {len(server)} parts already on the server"))
+                except UploadGone:
+                    self.emit(Event("warning", path, message="the previous multipart upload is gone; starting this file again"))
+                    upload = None
+                    server = {}
+            else:
+                old = self.dst.open_upload(entry, row.upload_state, None)
+                self._abort_quietly(old)
+        elif row and row.upload_state and row.upload_state.get("upload_id") and row.fingerprint != fp:
+            # the source file changed since the upload started: the old parts are useless
+            self.emit(Event("warning", path, message="source changed since the last run; restarting this file"))
+            self._abort_quietly(self.dst.open_upload(entry, row.upload_state, None))
+        if upload is None:
+            upload = self.dst.open_upload(entry, None, entry.sha256)
+            st = self.retry(f"CreateMultipartUpload {path}", path, upload.begin)
+            self.j.start_upload(path, ps, st)  # persisted before the first byte goes out
+            self.j.upsert(path, entry.size, fp, "uploading")
+        fs = _FileState(entry, upload)
+        nparts = -(-entry.size // ps)
+        sha = hashlib.sha256()
+        box: list[Any] = [None]
+        try:
+            for number in range(1, nparts + 1):
+                if fs.error is not None:
+                    break
+                if self.stop.is_set():
+                    raise _Stopped()
+                off = (number - 1) * ps
+                n = min(ps, entry.size - off)
+                buf = self.pool.acquire()
+                handed = False
+                try:
+                    view = memoryview(buf)[:n]
+                    self._fill(entry, box, off, view)
+                    sha.update(view)
+                    sp = server.get(number)
+                    if sp is not None and sp.size == n and (
+                        not self.dst.caps.part_etag_is_md5 or hashlib.md5(view).hexdigest() == sp.etag
+                    ):
+                        self.j.add_part(path, number, n, sp.etag)
+                        fs.part_done(number, sp)
+                        with self._mu:
+                            self.result.bytes_reused += n
+                        self.emit(Event("resumed", path, bytes=n, total=entry.size))
+                    else:
+                        fs.pending_inc()
+                        self.part_q.put((fs, number, buf, n))
+                        handed = True
+                finally:
+                    if not handed:
+                        self.pool.release(buf)
+        finally:
+            self._close_stream(box)
+            fs.wait(self.stop)
+        if fs.error is not None:
+            raise fs.error
+        if self.stop.is_set():
+            raise _Stopped()
+        digest = sha.hexdigest()
+        bad = self._verify(entry, digest)
+        if bad:
+            self._abort_quietly(upload)
+            self._fail(entry, bad)
+            return
+        parts = [fs.parts[i] for i in range(1, nparts + 1)]
+
+        def complete() -> DestEntry:
+            try:
+                return upload.complete(parts)  # type: ignore[attr-defined, no-any-return]
+            except UploadGone:
+                # a retried Complete whose first attempt succeeded: check what is there
+                de = self.dst.stat(path)
+                if de and de.size == entry.size and (not self.dst.caps.part_etag_is_md5
+                                                     or de.etag == multipart_etag([p.etag for p in parts])):
+                    return de
+                raise
+        try:
+            de = self.retry(f"CompleteMultipartUpload {path}", path, complete)
+        except UploadGone:
+            self.j.reset(path)
+            raise ResumableError(f"{path}: the upload vanished before it could be completed; run again to re-send it.") from None
+        if self.dst.caps.part_etag_is_md5 and de.etag and "-" in de.etag and de.etag != multipart_etag([p.etag for p in parts]):
+            raise RemoteError(f"{path}: destination ETag {de.etag} does not match the parts sent.")
+        self._finish(entry, digest, de)
+
+    def _abort_quietly(self, upload: Any) -> None:
+        try:
+            self.retry("AbortMultipartUpload", None, upload.abort)
+        except (FlymigrateError, UploadGone):
+            pass
+
+    def _chunks(self, entry: Entry, ps: int) -> None:
+        """GCS-style resumable session: sequential chunks, the server reports its committed offset."""
+        assert self.pool is not None
+        path = entry.path
+        fp = entry.fingerprint()
+        row = self.j.get(path)
+        upload = None
+        committed = 0
+        if row and row.status == "uploading" and row.fingerprint == fp and row.upload_state:
+            upload = self.dst.open_upload(entry, row.upload_state, entry.sha256)
+            try:
+                committed = int(self.retry(f"query session {path}", path, upload.committed))  # type: ignore[attr-defined]
+                self.emit(Event("resume", path, message=f"resuming session at byte {committed}"))
+            except UploadGone:
+                upload = None
+                committed = 0
+        if upload is None:
+            upload = self.dst.open_upload(entry, None, entry.sha256)
+            st = self.retry(f"start session {path}", path, upload.begin)
+            self.j.start_upload(path, ps, st)
+            self.j.upsert(path, entry.size, fp, "uploading")
+        sha = hashlib.sha256()
+        box: list[Any] = [None]
+        buf = self.pool.acquire()
+        try:
+            off = 0
+            while off < entry.size or entry.size == 0:
+                n = min(ps, entry.size - off)
+                view = memoryview(buf)[:n]
+                self._fill(entry, box, off, view)
+                sha.update(view)
+                final = off + n >= entry.size
+                if off + n <= committed:
+                    with self._mu:
+                        self.result.bytes_reused += n
+                    self.emit(Event("resumed", path, bytes=n, total=entry.size))
+                else:
+                    skip = max(0, committed - off)
+                    if skip:
+                        with self._mu:
+                            self.result.bytes_reused += skip
+                    sub = view[skip:]
+                    if final:
+                        bad = self._verify(entry, sha.hexdigest())
+                        if bad:
+                            self._abort_quietly(upload)
+                            self._fail(entry, bad)
+                            return
+                    self.retry(f"upload chunk at {off + skip} of {path}", path,
+                               lambda: upload.write_chunk(off + skip, sub, final))  # type: ignore[attr-defined]
+                    committed = off + n
+                    self.j.set_bytes(path, committed)
+                    with self._mu:
+                        self.result.bytes_sent += len(sub)
+                    self.emit(Event("bytes", path, bytes=len(sub), total=entry.size))
+                off += n
+                if entry.size == 0:
+                    break
+        finally:
+            self._close_stream(box)
+            self.pool.release(buf)
+        digest = sha.hexdigest()
+        de = self.retry(f"finalize {path}", path, upload.complete)  # type: ignore[attr-defined]
+        self._finish(entry, digest, de)
+
+    def _spool(self, entry: Entry) -> None:
+        """Destinations that need a whole local file (Modal): stream to a private staging file first."""
+        assert self.pool is not None
+        path = entry.path
+        staging = ensure_private_dir(Path(self.j.dir) / f"{self.j.id}.staging")
+        fd, tmp = tempfile.mkstemp(dir=staging)
+        sha = hashlib.sha256()
+        box: list[Any] = [None]
+        buf = self.pool.acquire()
+        try:
+            with os.fdopen(fd, "wb") as out:
+                off = 0
+                while off < entry.size:
+                    n = min(len(buf), entry.size - off)
+                    view = memoryview(buf)[:n]
+                    self._fill(entry, box, off, view)
+                    sha.update(view)
+                    out.write(view)
+                    off += n
+            digest = sha.hexdigest()
+            bad = self._verify(entry, digest)
+            if bad:
+                self._fail(entry, bad)
+                return
+            up = self.dst.open_upload(entry, None, digest)
+            self.j.start_upload(path, 0, {})
+            de = self.retry(f"upload {path}", path, lambda: up.put_file(tmp, digest))  # type: ignore[attr-defined]
+            with self._mu:
+                self.result.bytes_sent += entry.size
+            self.emit(Event("bytes", path, bytes=entry.size, total=entry.size))
+            self._finish(entry, digest, de)
+        finally:
+            self._close_stream(box)
+            self.pool.release(buf)
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+
+    # ---------------------------------------------------------------------------------- file worker
+
+    def file_worker(self, files: queue.Queue[Entry | None]) -> None:
+        while not self.stop.is_set():
+            try:
+                entry = files.get_nowait()
+            except queue.Empty:
+                return
+            if entry is None:
+                return
+            try:
+                self.copy_file(entry)
+            except _Stopped:
+                return
+            except BaseException as e:  # noqa: BLE001
+                with self._mu:
+                    if self.fatal is None:
+                        self.fatal = e
+                self.stop.set()
+                return
+
+
+class _FileState:
+    def __init__(self, entry: Entry, upload: Any) -> None:
+        self.entry = entry
+        self.upload = upload
+        self.parts: dict[int, PartInfo] = {}
+        self.error: BaseException | None = None
+        self._pending = 0
+        self._cv = threading.Condition()
+
+    def pending_inc(self) -> None:
+        with self._cv:
+            self._pending += 1
+
+    def pending_dec(self) -> None:
+        with self._cv:
+            self._pending -= 1
+            self._cv.notify_all()
+
+    def part_done(self, number: int, info: PartInfo) -> None:
+        with self._cv:
+            self.parts[number] = info
+
+    def wait(self, stop: threading.Event, grace: float = 10.0) -> None:
+        deadline: float | None = None
+        with self._cv:
+            while self._pending > 0:
+                if stop.is_set():
+                    deadline = deadline or time.monotonic() + grace
+                    if time.monotonic() > deadline:
+                        return
+                self._cv.wait(0.2)
+
+
+# ---------------------------------------------------------------------------------------------- plan
+
+
+def _local_hashes(src: Source, entry: Entry, ps: int) -> tuple[str, str, str]:
+    """sha256, single-part md5 and multipart ETag of a seekable source file (plan-time comparisons)."""
+    sha = hashlib.sha256()
+    whole = hashlib.md5()
+    parts: list[str] = []
+    with src.open(entry, 0) as f:
+        buf = bytearray(min(ps, 8 * MiB) if ps >= 8 * MiB else ps)
+        cur = hashlib.md5()
+        in_part = 0
+        while True:
+            n = f.readinto(buf)
+            if not n:
+                break
+            v = memoryview(buf)[:n]
+            sha.update(v)
+            whole.update(v)
+            pos = 0
+            while pos < n:
+                take = min(n - pos, ps - in_part)
+                cur.update(v[pos : pos + take])
+                in_part += take
+                pos += take
+                if in_part == ps:
+                    parts.append(cur.hexdigest())
+                    cur = hashlib.md5()
+                    in_part = 0
+        if in_part:
+            parts.append(cur.hexdigest())
+    return sha.hexdigest(), whole.hexdigest(), multipart_etag(parts) if len(parts) > 0 else ""
+
+
+def _matches(src: Source, dst: Destination, e: Entry, d: DestEntry, ps: int) -> bool | None:
+    """True: same content; False: different; None: cannot tell."""
+    if d.size != e.size:
+        return False
+    full = d
+    if d.sha256 is None:
+        try:
+            full = dst.stat(e.path) or d
+        except FlymigrateError:
+            full = d
+    if e.sha256 and full.sha256:
+        return e.sha256.lower() == full.sha256.lower()
+    if e.etag and full.etag and src.caps.hash_kind == "md5-etag" and e.etag == full.etag:
+        return True
+    if src.caps.seekable:
+        sha, md5, mpe = _local_hashes(src, e, ps)
+        if full.sha256:
+            return sha == full.sha256.lower()
+        if full.etag:
+            if "-" in full.etag:
+                return mpe == full.etag if e.size > ps else None
+            return md5 == full.etag
+    return None
+
+
+# ----------------------------------------------------------------------------------------------- API
+
+
+def run_transfer(src_url: str, dst_url: str, options: TransferOptions | None = None,
+                 progress: ProgressCallback | None = None) -> TransferResult:
+    """Copy ``src_url`` to ``dst_url``, resumably. See the module docstring."""
+    opts = options or TransferOptions()
+    if opts.parallel < 1 or opts.parallel > 64:
+        raise UserError("--parallel must be between 1 and 64.")
+    if opts.part_size < 1 * MiB:
+        raise UserError("--part-size must be at least 1 MiB.")
+    src_p = parse_url(src_url)
+    dst_p = parse_url(dst_url)
+    stop = opts.stop or threading.Event()
+    env = dict(opts.env) if opts.env is not None else dict(os.environ)
+    aopts = AdapterOptions(endpoint_url=opts.endpoint_url, datacenter=opts.datacenter, env=env,
+                           connections=opts.parallel * 2 + 2)
+    # the journal is keyed by the URLs as the user wrote them (normalised), not by the pinned revision
+    tdir = ensure_private_dir(transfers_dir(opts.state_dir))
+    key_src = src_p.root + ("@" + src_p.revision if src_p.revision else "") + "|" + src_p.scheme + "|" + src_p.path
+    key_dst = dst_p.scheme + "|" + dst_p.root + "|" + dst_p.path
+    journal = Journal(tdir, key_src, key_dst)
+    log = _Log(tdir / f"{journal.id}.log.jsonl")
+    result = TransferResult(src=src_url, dst=dst_url, journal=str(journal.path), log=str(tdir / f"{journal.id}.log.jsonl"),
+                            dry_run=opts.dry_run)
+    journal.set_meta("src_url", src_url)
+    journal.set_meta("dst_url", dst_url)
+    t0 = time.monotonic()
+    cb_mu = threading.Lock()
+
+    def emit(ev: Event) -> None:
+        log.write(ev)
+        if progress is not None:
+            with cb_mu:
+                progress(ev)
+
+    src: Source | None = None
+    dst: Destination | None = None
+    try:
+        emit(Event("start", message=f"{src_url} -> {dst_url}", data={"dry_run": opts.dry_run}))
+        src = open_source(src_p, aopts)
+        dst = open_destination(dst_p, aopts)
+        dst.check()
+        entries = list(src.list())
+        journal.set_meta("src_resolved", src.describe())
+        for w in getattr(src, "warnings", []) or []:
+            result.warnings.append(w)
+            emit(Event("warning", message=w))
+        if not entries:
+            raise UserError(f"nothing to copy: {src_url} has no files.")
+        existing = dst.list()
+        to_copy: list[Entry] = []
+        conflicts: list[str] = []
+        for e in entries:
+            ps = choose_part_size(e.size, opts.part_size, dst.caps)
+            row = journal.get(e.path)
+            d = existing.get(e.path)
+            fp = e.fingerprint()
+            item: PlanItem
+            if row and row.status in ("done", "skipped") and row.fingerprint == fp and d and d.size == e.size:
+                item = PlanItem(e.path, e.size, "skip", "already copied and verified")
+            elif d is not None:
+                same = _matches(src, dst, e, d, ps)
+                if same:
+                    item = PlanItem(e.path, e.size, "skip", "identical file already at the destination")
+                elif opts.overwrite:
+                    item = PlanItem(e.path, e.size, "overwrite",
+                                    "differs from the destination" if same is False else "cannot verify the destination copy")
+                else:
+                    conflicts.append(f"{e.path} ({'differs' if same is False else 'same size, cannot verify it is identical'})")
+                    item = PlanItem(e.path, e.size, "conflict")
+            elif row and row.status == "uploading" and row.fingerprint == fp:
+                item = PlanItem(e.path, e.size, "resume", f"{row.bytes_done} bytes sent before")
+            else:
+                item = PlanItem(e.path, e.size, "copy")
+            result.plan.append(item)
+            if item.action in ("copy", "overwrite", "resume"):
+                to_copy.append(e)
+        result.files_total = len(entries)
+        result.bytes_total = sum(e.size for e in entries)
+        result.bytes_to_copy = sum(e.size for e in to_copy)
+        result.files_skipped = sum(1 for i in result.plan if i.action == "skip")
+        emit(Event("plan", total=result.bytes_to_copy, message=f"{len(to_copy)} of {len(entries)} files to copy",
+                   data={"files": len(entries), "to_copy": len(to_copy), "bytes_total": result.bytes_total,
+                         "skipped": result.files_skipped, "conflicts": len(conflicts)}))
+        if conflicts:
+            shown = ", ".join(conflicts[:5]) + (f" and {len(conflicts) - 5} more" if len(conflicts) > 5 else "")
+            raise UserError(f"{len(conflicts)} file(s) already exist at {dst_url} with different or unverifiable content: {shown}.",
+                            hint="Nothing was overwritten. Pass --overwrite to replace them, or pick another destination prefix.")
+        if opts.dry_run:
+            return result
+        for e in entries:
+            row = journal.get(e.path)
+            if row is None or row.fingerprint != e.fingerprint() or row.status not in ("done", "skipped"):
+                if any(i.path == e.path and i.action == "skip" for i in result.plan):
+                    journal.upsert(e.path, e.size, e.fingerprint(), "pending")
+                    journal.mark_done(e.path, row.sha256 if row else None, None, status="skipped")
+                else:
+                    journal.upsert(e.path, e.size, e.fingerprint(), "pending")
+        for i in result.plan:
+            if i.action == "skip":
+                emit(Event("file_skip", i.path, total=i.size, message=i.reason))
+        if to_copy:
+            _execute(src, dst, journal, opts, emit, result, stop, to_copy)
+        if result.failed:
+            shown = "; ".join(f"{p}: {m}" for p, m in list(result.failed.items())[:5])
+            raise RemoteError(f"{len(result.failed)} file(s) failed verification and were not marked done: {shown}.",
+                              hint="Run the same command again to re-copy them; if it repeats, the source is serving "
+                              "different bytes than it advertises.")
+        if opts.cleanup_stale:
+            _cleanup(dst, entries, emit)
+        journal.set_meta("finished", str(time.time()))
+        result.seconds = time.monotonic() - t0
+        emit(Event("done", total=result.bytes_sent, message="all files copied and verified",
+                   data={"seconds": round(result.seconds, 3), "bytes_sent": result.bytes_sent,
+                         "bytes_reused": result.bytes_reused}))
+        return result
+    except _Stopped:
+        raise Interrupted("stopped; state is saved.", hint="Run the same command again to continue.") from None
+    except FlymigrateError as e:
+        emit(Event("error", message=str(e), data={"exit_code": e.exit_code}))
+        raise
+    finally:
+        result.seconds = time.monotonic() - t0
+        for a in (src, dst):
+            if a is not None:
+                try:
+                    a.close()
+                except Exception:
+                    pass
+        log.close()
+        journal.close()
+
+
+def _execute(src: Source, dst: Destination, journal: Journal, opts: TransferOptions,
+             emit: Callable[[Event], None], result: TransferResult, stop: threading.Event, to_copy: list[Entry]) -> None:
+    run = _Run(src, dst, journal, opts, emit, result, stop)
+    max_ps = max(choose_part_size(e.size, opts.part_size, dst.caps) for e in to_copy)
+    max_ps = min(max_ps, max(e.size for e in to_copy)) if dst.caps.write_mode is not WriteMode.SPOOL else min(max_ps, 8 * MiB)
+    max_ps = max(max_ps, 1)
+    nbuf = max(2, min(opts.parallel + 2, MEMORY_BUDGET // max_ps))
+    run.pool = _Pool(nbuf, max_ps, stop)
+    files: queue.Queue[Entry | None] = queue.Queue()
+    # big files first so the tail of the run is many small files in parallel, not one big straggler
+    for e in sorted(to_copy, key=lambda e: -e.size):
+        files.put(e)
+    uploaders = [threading.Thread(target=run.upload_worker, name=f"fm-up-{i}", daemon=True) for i in range(opts.parallel)]
+    workers = [threading.Thread(target=run.file_worker, args=(files,), name=f"fm-file-{i}", daemon=True)
+               for i in range(min(opts.parallel, len(to_copy)))]
+    for t in uploaders + workers:
+        t.start()
+    try:
+        for t in workers:
+            while t.is_alive():
+                t.join(0.2)
+    except KeyboardInterrupt:
+        stop.set()
+        for t in workers:
+            t.join(10)
+        raise _Stopped() from None
+    finally:
+        for _ in uploaders:
+            run.part_q.put(None)
+    if run.fatal is not None:
+        raise run.fatal
+    if stop.is_set():
+        raise _Stopped()
+
+
+def _cleanup(dst: Destination, entries: list[Entry], emit: Callable[[Event], None]) -> None:
+    """Abort unfinished multipart uploads left behind for the keys we just wrote (older runs)."""
+    try:
+        stale = dst.list_stale_uploads()
+    except (FlymigrateError, TransientError, UploadGone) as e:
+        emit(Event("warning", message=f"could not list unfinished uploads: {e}"))
+        return
+    prefix = getattr(dst, "prefix", "")
+    ours = {(f"{prefix}/{e.path}" if prefix else e.path) for e in entries}
+    for st in stale:
+        if st.get("key") in ours:
+            try:
+                dst.abort_stale(st)
+                emit(Event("cleanup", st.get("key"), message="aborted an abandoned multipart upload"))
+            except (FlymigrateError, TransientError) as e:
+                emit(Event("warning", st.get("key"), message=f"could not abort an abandoned upload: {e}"))
+
+
+def list_status(base: Path | None = None) -> list[dict[str, Any]]:
+    """Summaries of every transfer journal (for ``flymigrate status`` and the TUI)."""
+    from .journal import list_journals, read_only
+
+    out = []
+    for p in list_journals(transfers_dir(base)):
+        try:
+            s = read_only(p)
+        except Exception as e:  # noqa: BLE001 -- a corrupt journal must not hide the others
+            s = {"src": None, "dst": None, "error": f"{type(e).__name__}: {e}", "files": {}, "bytes_total": 0,
+                 "bytes_done": 0, "failed": [], "running": False, "finished": None}
+        s["journal"] = str(p)
+        out.append(s)
+    return out
