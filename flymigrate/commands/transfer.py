@@ -158,6 +158,12 @@ def run(args: argparse.Namespace) -> int:
         state_dir=args.state_dir,
         stop=stop,
     )
+    # undocumented knobs for tests and impatient users: retry budget and backoff base (seconds)
+    if os.environ.get("FLYMIGRATE_MAX_ATTEMPTS"):
+        opts.max_attempts = max(1, int(os.environ["FLYMIGRATE_MAX_ATTEMPTS"]))
+    if os.environ.get("FLYMIGRATE_BACKOFF_BASE"):
+        opts.backoff_base = float(os.environ["FLYMIGRATE_BACKOFF_BASE"])
+        opts.backoff_max = max(opts.backoff_base, min(opts.backoff_max, opts.backoff_base * 16))
     interactive = sys.stdout.isatty() and sys.stderr.isatty()
     use_bars = interactive and not (args.yes and os.environ.get("CI"))
 

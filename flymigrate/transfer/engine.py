@@ -207,6 +207,37 @@ class _Log:
         self._fh.close()
 
 
+def _retry(opts: TransferOptions, stop: threading.Event, emit: Callable[[Event], None], what: str,
+           path: str | None, fn: Callable[[], Any]) -> Any:
+    """Call ``fn``; on TransientError back off exponentially with jitter (honouring Retry-After)."""
+    attempt = 0
+    while True:
+        if stop.is_set():
+            raise _Stopped()
+        try:
+            return fn()
+        except TransientError as e:
+            attempt += 1
+            if attempt >= opts.max_attempts:
+                if e.network:
+                    raise ResumableError(
+                        f"could not reach the server for {what} after {attempt} attempts ({e}).",
+                        hint="State is saved; check the network and run the same command again to continue.",
+                    ) from None
+                raise RemoteError(
+                    f"{what} kept failing after {attempt} attempts ({e}).",
+                    hint="State is saved; run the same command again to continue once the service recovers.",
+                ) from None
+            delay = min(opts.backoff_max, opts.backoff_base * (2 ** (attempt - 1)))
+            delay = delay * (0.5 + random.random() / 2)
+            if e.retry_after is not None:
+                delay = max(delay, min(e.retry_after, 300.0))
+            emit(Event("retry", path, message=f"{what}: {e}; retry {attempt} in {delay:.1f}s",
+                       data={"attempt": attempt, "delay": round(delay, 2)}))
+            if stop.wait(delay):
+                raise _Stopped() from None
+
+
 class _Run:
     def __init__(self, src: Source, dst: Destination, journal: Journal, opts: TransferOptions,
                  emit: Callable[[Event], None], result: TransferResult, stop: threading.Event) -> None:
@@ -225,32 +256,7 @@ class _Run:
     # ---------------------------------------------------------------------------------- retries
 
     def retry(self, what: str, path: str | None, fn: Callable[[], Any]) -> Any:
-        attempt = 0
-        while True:
-            if self.stop.is_set():
-                raise _Stopped()
-            try:
-                return fn()
-            except TransientError as e:
-                attempt += 1
-                if attempt >= self.opts.max_attempts:
-                    if e.network:
-                        raise ResumableError(
-                            f"could not reach the server for {what} after {attempt} attempts ({e}).",
-                            hint="State is saved; check the network and run the same command again to continue.",
-                        ) from None
-                    raise RemoteError(
-                        f"{what} kept failing after {attempt} attempts ({e}).",
-                        hint="State is saved; run the same command again to continue once the service recovers.",
-                    ) from None
-                delay = min(self.opts.backoff_max, self.opts.backoff_base * (2 ** (attempt - 1)))
-                delay = delay * (0.5 + random.random() / 2)
-                if e.retry_after is not None:
-                    delay = max(delay, min(e.retry_after, 300.0))
-                self.emit(Event("retry", path, message=f"{what}: {e}; retry {attempt} in {delay:.1f}s",
-                                data={"attempt": attempt, "delay": round(delay, 2)}))
-                if self.stop.wait(delay):
-                    raise _Stopped() from None
+        return _retry(self.opts, self.stop, self.emit, what, path, fn)
 
     # ------------------------------------------------------------------------------------ reading
 
@@ -764,15 +770,18 @@ def run_transfer(src_url: str, dst_url: str, options: TransferOptions | None = N
         emit(Event("start", message=f"{src_url} -> {dst_url}", data={"dry_run": opts.dry_run}))
         src = open_source(src_p, aopts)
         dst = open_destination(dst_p, aopts)
-        dst.check()
-        entries = list(src.list())
+        def rt(what: str, fn: Callable[[], Any]) -> Any:
+            return _retry(opts, stop, emit, what, None, fn)
+
+        rt("check destination", dst.check)
+        entries = rt("list source", lambda: list(src.list()))
         journal.set_meta("src_resolved", src.describe())
         for w in getattr(src, "warnings", []) or []:
             result.warnings.append(w)
             emit(Event("warning", message=w))
         if not entries:
             raise UserError(f"nothing to copy: {src_url} has no files.")
-        existing = dst.list()
+        existing = rt("list destination", dst.list)
         to_copy: list[Entry] = []
         conflicts: list[str] = []
         for e in entries:
@@ -841,6 +850,10 @@ def run_transfer(src_url: str, dst_url: str, options: TransferOptions | None = N
         return result
     except _Stopped:
         raise Interrupted("stopped; state is saved.", hint="Run the same command again to continue.") from None
+    except (TransientError, UploadGone) as e:
+        err = ResumableError(f"stopped by a transient failure ({e}).", hint="State is saved; run the same command again.")
+        emit(Event("error", message=str(err), data={"exit_code": err.exit_code}))
+        raise err from None
     except FlymigrateError as e:
         emit(Event("error", message=str(e), data={"exit_code": e.exit_code}))
         raise

@@ -63,8 +63,8 @@ class HFSource:
             if status in (401, 403):
                 raise UserError(f"hf://{self.repo}: access denied ({status}).", hint="Set HF_TOKEN to a token with read access.") from None
             raise RemoteError(f"hf://{self.repo}: the Hub answered {status or 'an error'} while listing files.") from None
-        except OSError as e:
-            raise RemoteError(f"hf://{self.repo}: cannot reach {self.endpoint} ({type(e).__name__}).") from None
+        except Exception as e:  # noqa: BLE001 -- connection-level (httpx ConnectError, timeouts): retried
+            raise TransientError(f"listing hf://{self.repo} at {self.endpoint}: {type(e).__name__}", network=True) from None
         self.commit = info.sha
         if not self.commit:
             raise RemoteError(f"hf://{self.repo}: the Hub did not report a commit for revision {self.revision or 'main'!r}.")
