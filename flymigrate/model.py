@@ -272,3 +272,82 @@ class WeightsSource:
     description: str
     size_bytes: int | None = None
     where: str | None = None
+
+
+# ---- the plan ---------------------------------------------------------------------------------------
+
+StepStatus = Literal["ready", "manual", "blocked", "nothing_to_do"]
+
+
+@dataclass(frozen=True)
+class Step:
+    id: StepId
+    title: str
+    status: StepStatus
+    summary: str
+    changes: tuple[str, ...] = ()  # what will change
+    needs: tuple[str, ...] = ()  # what it needs from the user
+    cannot: tuple[str, ...] = ()  # what cannot translate
+    manual_checks: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class WeightsPlan:
+    sources: tuple[WeightsSource, ...]  # everything found, best first
+    chosen: WeightsSource | None
+    destination_url: str | None  # transfer URL on the target
+    mount_path: str | None  # where the app expects the weights
+    env: tuple[tuple[str, str], ...] = ()  # env vars pointing the app at the mounted weights
+    size_bytes: int | None = None
+
+
+@dataclass(frozen=True)
+class DockerIssue:
+    kind: str  # driver-shim | fly-entrypoint-d | fly-env | ipv6-bind | baked-weights | no-cuda | files | cmd | processes | port | registry
+    message: str
+    where: str | None = None
+    line: int | None = None
+    fix: str = ""
+
+
+@dataclass(frozen=True)
+class ScalingPlan:
+    min: int
+    max: int
+    idle_timeout_s: int | None
+    max_concurrency: int | None
+    target_concurrency: int | None
+    config: tuple[tuple[str, object], ...] = ()  # the target's own parameter names and values
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class SecretPlan:
+    name: str
+    has_value: bool
+    target_ref: str
+    where: str | None = None
+
+
+@dataclass(frozen=True)
+class Plan:
+    app: str | None
+    target: str
+    steps: tuple[Step, ...]
+    gpu: dict[str, object] | None
+    scaling: ScalingPlan | None
+    secrets: tuple[SecretPlan, ...]
+    base_urls: tuple[BaseUrlHit, ...]
+    other_fly_urls: tuple[BaseUrlHit, ...]
+    findings: tuple[Finding, ...]
+    weights: WeightsPlan
+    docker_issues: tuple[DockerIssue, ...]
+    base_url: str  # the new base URL, or a clearly marked placeholder
+    base_url_is_placeholder: bool
+    inputs: tuple[tuple[str, str], ...] = ()  # what was read: fly.toml, Dockerfile, secrets, code roots
+
+    def step(self, sid: str) -> Step:
+        for s in self.steps:
+            if s.id == sid:
+                return s
+        raise KeyError(sid)

@@ -1,0 +1,210 @@
+"""The facade both shells (CLI and TUI) call: load, plan, and later apply/transfer/status.
+
+This module and everything it imports at module level stay free of textual and every vendor SDK, so that
+``flymigrate plan`` starts fast; executors import their SDKs lazily.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from .errors import ConfigError, UserError
+from .gpus import GPU_SIZE_PRESETS, normalise_gpu_kind
+from .model import Finding, FlyApp, GpuSpec, Plan, SecretsExport
+from .parse.dockerfile import env_names, load_dockerfile
+from .parse.flytoml import load_fly_config
+from .parse.secrets import load_secrets, merge_exports
+from .planner import PlanInputs, build_plan, parse_gpu_arg
+from .scan import scan_paths
+
+CONFIG_NAMES = ("fly.toml", "fly.json", "fly.yaml", "fly.yml")
+HINT_FILES_RE = re.compile(r"^(readme.*|makefile|justfile|.*\.sh|.*\.md|.*\.ya?ml|dockerfile|deploy.*)$", re.I)
+GPU_FLAG_RE = re.compile(r"--vm-gpu-kind[= ]+[\"']?([a-z0-9-]+)|--vm-size[= ]+[\"']?([a-z0-9-]+)")
+MAX_SCRIPT_BYTES = 1024 * 1024
+
+
+def find_config(app_dir: Path, config: Path | None = None) -> Path:
+    if config is not None:
+        return config
+    if app_dir.is_file():
+        return app_dir
+    for name in CONFIG_NAMES:
+        if (app_dir / name).exists():
+            return app_dir / name
+    if not app_dir.exists():
+        raise UserError(f"the app folder {app_dir} does not exist.", hint="Pass the folder that holds fly.toml.")
+    raise ConfigError(f"no fly.toml in {app_dir}.",
+                      hint="Run flymigrate in the Fly app's folder, pass that folder, or use --config PATH.")
+
+
+def _display(path: Path, base: Path) -> str:
+    try:
+        return os.path.relpath(path, base).replace(os.sep, "/")
+    except ValueError:
+        return str(path)
+
+
+def load_app(app_dir: str | Path = ".", config_path: str | Path | None = None) -> FlyApp:
+    """Read just the fly.toml of an app folder."""
+    d = Path(app_dir)
+    cfg = find_config(d, Path(config_path) if config_path else None)
+    return load_fly_config(cfg, display=cfg.name if cfg.parent.resolve() == (d if d.is_dir() else d.parent).resolve()
+                           else str(cfg))
+
+
+def _read_small_text(p: Path) -> str | None:
+    try:
+        if p.stat().st_size > MAX_SCRIPT_BYTES:
+            return None
+        data = p.read_bytes()
+    except OSError:
+        return None
+    if b"\x00" in data[:4096]:
+        return None
+    return data.decode("utf-8", errors="replace")
+
+
+def _scripts(app: FlyApp, root: Path) -> dict[str, str]:
+    """The app's own shell scripts and [[files]] sources (where driver shims and IPv6 binds hide)."""
+    out: dict[str, str] = {}
+    cands: list[Path] = []
+    for f in app.files:
+        if f.local_path:
+            cands.append(root / f.local_path)
+    for depth_glob in ("*.sh", "*/*.sh", "*entrypoint*", "*/*entrypoint*", "start*", "*/start*"):
+        cands += sorted(root.glob(depth_glob))
+    root_real = os.path.realpath(root)
+    for p in cands:
+        try:
+            real = os.path.realpath(p)
+        except OSError:
+            continue
+        if not real.startswith(root_real + os.sep) or not os.path.isfile(real):
+            continue
+        rel = _display(p, root)
+        if rel in out or any(part in {".git", "node_modules", ".venv", "venv", ".flymigrate"} for part in Path(rel).parts):
+            continue
+        text = _read_small_text(p)
+        if text is not None:
+            out[rel] = text
+    return out
+
+
+def _gpu_hints(root: Path) -> list[GpuSpec]:
+    hints: list[GpuSpec] = []
+    cands = [p for p in sorted(root.iterdir()) if p.is_file() and HINT_FILES_RE.match(p.name)] if root.is_dir() else []
+    wf = root / ".github" / "workflows"
+    if wf.is_dir():
+        cands += sorted(p for p in wf.iterdir() if p.is_file())
+    for p in cands:
+        text = _read_small_text(p)
+        if not text:
+            continue
+        for m in GPU_FLAG_RE.finditer(text):
+            line = text.count("\n", 0, m.start()) + 1
+            where = f"{_display(p, root)}:{line}"
+            if m.group(1):
+                kind, _ = normalise_gpu_kind(m.group(1))
+                if kind:
+                    hints.append(GpuSpec(kind, 1, f"--vm-gpu-kind {m.group(1)}", where))
+            elif m.group(2) and m.group(2).lower() in GPU_SIZE_PRESETS:
+                hints.append(GpuSpec(GPU_SIZE_PRESETS[m.group(2).lower()][0], 1, f"--vm-size {m.group(2)}", where))
+    return hints
+
+
+def load_inputs(
+    app_dir: str | Path = ".",
+    *,
+    config_path: str | Path | None = None,
+    secrets_paths: list[str] | None = None,
+    code_dirs: list[str] | None = None,
+    gpu: str | None = None,
+    app_name: str | None = None,
+) -> PlanInputs:
+    """Read everything the planner needs (reads only; writes nothing)."""
+    d = Path(app_dir)
+    cfg = find_config(d, Path(config_path) if config_path else None)
+    root = d if d.is_dir() else cfg.parent
+    shown_cfg = _display(cfg, root)
+    app = load_fly_config(cfg, display=shown_cfg)
+    if app_name:
+        from dataclasses import replace
+
+        app = replace(app, app=app_name, findings=tuple(f for f in app.findings if f.code != "no-app-name"))
+    inputs: list[tuple[str, str]] = [("fly.toml", shown_cfg)]
+    findings: list[Finding] = []
+    cfg_dir = cfg.parent
+
+    # Dockerfile
+    df = None
+    if app.build.dockerfile and not app.build.dockerfile.startswith(("http://", "https://")):
+        dpath = cfg_dir / app.build.dockerfile
+        df = load_dockerfile(dpath, _display(dpath, root))
+    elif not app.build.image and not (app.build.dockerfile or "").startswith("http"):
+        dpath = cfg_dir / "Dockerfile"
+        if dpath.is_file():
+            df = load_dockerfile(dpath, _display(dpath, root))
+        else:
+            findings.append(Finding("warning", "no-dockerfile", "no Dockerfile next to fly.toml and no [build] "
+                                    "image: flyctl would have used buildpacks or a builder. The targets need a "
+                                    "Dockerfile or an image.", shown_cfg, "dockerfile"))
+    if df is not None:
+        inputs.append(("dockerfile", df.path))
+    elif app.build.image:
+        inputs.append(("image", app.build.image))
+
+    # secrets
+    export: SecretsExport | None = None
+    if secrets_paths:
+        image_env = env_names(df) if df else []
+        exports = [load_secrets(Path(p), env_names=app.env_map.keys(), image_env_names=image_env, display=p)
+                   for p in secrets_paths]
+        export = merge_exports(exports)
+        for p in secrets_paths:
+            inputs.append(("secrets", p))
+
+    # code scan: the code folders, plus fly.toml ([env]) itself
+    roots: list[tuple[Path, str]] = []
+    if code_dirs:
+        for c in code_dirs:
+            cp = Path(c)
+            if not cp.exists():
+                raise UserError(f"--code {c}: no such file or folder.")
+            label = _display(cp, root)
+            roots.append((cp, "" if label == "." else label))
+            inputs.append(("code", c))
+        roots.append((cfg, ""))
+    else:
+        roots.append((root, ""))
+        inputs.append(("code", _display(root, Path.cwd()) if root != Path(".") else "."))
+    scan = scan_paths(roots, app.app)
+    gpu_override = None
+    if gpu:
+        try:
+            gpu_override = parse_gpu_arg(gpu)
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
+    return PlanInputs(app=app, dockerfile=df, secrets=export, scan=scan, scripts=_scripts(app, root),
+                      gpu_override=gpu_override, gpu_hints=tuple(_gpu_hints(root)),
+                      image_env_names=tuple(env_names(df)) if df else (), inputs=tuple(inputs),
+                      findings=tuple(findings))
+
+
+def plan(
+    app_dir: str | Path = ".",
+    target: str = "modal",
+    *,
+    config_path: str | Path | None = None,
+    secrets_paths: list[str] | None = None,
+    code_dirs: list[str] | None = None,
+    gpu: str | None = None,
+    base_url: str | None = None,
+    app_name: str | None = None,
+) -> Plan:
+    inp = load_inputs(app_dir, config_path=config_path, secrets_paths=secrets_paths, code_dirs=code_dirs, gpu=gpu,
+                      app_name=app_name)
+    if base_url is not None and not re.match(r"^https?://[^\s/]+", base_url):
+        raise UserError(f"--base-url {base_url!r} is not an http(s) URL.", hint="Example: https://api.example.com")
+    return build_plan(inp, target, base_url=base_url)

@@ -1,0 +1,381 @@
+"""Inputs -> Plan. Pure and deterministic: the same inputs give the same plan, byte for byte.
+
+The five steps always come in this order (weights first: it is the slowest, so it starts first), each with
+what will change, what it needs from the user, what cannot translate, and the manual checks from
+``checklists/steps.toml``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from . import dockerplan, weights
+from .checklists import load_steps
+from .gpus import FLY_GPU_KINDS, TargetGpu, normalise_gpu_kind
+from .model import (
+    STEP_IDS,
+    DockerIssue,
+    Dockerfile,
+    Finding,
+    FlyApp,
+    GpuSpec,
+    Plan,
+    ScalingPlan,
+    SecretPlan,
+    SecretsExport,
+    Step,
+    WeightsPlan,
+    WeightsSource,
+)
+from .scan import ScanResult, rewrite_url
+from .targets import get_target
+
+SECRETY_NAME_RE = re.compile(r"(TOKEN|SECRET|PASSWORD|PASSWD|API_KEY|APIKEY|PRIVATE_KEY|COOKIE|CREDENTIALS?)$",
+                             re.I)
+_SEVERITY_ORDER = {"error": 0, "warning": 1, "info": 2}
+
+
+@dataclass(frozen=True)
+class PlanInputs:
+    """Everything the planner reads, already loaded (see :func:`flymigrate.api.load_inputs`)."""
+
+    app: FlyApp
+    dockerfile: Dockerfile | None = None
+    secrets: SecretsExport | None = None
+    scan: ScanResult | None = None
+    scripts: dict[str, str] = field(default_factory=dict)  # app shell scripts / [[files]] sources, by rel path
+    gpu_override: GpuSpec | None = None
+    gpu_hints: tuple[GpuSpec, ...] = ()  # --vm-gpu-kind / --vm-size seen in READMEs, Makefiles, CI
+    image_env_names: tuple[str, ...] = ()
+    inputs: tuple[tuple[str, str], ...] = ()
+    findings: tuple[Finding, ...] = ()  # loader findings (missing Dockerfile, ...)
+
+
+def parse_gpu_arg(value: str) -> GpuSpec:
+    """``--gpu KIND[:N]``. Raises ValueError with a message naming the legal kinds."""
+    kind_raw, _, n = value.partition(":")
+    kind, alias = normalise_gpu_kind(kind_raw)
+    if kind is None:
+        raise ValueError(f"--gpu {value!r}: unknown GPU kind; use one of {', '.join(FLY_GPU_KINDS)} "
+                         "(optionally :N for N GPUs)")
+    count = 1
+    if n:
+        if not n.isdigit() or not 1 <= int(n) <= 8:
+            raise ValueError(f"--gpu {value!r}: the count after ':' must be 1-8")
+        count = int(n)
+    return GpuSpec(kind, count, "--gpu", "--gpu")
+
+
+def resolve_gpu(inp: PlanInputs) -> tuple[GpuSpec | None, list[Finding]]:
+    findings: list[Finding] = []
+    app_gpu = inp.app.gpu
+    if inp.gpu_override is not None:
+        if app_gpu and (app_gpu.kind, app_gpu.count) != (inp.gpu_override.kind, inp.gpu_override.count):
+            findings.append(Finding("info", "gpu-override", f"--gpu {inp.gpu_override.kind}:{inp.gpu_override.count} "
+                                    f"overrides fly.toml's {app_gpu.kind}:{app_gpu.count}.", app_gpu.where))
+        return inp.gpu_override, findings
+    if app_gpu is not None:
+        return app_gpu, findings
+    if inp.gpu_hints:
+        h = inp.gpu_hints[0]
+        findings.append(Finding("warning", "gpu-from-hint", f"fly.toml sets no GPU; {h.where} deploys with "
+                                f"{h.origin}, so {h.kind} x{h.count} is assumed. Confirm with --gpu {h.kind}.",
+                                h.where))
+        return h, findings
+    findings.append(Finding("warning", "no-gpu", "fly.toml sets no GPU (it may have been given on the command line "
+                            "or with `fly scale vm`). Pass --gpu KIND[:N] (one of "
+                            f"{', '.join(FLY_GPU_KINDS)}) to plan the GPU.", inp.app.config_path))
+    return None, findings
+
+
+def build_plan(inp: PlanInputs, target_name: str, *, base_url: str | None = None) -> Plan:
+    target = get_target(target_name)
+    app = inp.app
+    app_name = app.app or "app"
+    steps_info = load_steps()
+    findings: list[Finding] = list(app.findings) + list(inp.findings)
+    if inp.secrets:
+        findings += list(inp.secrets.findings)
+    if inp.scan:
+        findings += list(inp.scan.findings)
+
+    # ---- GPU
+    gpu, gf = resolve_gpu(inp)
+    findings += gf
+    tgpu: TargetGpu | None = target.map_gpu(gpu.kind, gpu.count) if gpu else None
+    gpu_json = None
+    if gpu is not None and tgpu is not None:
+        gpu_json = {"fly_kind": gpu.kind, "count": gpu.count, "vram_gb": FLY_GPU_KINDS[gpu.kind],
+                    "target_gpu": tgpu.name, "target_label": tgpu.label, "target_vram_gb": tgpu.vram_gb,
+                    "fits": tgpu.fits, "blocked": tgpu.blocked, "reason": tgpu.reason,
+                    "alternatives": list(tgpu.alternatives), "origin": gpu.origin, "where": gpu.where}
+        if tgpu.blocked:
+            findings.append(Finding("error", "gpu-not-offered", f"{target.label} cannot run this app's GPU: "
+                                    f"{tgpu.reason}.", gpu.where, "scaling"))
+        elif gpu.kind and tgpu.vram_gb and tgpu.vram_gb != FLY_GPU_KINDS[gpu.kind]:
+            findings.append(Finding("info", "gpu-mapped", f"{gpu.kind} ({FLY_GPU_KINDS[gpu.kind]} GB) -> "
+                                    f"{tgpu.label}: {tgpu.reason}.", gpu.where, "scaling"))
+
+    # ---- weights
+    sources = weights.find_sources(app, inp.dockerfile, inp.secrets, inp.scripts)
+    chosen = sources[0] if sources and sources[0].url else next((s for s in sources if s.url), None)
+    mount_path = app.mounts[0].destination if app.mounts else None
+    weights_env: list[tuple[str, str]] = []
+    if target.weights_mount_root and mount_path:
+        # RunPod mounts the network volume at /runpod-volume; point the app there
+        new_path = f"{target.weights_mount_root}/{_slug(app_name)}"
+        for k, v in weights.app_weights_env(app):
+            if v.startswith(mount_path):
+                weights_env.append((k, new_path + v[len(mount_path.rstrip('/')):]))
+    size = next((s.size_bytes for s in sources if s.size_bytes), None)
+    wplan = WeightsPlan(tuple(sources), chosen, target.weights_destination(app_name) if (chosen or mount_path) else None,
+                        mount_path, tuple(weights_env), size)
+    weights_step = _weights_step(wplan, target_name, target.label, steps_info["weights"].checks(target_name))
+
+    # ---- Dockerfile
+    uses_gpu = gpu is not None
+    issues = dockerplan.analyze(app, inp.dockerfile, inp.scripts, uses_gpu=uses_gpu)
+    docker_step = _docker_step(app, inp.dockerfile, issues, target_name,
+                               steps_info["dockerfile"].checks(target_name))
+
+    # ---- secrets
+    secret_plans, secret_step, sf = _secrets(app, inp.secrets, target, app_name,
+                                             steps_info["secrets"].checks(target_name))
+    findings += sf
+
+    # ---- base URLs
+    placeholder = base_url is None
+    new_base = base_url.rstrip("/") if base_url else target.placeholder_url(app_name)
+    hits = tuple(h.__class__(h.path, h.line, h.column, h.old, h.kind, rewrite_url(h.old, new_base))
+                 for h in (inp.scan.hits if inp.scan else ()))
+    others = inp.scan.other_apps if inp.scan else ()
+    url_step, uf = _base_url_step(hits, others, placeholder, new_base, steps_info["base_urls"].checks(target_name),
+                                  app)
+    findings += uf
+
+    # ---- scaling
+    svc = app.primary_service
+    max_guess = 1 if app.mounts else 2
+    scaling, scf = target.scaling(app, svc, max_guess)
+    findings += scf
+    findings.append(Finding("info", "max-assumed", f"the machine count is not in fly.toml (it was `fly scale count`); "
+                            f"the maximum is set to {scaling.max} ({'one volume = one machine' if app.mounts else 'fly deploy creates 2 machines'}). "
+                            "Change it in the generated config if you ran more.", svc.where if svc else None,
+                            "scaling"))
+    lossy = tuple(f.message for f in scf if f.severity in ("warning", "error"))
+    scaling_step = _scaling_step(scaling, tgpu, target.label, steps_info["scaling"].checks(target_name), lossy)
+
+    steps = (weights_step, docker_step, secret_step, url_step, scaling_step)
+    assert tuple(s.id for s in steps) == STEP_IDS
+    findings = _dedupe(findings)
+    findings.sort(key=lambda f: _SEVERITY_ORDER[f.severity])
+    return Plan(
+        app=app.app, target=target_name, steps=steps, gpu=gpu_json, scaling=scaling, secrets=tuple(secret_plans),
+        base_urls=hits, other_fly_urls=tuple(others), findings=tuple(findings), weights=wplan,
+        docker_issues=tuple(issues), base_url=new_base, base_url_is_placeholder=placeholder, inputs=inp.inputs,
+    )
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-") or "app"
+
+
+def _dedupe(findings: list[Finding]) -> list[Finding]:
+    seen = set()
+    out = []
+    for f in findings:
+        key = (f.severity, f.code, f.message, f.where)
+        if key not in seen:
+            seen.add(key)
+            out.append(f)
+    return out
+
+
+def _fmt_bytes(n: int | None) -> str:
+    if not n:
+        return "unknown size"
+    for unit, div in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6)):
+        if n >= div:
+            return f"{n / div:.1f} {unit}"
+    return f"{n} B"
+
+
+def _weights_step(w: WeightsPlan, target: str, label: str, checks: tuple[str, ...]) -> Step:
+    info_title = load_steps()["weights"].title
+    if not w.sources and not w.mount_path:
+        return Step("weights", info_title, "nothing_to_do", "No weights found: no volume, no model id, nothing "
+                    "downloaded in the image. If the app loads weights from elsewhere, move them with "
+                    "`flymigrate transfer SRC DST`.", manual_checks=checks)
+    changes: list[str] = []
+    needs: list[str] = []
+    cannot: list[str] = []
+    status = "ready"
+    if w.chosen and w.chosen.url:
+        src = w.chosen.url
+        if w.chosen.kind == "hf":
+            changes.append(f"Copy {src} (pinned to the commit it resolves to when the transfer starts) -> "
+                           f"{w.destination_url}")
+            needs.append("HF_TOKEN in the environment if the repository is gated or private")
+        elif w.chosen.kind == "tigris":
+            changes.append(f"Copy {src} from Tigris -> {w.destination_url}")
+            needs.append("AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_ENDPOINT_URL_S3 for the Tigris bucket "
+                         "in the environment")
+        elif w.chosen.kind == "fly-volume":
+            changes.append(f"Copy the Fly volume through a CPU helper machine: {src} -> {w.destination_url}")
+            needs.append("flyctl on PATH and logged in (the helper machine is removed afterwards)")
+            cannot.append("GPU-host volumes may not accept a CPU machine any more; if the helper cannot start, "
+                          "fork the volume (`fly volumes fork`) or re-fetch from the origin")
+        else:
+            changes.append(f"Copy {src} -> {w.destination_url}")
+    else:
+        status = "manual"
+        needs.append("the weights' source: pass --weights-from hf://ORG/REPO, s3://BUCKET/PREFIX, a local folder "
+                     "or fly-volume://APP/VOLUME/")
+    for s in w.sources:
+        if s.kind in ("ollama", "baked") and not (w.chosen and w.chosen.url and w.chosen.kind == "hf"):
+            cannot.append(s.description)
+    if w.mount_path:
+        changes.append(f"Mount the weights where the app expects them: {w.mount_path}"
+                       + (f" (RunPod mounts the volume at /runpod-volume; "
+                          + ", ".join(f"{k}={v}" for k, v in w.env) + ")" if w.env else ""))
+    if target == "runpod":
+        needs.append("the RunPod network volume id and its datacenter (--datacenter), and RUNPOD_S3_ACCESS_KEY_ID / "
+                     "RUNPOD_S3_SECRET_ACCESS_KEY")
+    elif target == "cloudrun":
+        needs.append("a GCS bucket name (replaces <BUCKET>) and Application Default Credentials")
+    else:
+        needs.append("MODAL_TOKEN_ID / MODAL_TOKEN_SECRET (or ~/.modal.toml from `modal token new`)")
+    others = [s.description for s in w.sources if s is not w.chosen and s.kind not in ("ollama", "baked")]
+    summary = (f"{'From ' + w.chosen.description if w.chosen else 'Source unknown'}; "
+               f"{_fmt_bytes(w.size_bytes) + ' (volume size, an upper bound)' if w.size_bytes else 'size unknown until listed'}; "
+               f"to {label}." + (f" Also found: {'; '.join(others)}." if others else ""))
+    return Step("weights", info_title, status, summary, tuple(changes), tuple(needs), tuple(cannot), checks)  # type: ignore[arg-type]
+
+
+def _docker_step(app: FlyApp, df: Dockerfile | None, issues: list[DockerIssue], target: str,
+                 checks: tuple[str, ...]) -> Step:
+    title = load_steps()["dockerfile"].title
+    changes = [f"{i.where + ': ' if i.where else ''}{i.message} -> {i.fix}" for i in issues if i.fix]
+    needs: list[str] = []
+    cannot: list[str] = []
+    port = app.primary_service.internal_port if app.primary_service else None
+    if target == "cloudrun" and port:
+        changes.append(f"Cloud Run sends the port in PORT; the service is configured with containerPort {port} "
+                       "so the server keeps its port")
+    if target == "runpod":
+        changes.append("RunPod load-balancing worker: PORT and PORT_HEALTH set to the server's port; the health "
+                       "route (/ping) must answer 200 when ready")
+    if target == "modal":
+        changes.append("Modal builds from " + ("the Dockerfile (modal.Image.from_dockerfile)" if df else
+                                               f"the registry image {app.build.image}" if app.build.image else
+                                               "a Dockerfile you add"))
+    if df is None and not app.build.image:
+        needs.append("a Dockerfile or [build] image: none was found")
+        status = "manual"
+    elif any(i.kind == "registry" for i in issues):
+        needs.append("re-push the image out of registry.fly.io (`fly auth docker`, docker pull/tag/push)")
+        status = "manual"
+    else:
+        status = "ready" if (changes or df is not None) else "nothing_to_do"
+    for i in issues:
+        if i.kind == "files" and "secret" in i.message:
+            cannot.append(f"{i.message} (a secret file: mount it from the target's secret store)")
+    source = f"{df.path} ({len(df.instructions)} instructions)" if df else (
+        f"image {app.build.image}" if app.build.image else "no Dockerfile")
+    summary = f"{source}: {len(issues)} Fly-specific item(s) to fix." if issues else f"{source}: nothing Fly-specific found."
+    return Step("dockerfile", title, status, summary, tuple(changes), tuple(needs), tuple(cannot), checks)  # type: ignore[arg-type]
+
+
+def _secrets(app: FlyApp, export: SecretsExport | None, target, app_name: str,
+             checks: tuple[str, ...]) -> tuple[list[SecretPlan], Step, list[Finding]]:
+    title = load_steps()["secrets"].title
+    findings: list[Finding] = []
+    for name, _value in app.env:
+        if SECRETY_NAME_RE.search(name):
+            findings.append(Finding("warning", "secret-in-env", f"[env] {name} looks like a secret committed in "
+                                    "fly.toml; move it to the target's secret store and rotate it.",
+                                    app.env_line(name), "secrets"))
+    names_needed = [f.secret_name for f in app.files if f.secret_name]
+    plans: list[SecretPlan] = []
+    if export is not None:
+        for s in export.secrets:
+            plans.append(SecretPlan(s.name, s.has_value, target.secret_ref(app_name, s.name), s.where))
+    known = {p.name for p in plans}
+    for n in names_needed:
+        if n not in known:
+            plans.append(SecretPlan(n, False, target.secret_ref(app_name, n), "[[files]] secret_name"))
+    missing = [p.name for p in plans if not p.has_value]
+    if export is None and not plans:
+        return plans, Step("secrets", title, "manual", "No secrets export given: if the app has Fly secrets, "
+                           "export them and pass --secrets (names: `fly secrets list --json`; values: your .env or "
+                           "`fly ssh console -C env` on a running machine).",
+                           needs=("a secrets export (--secrets FILE)",), manual_checks=checks), findings
+    changes = []
+    if target.name == "modal":
+        changes.append(f"Create the Modal secret {target.secret_name(app_name)!r} with {len(plans) - len(missing)} "
+                       "value(s) through the SDK; modal_app.py references it by name")
+    elif target.name == "runpod":
+        changes.append("Reference each secret as {{ RUNPOD_SECRET_<name> }} in the endpoint's env (RunPod has no "
+                       "secrets API: add them in the console)")
+    else:
+        changes.append("Reference each secret from Secret Manager (secretKeyRef) in service.yaml and write a script "
+                       "that creates them reading values from the export file on stdin")
+    needs = [f"the value of {n} (never exported; Fly cannot show it again)" for n in missing]
+    status = "blocked" if missing else ("ready" if plans else "nothing_to_do")
+    if missing:
+        findings.append(Finding("error", "secret-values-missing", f"{len(missing)} secret(s) have no value in the "
+                                f"export: {', '.join(missing)}. Supply them in a .env file passed with --secrets.",
+                                export.path if export else None, "secrets"))
+    summary = (f"{len(plans)} secret(s), {len(plans) - len(missing)} with a value, {len(missing)} missing."
+               if plans else "The export holds no secrets.")
+    return plans, Step("secrets", title, status, summary, tuple(changes), tuple(needs), (), checks), findings  # type: ignore[arg-type]
+
+
+def _base_url_step(hits, others, placeholder: bool, new_base: str, checks: tuple[str, ...],
+                   app: FlyApp) -> tuple[Step, list[Finding]]:
+    title = load_steps()["base_urls"].title
+    findings: list[Finding] = []
+    private = [h for h in hits if h.kind in ("flycast", "internal", "fdaa")]
+    if private:
+        findings.append(Finding("warning", "now-public", f"{len(private)} reference(s) use a private Fly address "
+                                "(.flycast/.internal/fdaa:); the new endpoint is public, so add authentication on "
+                                "the target and send the credential from these clients.",
+                                f"{private[0].path}:{private[0].line}", "base_urls"))
+    for h in others:
+        findings.append(Finding("info", "other-fly-app", f"{h.old} is another Fly app, not rewritten; it must move "
+                                "too (or stay reachable).", f"{h.path}:{h.line}", "base_urls"))
+    if app.app is None:
+        findings.append(Finding("warning", "urls-unsearchable", "without an app name only other Fly apps' hostnames "
+                                "and fdaa: addresses can be found; set `app` in fly.toml or pass --app NAME.",
+                                app.config_path, "base_urls"))
+    if not hits:
+        return Step("base_urls", title, "nothing_to_do", "No base URLs of this app were found in the scanned code.",
+                    manual_checks=checks), findings
+    files = sorted({h.path for h in hits})
+    changes = [f"{h.path}:{h.line}: {h.old} -> {h.new}" for h in hits]
+    needs = ["the new endpoint URL (--base-url URL, or it is read after --deploy)"] if placeholder else []
+    fdaa = [h for h in hits if h.kind == "fdaa"]
+    cannot = [f"{h.path}:{h.line}: literal 6PN address {h.old}: check it belongs to this app" for h in fdaa]
+    summary = (f"{len(hits)} occurrence(s) in {len(files)} file(s) -> "
+               f"{new_base}{' (placeholder until the endpoint exists)' if placeholder else ''}.")
+    return Step("base_urls", title, "ready" if not placeholder else "manual", summary, tuple(changes), tuple(needs),
+                tuple(cannot), checks), findings
+
+
+def _scaling_step(s: ScalingPlan, tgpu: TargetGpu | None, label: str, checks: tuple[str, ...],
+                  lossy: tuple[str, ...]) -> Step:
+    title = load_steps()["scaling"].title
+    changes = [f"{k} = {v}" for k, v in s.config] + [f"why: {n}" for n in s.notes]
+    if tgpu is not None and not tgpu.blocked:
+        changes.insert(0, f"GPU: {tgpu.name}{'' if tgpu.count == 1 or ':' in (tgpu.name or '') else f' x{tgpu.count}'}"
+                       f" ({tgpu.label}) - {tgpu.reason}")
+    cannot = list(lossy)
+    if tgpu is not None and tgpu.blocked:
+        return Step("scaling", title, "blocked", f"{label} cannot run this GPU configuration: {tgpu.reason}.",
+                    tuple(changes), (), (tgpu.reason, *cannot), checks)
+    needs = () if tgpu is not None else ("the GPU kind (--gpu KIND[:N])",)
+    idle = f"idle timeout {s.idle_timeout_s} s" if s.idle_timeout_s else "always on" if s.min == s.max else "idle timeout fixed by the platform"
+    summary = f"min {s.min}, max {s.max}, {idle}, concurrency {s.max_concurrency or 'unlimited'}."
+    return Step("scaling", title, "ready" if tgpu is not None else "manual", summary, tuple(changes), needs,
+                tuple(cannot), checks)

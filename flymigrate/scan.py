@@ -1,0 +1,226 @@
+"""Find every way a Fly app is reached from code and config: its base URLs.
+
+Forms (research/fly.md section 3): ``APP.fly.dev``, ``APP.flycast[:port]``, ``APP.internal[:port]`` and its
+``REGION.`` / ``global.`` / ``topN.nearest.of.`` / ``ID.vm.`` / ``GROUP.process.`` / ``*.kv._metadata.`` forms,
+and literal ``fdaa:`` 6PN addresses. A hostname only matches as a whole token: ``status.APP.fly.dev.example.com``
+and ``APP-admin.fly.dev`` are different hosts and are never touched.
+
+The walk skips ``.git``, virtualenvs, ``node_modules``, caches and binary files, never follows directory
+symlinks (no loops) nor file symlinks that leave the tree, and reads each file once with bounded size.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from .model import BaseUrlHit, Finding
+
+SKIP_DIRS = {".git", ".hg", ".svn", "node_modules", ".venv", "venv", "env", ".env.d", "__pycache__", ".tox",
+             ".nox", ".mypy_cache", ".pytest_cache", ".ruff_cache", "site-packages", ".flymigrate", ".next",
+             ".cache", ".idea", ".vscode", "dist-packages", ".terraform"}
+MAX_FILE_BYTES = 32 * 1024 * 1024
+MAX_FILES = 500_000
+
+_LABEL = r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?"
+# a whole hostname token: not preceded by a hostname char or dot, not followed by one
+_HOST_RE = re.compile(rf"(?<![A-Za-z0-9_.\-]){_LABEL}(?:\.{_LABEL})+(?![A-Za-z0-9_\-]|\.[A-Za-z0-9_])")
+_FDAA_RE = re.compile(r"\[fdaa:[0-9A-Fa-f:]{2,}\]|(?<![0-9A-Fa-f:\[])fdaa:[0-9A-Fa-f:]{2,}(?![0-9A-Fa-f:])", re.I)
+_SCHEME_BEFORE = re.compile(r"(?:https?|wss?)://$", re.I)
+_PORT_AFTER = re.compile(r"^:(\d{1,5})(?![0-9])")
+_NEEDLES = re.compile(r"fly\.dev|\.flycast|\.internal|fdaa:", re.I)
+
+
+@dataclass(frozen=True)
+class ScanResult:
+    hits: tuple[BaseUrlHit, ...]
+    other_apps: tuple[BaseUrlHit, ...]  # Fly hostnames of *other* apps (reported, not rewritten)
+    findings: tuple[Finding, ...]
+    files_scanned: int
+
+
+def classify_host(host: str, app: str | None) -> tuple[str, bool] | None:
+    """Return (kind, is_this_app) for a Fly hostname, or None if it is not one."""
+    h = host.lower()
+    a = app.lower() if app else None
+    if h.endswith(".fly.dev"):
+        label = h[: -len(".fly.dev")]
+        if "." in label:
+            return None  # sub.APP.fly.dev is not a Fly hostname form
+        return "fly.dev", label == a
+    if h.endswith(".flycast"):
+        label = h[: -len(".flycast")]
+        if "." in label:
+            return None
+        return "flycast", label == a
+    if h.endswith(".internal"):
+        labels = h[: -len(".internal")].split(".")
+        target = labels[-1]
+        prefix = labels[:-1]
+        if target in ("_apps", "_instances") and not prefix:
+            return "internal", False
+        ok = (
+            not prefix
+            or (len(prefix) == 1 and re.fullmatch(r"[a-z]{3}|global|vms|all|regions", prefix[0]) is not None)
+            or (len(prefix) == 3 and re.fullmatch(r"top\d+", prefix[0]) and prefix[1:] == ["nearest", "of"])
+            or (len(prefix) == 2 and prefix[1] in ("vm", "process"))
+            or (len(prefix) == 2 and prefix == ["all", "vms"])
+            or (len(prefix) == 4 and prefix[2:] == ["kv", "_metadata"])
+        )
+        if not ok:
+            return None
+        return "internal", target == a
+    return None
+
+
+def find_in_text(text: str, app: str | None, path: str) -> tuple[list[BaseUrlHit], list[BaseUrlHit]]:
+    """All Fly base-URL occurrences in one text. Returns (this app's, other apps')."""
+    mine: list[BaseUrlHit] = []
+    others: list[BaseUrlHit] = []
+    if not _NEEDLES.search(text):
+        return mine, others
+    line_starts = [0]
+    for m in re.finditer("\n", text):
+        line_starts.append(m.end())
+
+    def pos(offset: int) -> tuple[int, int]:
+        import bisect
+
+        i = bisect.bisect_right(line_starts, offset) - 1
+        return i + 1, offset - line_starts[i] + 1
+
+    for m in _HOST_RE.finditer(text):
+        host = m.group(0)
+        cls = classify_host(host, app)
+        if cls is None:
+            continue
+        kind, is_mine = cls
+        start, end = m.start(), m.end()
+        sm = _SCHEME_BEFORE.search(text[max(0, start - 8): start])
+        if sm:
+            start -= len(sm.group(0))
+        pm = _PORT_AFTER.match(text[end: end + 7])
+        if pm:
+            end += len(pm.group(0))
+        line, col = pos(start)
+        hit = BaseUrlHit(path, line, col, text[start:end], kind)
+        (mine if is_mine else others).append(hit)
+    for m in _FDAA_RE.finditer(text):
+        start, end = m.start(), m.end()
+        sm = _SCHEME_BEFORE.search(text[max(0, start - 8): start])
+        if sm:
+            start -= len(sm.group(0))
+        pm = _PORT_AFTER.match(text[end: end + 7])
+        if pm and m.group(0).endswith("]"):
+            end += len(pm.group(0))
+        line, col = pos(start)
+        mine.append(BaseUrlHit(path, line, col, text[start:end], "fdaa"))
+    return mine, others
+
+
+def _read_text(p: Path) -> str | None:
+    with open(p, "rb") as fh:
+        head = fh.read(8192)
+        if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+            data = head + fh.read()
+            try:
+                return data.decode("utf-16")
+            except UnicodeDecodeError:
+                return None
+        if b"\x00" in head:
+            return None
+        data = head + fh.read()
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("latin-1")
+
+
+def iter_files(root: Path, findings: list[Finding]) -> Iterator[tuple[Path, str]]:
+    """Yield (path, posix path relative to root) of candidate text files under root."""
+    root_real = os.path.realpath(root)
+    if root.is_file():
+        yield root, root.name
+        return
+    count = 0
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        keep = []
+        for d in sorted(dirnames):
+            full = os.path.join(dirpath, d)
+            if d in SKIP_DIRS or os.path.islink(full) or os.path.exists(os.path.join(full, "pyvenv.cfg")):
+                continue
+            keep.append(d)
+        dirnames[:] = keep
+        for f in sorted(filenames):
+            full = os.path.join(dirpath, f)
+            try:
+                if os.path.islink(full):
+                    real = os.path.realpath(full)
+                    if not (real == root_real or real.startswith(root_real + os.sep)) or not os.path.isfile(real):
+                        continue  # links leaving the tree (or dangling) are not the app's files
+                st = os.stat(full)
+            except OSError:
+                continue
+            if not os.path.isfile(full):
+                continue
+            if st.st_size > MAX_FILE_BYTES:
+                rel = os.path.relpath(full, root).replace(os.sep, "/")
+                findings.append(Finding("info", "scan-skipped-large", f"{rel} is over "
+                                        f"{MAX_FILE_BYTES // (1024 * 1024)} MiB and was not scanned for base URLs.",
+                                        rel, "base_urls"))
+                continue
+            count += 1
+            if count > MAX_FILES:
+                findings.append(Finding("warning", "scan-truncated", f"stopped scanning after {MAX_FILES} files; "
+                                        "pass narrower --code folders.", str(root), "base_urls"))
+                return
+            yield Path(full), os.path.relpath(full, root).replace(os.sep, "/")
+
+
+def scan_paths(roots: Iterable[tuple[Path, str]], app: str | None) -> ScanResult:
+    """Scan code roots. ``roots`` are (path, label) pairs; hit paths are ``label/relative`` (or relative)."""
+    hits: list[BaseUrlHit] = []
+    others: list[BaseUrlHit] = []
+    findings: list[Finding] = []
+    scanned = 0
+    seen: set[str] = set()
+    for root, label in roots:
+        for full, rel in iter_files(root, findings):
+            real = os.path.realpath(full)
+            if real in seen:
+                continue
+            seen.add(real)
+            try:
+                text = _read_text(full)
+            except OSError:
+                continue
+            if text is None:
+                continue
+            scanned += 1
+            shown = f"{label}/{rel}" if label else rel
+            mine, theirs = find_in_text(text, app, shown)
+            hits += mine
+            others += theirs
+    return ScanResult(tuple(hits), tuple(others), tuple(findings), scanned)
+
+
+def placeholder_base_url(target: str, app: str | None) -> str:
+    name = app or "APP"
+    return {
+        "modal": f"https://<workspace>--flymigrate-{name}-serve.modal.run",
+        "runpod": "https://<ENDPOINT_ID>.api.runpod.ai",
+        "cloudrun": f"https://{name}-<PROJECT_NUMBER>.<REGION>.run.app",
+    }[target]
+
+
+def rewrite_url(old: str, new_base: str) -> str:
+    """The replacement for one matched host[:port] (with or without scheme), keeping the rest of the line."""
+    if "://" in old:
+        return new_base.rstrip("/")
+    # a bare host[:port] (e.g. OLLAMA_HOST=app.flycast:80): the new host only
+    return re.sub(r"^[a-z]+://", "", new_base.rstrip("/"), flags=re.I)
