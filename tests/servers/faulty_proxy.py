@@ -54,7 +54,21 @@ class _Handler(socketserver.BaseRequestHandler):
                 hmap = {k.lower(): v for k, v in headers}
                 body = b""
                 if "content-length" in hmap:
-                    body = f.read(int(hmap["content-length"]))
+                    want = int(hmap["content-length"])
+                    buf = bytearray()
+                    while len(buf) < want:
+                        try:
+                            chunk = f.read1(min(1 << 20, want - len(buf)))
+                        except OSError:
+                            chunk = b""
+                        if not chunk:
+                            break
+                        buf += chunk
+                        with p._mu:
+                            p.received_body_bytes += len(chunk)
+                    body = bytes(buf)
+                    if len(body) < want:
+                        return  # the client went away mid-body: never forward a truncated request
                 elif hmap.get("transfer-encoding", "").lower() == "chunked":
                     chunks = []
                     while True:
@@ -66,6 +80,8 @@ class _Handler(socketserver.BaseRequestHandler):
                         chunks.append(f.read(size))
                         f.readline()
                     body = b"".join(chunks)
+                    with p._mu:
+                        p.received_body_bytes += len(body)
                     headers = [(k, v) for k, v in headers if k.lower() != "transfer-encoding"]
                     headers.append(("Content-Length", str(len(body))))
                 fault = p._pick(method)
@@ -151,7 +167,8 @@ class FaultyProxy:
         self.max_faults = max_faults
         self._rng = random.Random(seed)
         self._mu = threading.Lock()
-        self.request_body_bytes = 0
+        self.request_body_bytes = 0  # forwarded upstream (complete requests)
+        self.received_body_bytes = 0  # read from clients, including bodies cut off by a dying client
         self.response_body_bytes = 0
         self.requests = 0
         self.by_method: dict[str, int] = {}
@@ -197,6 +214,7 @@ class FaultyProxy:
     def reset_counters(self) -> None:
         with self._mu:
             self.request_body_bytes = 0
+            self.received_body_bytes = 0
             self.response_body_bytes = 0
             self.requests = 0
             self.by_method = {}

@@ -1,0 +1,168 @@
+"""kill -9 / SIGTERM and resume; injected faults (resets, 500/503); flaky HF downloads; bad bytes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from servers.faulty_proxy import FaultyProxy
+from servers.hf_hub import FakeHub
+
+from .conftest import HF_TOKEN, ROOT, make_files, read_s3, run_cli
+
+MiB = 1024 * 1024
+
+
+def _journal_rows(state: Path) -> list[tuple[str, str, str | None]]:
+    rows = []
+    for p in (state / "transfers").glob("*.sqlite"):
+        db = sqlite3.connect(p)
+        rows += db.execute("SELECT path, status, sha256 FROM files ORDER BY path").fetchall()
+        db.close()
+    return rows
+
+
+def test_kill9_several_times_then_resume(tmp_path: Path, moto, bucket: str, base_env: dict[str, str], state: Path) -> None:
+    size = 24 * MiB
+    part, parallel = 1 * MiB, 4
+    data = os.urandom(size)
+    small = os.urandom(100_000)
+    src = make_files(tmp_path / "w", {"model.safetensors": data, "config.json": small})
+    proxy = FaultyProxy("127.0.0.1", moto.port, delay=0.01).start()
+    try:
+        args = [sys.executable, "-m", "flymigrate", "transfer", str(src), f"runpod-volume://{bucket}/m", "--yes",
+                "--endpoint-url", proxy.url, "--part-size", "1MiB", "--parallel", str(parallel)]
+        kills = 0
+        for frac in (0.15, 0.45, 0.8):
+            p = subprocess.Popen(args, env=base_env, cwd=str(ROOT), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            deadline = time.monotonic() + 60
+            while proxy.received_body_bytes < frac * size and p.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.005)
+            assert p.poll() is None, "finished before it could be killed: make the file bigger"
+            p.send_signal(signal.SIGKILL)
+            p.wait()
+            kills += 1
+        r = subprocess.run(args, env=base_env, cwd=str(ROOT), capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stderr
+        assert "already on the server" in r.stdout
+    finally:
+        proxy.stop()
+    got = read_s3(moto, bucket, "m")
+    assert got["model.safetensors"] == data and got["config.json"] == small
+    rows = _journal_rows(state)
+    assert all(status == "done" and sha for _, status, sha in rows), rows
+    resent = proxy.received_body_bytes - size - len(small)
+    # at most the parts in flight per kill (plus buffered-but-unacked ones the server kept are NOT re-sent)
+    assert resent <= kills * parallel * part, (resent, kills)
+    # no multipart upload left behind
+    assert not moto.client().list_multipart_uploads(Bucket=bucket).get("Uploads")
+
+
+def test_sigterm_saves_state_and_exits_130(tmp_path: Path, moto, bucket: str, base_env: dict[str, str]) -> None:
+    data = os.urandom(12 * MiB)
+    src = make_files(tmp_path / "w", {"big.bin": data})
+    proxy = FaultyProxy("127.0.0.1", moto.port, delay=0.05).start()
+    try:
+        args = [sys.executable, "-m", "flymigrate", "transfer", str(src), f"runpod-volume://{bucket}/m", "--yes",
+                "--endpoint-url", proxy.url, "--part-size", "1MiB", "--parallel", "2"]
+        p = subprocess.Popen(args, env=base_env, cwd=str(ROOT), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        while proxy.received_body_bytes < 3 * MiB and p.poll() is None:
+            time.sleep(0.01)
+        p.send_signal(signal.SIGTERM)
+        out, err = p.communicate(timeout=60)
+        assert p.returncode == 130, err
+        assert "run the same command again" in err.lower()
+        st = run_cli(["status"], base_env)
+        assert "incomplete" in st.stdout and "1 in flight" in st.stdout, st.stdout
+        r = subprocess.run(args, env=base_env, cwd=str(ROOT), capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stderr
+    finally:
+        proxy.stop()
+    assert read_s3(moto, bucket, "m")["big.bin"] == data
+
+
+def test_transfer_completes_through_resets_and_5xx(tmp_path: Path, moto, bucket: str, base_env: dict[str, str]) -> None:
+    files = {"big.bin": os.urandom(6 * MiB + 7), **{f"s/{i}.bin": os.urandom(50_000 + i) for i in range(8)}}
+    src = make_files(tmp_path / "w", files)
+    with FaultyProxy("127.0.0.1", moto.port, reset_rate=0.08, error_rate=0.12, reset_after_rate=0.05, seed=7) as proxy:
+        r = run_cli(["transfer", str(src), f"runpod-volume://{bucket}/m", "--yes", "--endpoint-url", proxy.url,
+                     "--part-size", "1MiB", "--parallel", "4"], base_env)
+        faults = dict(proxy.faults)
+    assert r.returncode == 0, r.stderr
+    assert sum(faults.values()) >= 3, faults
+    assert "retry" in r.stderr
+    assert read_s3(moto, bucket, "m") == files
+
+
+def test_remote_that_keeps_failing_exits_3_then_resumes(tmp_path: Path, moto, bucket: str, base_env: dict[str, str]) -> None:
+    files = {"a.bin": os.urandom(3 * MiB)}
+    src = make_files(tmp_path / "w", files)
+    env = dict(base_env, FLYMIGRATE_MAX_ATTEMPTS="3")
+    with FaultyProxy("127.0.0.1", moto.port, error_rate=1.0, only_methods={"PUT"}) as proxy:
+        r = run_cli(["transfer", str(src), f"runpod-volume://{bucket}/m", "--yes", "--endpoint-url", proxy.url,
+                     "--part-size", "1MiB"], env)
+    assert r.returncode == 3, r.stderr
+    assert "kept failing" in r.stderr
+    r = run_cli(["transfer", str(src), f"runpod-volume://{bucket}/m", "--yes", "--endpoint-url", moto.url,
+                 "--part-size", "1MiB"], env)
+    assert r.returncode == 0, r.stderr
+    assert read_s3(moto, bucket, "m") == files
+
+
+def test_unreachable_endpoint_exits_4(tmp_path: Path, base_env: dict[str, str]) -> None:
+    import socket
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()  # nothing listens there now
+    src = make_files(tmp_path / "w", {"a.bin": b"x" * 10})
+    env = dict(base_env, FLYMIGRATE_MAX_ATTEMPTS="2")
+    r = run_cli(["transfer", str(src), "runpod-volume://vol/m", "--yes", "--endpoint-url", f"http://127.0.0.1:{port}"], env)
+    assert r.returncode == 4, r.stderr
+    assert "run the same command again" in r.stderr.lower()
+
+
+def test_hf_download_cut_midway_resumes_with_range(moto, bucket: str, base_env: dict[str, str]) -> None:
+    big = os.urandom(5 * MiB + 3)
+    files = {"config.json": b"{}", "model.safetensors": big}
+    hub = FakeHub({"acme/model": files}, token=HF_TOKEN, fail_every=2).start()
+    try:
+        env = dict(base_env, HF_ENDPOINT=hub.url, HF_TOKEN=HF_TOKEN)
+        r = run_cli(["transfer", "hf://acme/model", f"runpod-volume://{bucket}/m", "--yes", "--endpoint-url", moto.url,
+                     "--part-size", "1MiB"], env)
+        served = hub.bytes_served
+    finally:
+        hub.stop()
+    assert r.returncode == 0, r.stderr
+    assert "retry" in r.stderr
+    assert read_s3(moto, bucket, "m") == files
+    # ranged resume: the cut-off halves are the only bytes read twice
+    assert served < len(big) * 1.7, served
+
+
+def test_hf_sha256_mismatch_is_never_marked_done(moto, bucket: str, base_env: dict[str, str], state: Path) -> None:
+    files = {"config.json": b"{}", "bad.safetensors": os.urandom(2 * MiB + 1), "good.safetensors": os.urandom(300_000)}
+    hub = FakeHub({"acme/model": files}, token=HF_TOKEN, corrupt={"bad.safetensors"},
+                  lfs={"bad.safetensors", "good.safetensors"}).start()
+    try:
+        env = dict(base_env, HF_ENDPOINT=hub.url, HF_TOKEN=HF_TOKEN)
+        r = run_cli(["transfer", "hf://acme/model", f"runpod-volume://{bucket}/m", "--yes", "--endpoint-url", moto.url,
+                     "--part-size", "1MiB"], env)
+    finally:
+        hub.stop()
+    assert r.returncode == 3, r.stderr
+    assert "bad.safetensors" in r.stderr and "sha256 mismatch" in r.stderr
+    got = read_s3(moto, bucket, "m")
+    assert "bad.safetensors" not in got
+    assert got["good.safetensors"] == files["good.safetensors"]
+    status = {p: s for p, s, _ in _journal_rows(state)}
+    assert status["bad.safetensors"] == "failed" and status["good.safetensors"] == "done"
+    assert not moto.client().list_multipart_uploads(Bucket=bucket).get("Uploads")
