@@ -62,17 +62,19 @@ def load_secrets(
     if st.st_size > MAX_SECRETS_BYTES:
         raise ConfigError(f"the secrets file {shown} is {st.st_size // (1024 * 1024)} MiB; a secrets export is a "
                           "few KB, so this is not one.", hint="Check the path given with --secrets.")
-    findings: list[Finding] = []
-    if st.st_mode & 0o077 and os.name == "posix":
-        findings.append(Finding("warning", "secrets-file-permissions",
-                                f"{shown} is readable by other users (mode {stat.S_IMODE(st.st_mode):o}); "
-                                f"run `chmod 600 {shown}`.", shown, "secrets"))
     try:
         data = path.read_bytes()
     except PermissionError:
         raise ConfigError(f"cannot read the secrets file {shown}: permission denied.") from None
-    return parse_secrets(data, shown, env_names=env_names, image_env_names=image_env_names, fmt=fmt,
-                         findings=findings)
+    export = parse_secrets(data, shown, env_names=env_names, image_env_names=image_env_names, fmt=fmt)
+    if st.st_mode & 0o077 and os.name == "posix" and any(s.has_value for s in export.secrets):
+        warn = Finding("warning", "secrets-file-permissions",
+                       f"{shown} holds secret values and is readable by other users (mode "
+                       f"{stat.S_IMODE(st.st_mode):o}); run `chmod 600 {shown}`.", shown, "secrets")
+        from dataclasses import replace
+
+        export = replace(export, findings=(warn, *export.findings))
+    return export
 
 
 def parse_secrets(
