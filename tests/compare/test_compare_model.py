@@ -1,0 +1,242 @@
+"""Unit tests of the cost model against hand-computed cases (flymigrate/compare.py)."""
+
+from __future__ import annotations
+
+import math
+from datetime import date
+
+import pytest
+
+from flymigrate import compare as cmp
+from flymigrate.compare import Traffic, compare_app, load_prices, scale_to_zero_day, solve_break_even, warm_day
+from flymigrate.errors import UserError
+from flymigrate.model import Concurrency, FlyApp, GpuSpec, Service, Vm
+
+TODAY = date(2026, 11, 22)
+HOURS_PER_MONTH = 730.0
+MONTH_S = HOURS_PER_MONTH * 3600
+
+
+@pytest.fixture(scope="module")
+def prices():
+    return load_prices()
+
+
+def make_app(kind="a10", count=1, auto_stop="stop", min_running=0, concurrency=None, cpus=8, memory_mb=32768,
+             service=True):
+    svcs = (Service("http_service", 8000, auto_stop=auto_stop, auto_stop_set=True, min_machines_running=min_running,
+                    concurrency=concurrency),) if service else ()
+    return FlyApp("fly.toml", app="t", vms=(Vm(cpus=cpus, memory_mb=memory_mb, gpu=GpuSpec(kind, count)),),
+                  services=svcs)
+
+
+# ---------------------------------------------------------------- the formulas, by hand
+
+
+def test_single_request_pays_cold_start_request_and_idle_tail():
+    # one request a day: 30 s cold start + 10 s of work + 5 s idle timeout = 45 s billed, one cold start
+    billed, colds = scale_to_zero_day(1, 10, 8, 1, idle_s=5, cold_start_s=30)
+    assert colds == 1.0
+    assert billed == pytest.approx(45.0, abs=0.02)
+
+
+def test_scale_to_zero_hand_computed():
+    # R=100 in 10 h, S=2, T=60, cold 20: lam=1/360, hold=62
+    # up = 100 * (1 - e^(-62/360)) * 360 = 5695.485 ; colds = 100 * e^(-62/360) = 84.179 ; billed = up + 20 * colds
+    billed, colds = scale_to_zero_day(100, 2, 10, 1, idle_s=60, cold_start_s=20)
+    assert colds == pytest.approx(84.179, abs=1e-3)
+    assert billed == pytest.approx(5695.485 + 20 * 84.1792, abs=0.01)
+
+
+def test_busy_all_day_is_capped_at_always_on():
+    billed, colds = scale_to_zero_day(43200, 1, 24, 1, idle_s=60, cold_start_s=30)
+    assert colds == pytest.approx(0.0, abs=1e-6)
+    assert billed == 86400.0
+
+
+def test_more_work_than_one_instance_bills_the_work():
+    # 3 instances' worth of work in a 24 h window: billed = work (arrivals never leave a gap)
+    billed, _ = scale_to_zero_day(3 * 86400, 1, 24, 1, idle_s=5, cold_start_s=10)
+    assert billed == pytest.approx(3 * 86400)
+
+
+def test_warm_capacity_and_overflow():
+    assert warm_day(1000, 2, 24, 1, 60, 30, warm=2) == (2 * 86400.0, 0.0)
+    # 10 h of work in an 8 h window with 1 warm: 2 h overflow + one extra instance (cold 30 s + idle 60 s)
+    on, over = warm_day(18000, 2, 8, 1, 60, 30, warm=1)
+    assert on == 86400.0
+    assert over == pytest.approx(2 * 3600 + 90)
+
+
+def test_break_even_solver_linear_case_runpod_ratio():
+    # without start-up or idle overheads, flex vs active breaks even at active/flex = 0.00013/0.00019 = 68.42%
+    flex, active = 0.00019, 0.00013
+    u = solve_break_even(lambda u: u * 86400 * flex - 86400 * active, 1.0)
+    assert u == pytest.approx(active / flex, abs=1e-6)
+    assert solve_break_even(lambda u: u - 2.0, 1.0) is None
+
+
+# ---------------------------------------------------------------- data-driven figures
+
+
+def test_fly_reference_monthly_is_the_old_price_times_730h(prices):
+    c = compare_app(make_app("a10"), 14_000_000_000, Traffic(200, 2, 8), prices=prices, today=TODAY)
+    assert c.row("fly").monthly_warm == pytest.approx(0.75 * 730)  # $547.50
+    c = compare_app(make_app("a100-sxm4-80gb", 2), None, Traffic(200, 2, 8), prices=prices, today=TODAY)
+    assert c.row("fly").monthly_warm == pytest.approx(2 * 1.50 * 730)  # $2,190
+
+
+def test_runpod_active_one_worker(prices):
+    c = compare_app(make_app("a10"), 14_000_000_000, Traffic(200, 2, 8), prices=prices, today=TODAY)
+    r = c.row("runpod-active")
+    assert r.gpu_name == "AMPERE_24"
+    assert r.monthly_warm == pytest.approx(0.00013 * MONTH_S)  # $341.64
+    assert c.row("runpod-flex").price_per_gpu_s == pytest.approx(0.00019)
+
+
+def test_cloud_run_l4_matches_the_worked_example(prices):
+    # research (braindrip, 3rd-party): "~$1.40/active-hour: roughly $0.67 GPU + ~$0.75 for 8 vCPU / 32 GiB";
+    # pinned awake 24/7 "~$800-1,000/month". Our rate: 0.67 + 8 x 0.000018 x 3600 + 32 x 0.000002 x 3600
+    app = make_app("a10", auto_stop="off", min_running=1)
+    c = compare_app(app, 14_000_000_000, Traffic(200, 2, 8), prices=prices, today=TODAY)
+    r = c.row("cloudrun")
+    assert r.gpu_name == "nvidia-l4"
+    assert r.rate_per_instance_s * 3600 == pytest.approx(0.67 + 0.5184 + 0.2304)  # $1.4188/h
+    assert r.host_per_s * 3600 == pytest.approx(0.7488)  # the "~$0.75" part
+    assert r.monthly_warm == pytest.approx(1.4188 * 730)  # $1,035.72: 3.6% above the blog's upper bound
+
+
+def test_cloud_run_raises_cpu_and_memory_to_the_gpu_minimum(prices):
+    app = make_app("a10", cpus=2, memory_mb=4096)
+    r = compare_app(app, None, Traffic(200, 2, 8), prices=prices, today=TODAY).row("cloudrun")
+    assert r.host_per_s == pytest.approx(4 * 0.000018 + 16 * 0.000002)  # L4 minimum: 4 vCPU / 16 GiB
+
+
+def test_modal_monthly_scale_to_zero_by_hand(prices):
+    # a10 on Modal: GPU 1.10/h + host 1 core x 0.0000131 + 16 GiB x 0.00000222 (recollection figures)
+    rate = 1.10 / 3600 + 0.0000131 + 16 * 0.00000222
+    cold = 5 + 10 + 14e9 / 1000e6  # platform + engine init + 14 GB from a Volume at 1 GB/s = 29 s
+    c = compare_app(make_app("a10"), 14_000_000_000, Traffic(200, 2, 8), prices=prices, today=TODAY)
+    r = c.row("modal")
+    assert r.cold_start_s == pytest.approx(29.0)
+    lam = 200 / (8 * 3600)
+    up = 200 * (1 - math.exp(-lam * 62)) / lam
+    colds = 200 * math.exp(-lam * 62)
+    assert r.cold_starts_per_day == pytest.approx(colds)
+    assert r.monthly_scale_to_zero == pytest.approx((up + colds * cold) * rate * 730 / 24)
+    assert r.monthly_scale_to_zero == pytest.approx(149.17, abs=0.01)
+
+
+def test_cold_start_uses_each_platforms_weight_store(prices):
+    c = compare_app(make_app("a10"), 20_000_000_000, Traffic(200, 2, 8), prices=prices, today=TODAY)
+    assert c.row("modal").cold_start_s == pytest.approx(5 + 10 + 20)  # 1000 MB/s
+    assert c.row("runpod-flex").cold_start_s == pytest.approx(7 + 10 + 100)  # 200 MB/s, measured 7 s start used
+    assert c.row("cloudrun").cold_start_s == pytest.approx(5 + 10 + 80)  # 250 MB/s
+
+
+def test_fit_is_weights_times_1_2_against_vram(prices):
+    c = compare_app(make_app("a10"), 19_000_000_000, Traffic(200, 2, 8), prices=prices, today=TODAY)
+    assert c.row("modal").fits == "yes"  # 22.8 GB <= 24
+    c = compare_app(make_app("a10"), 21_000_000_000, Traffic(200, 2, 8), prices=prices, today=TODAY)
+    assert c.row("modal").fits == "no"  # 25.2 GB > 24
+    assert c.recommendation.key is None
+    assert "No target can run this app" in c.recommendation.text
+    c = compare_app(make_app("a10"), None, Traffic(200, 2, 8), prices=prices, today=TODAY)
+    assert c.row("modal").fits == "likely"
+
+
+def test_cloud_run_picks_l4_when_a_big_gpu_model_fits_in_24gb(prices):
+    c = compare_app(make_app("l40s"), 14_000_000_000, Traffic(200, 2, 8), prices=prices, today=TODAY)
+    assert c.row("cloudrun").gpu_name == "nvidia-l4"
+    c = compare_app(make_app("l40s"), 30_000_000_000, Traffic(200, 2, 8), prices=prices, today=TODAY)
+    r = c.row("cloudrun")
+    assert r.gpu_name == "nvidia-rtx-pro-6000" and r.price_basis == "proxy" and r.host_per_s == 0.0
+
+
+def test_cloud_run_two_gpus_not_offered(prices):
+    c = compare_app(make_app("a100-sxm4-80gb", 2), None, Traffic(200, 2, 8), prices=prices, today=TODAY)
+    r = c.row("cloudrun")
+    assert not r.offered and "one GPU per instance" in r.reason
+    assert r.monthly_scale_to_zero is None and r.monthly_warm is None
+    assert c.recommendation.key != "cloudrun"
+
+
+# ---------------------------------------------------------------- traffic defaults from fly.toml
+
+
+def test_defaults_for_a_scale_to_zero_app(prices):
+    inp = cmp.resolve_inputs(make_app(), None, Traffic(), prices)
+    assert (inp.requests_per_day, inp.seconds_per_request, inp.busy_hours, inp.concurrency, inp.warm_instances) == (
+        200.0, 2.0, 8.0, 1, 0)
+    assert inp.given == ()
+    assert any("scaled to zero on Fly" in a for a in inp.assumptions)
+
+
+def test_defaults_for_a_warm_app_with_concurrency(prices):
+    app = make_app("l40s", auto_stop="off", min_running=2, concurrency=Concurrency("requests", 8, 12))
+    inp = cmp.resolve_inputs(app, None, Traffic(seconds_per_request=4), prices)
+    assert inp.warm_instances == 2 and inp.concurrency == 8 and inp.busy_hours == 24.0
+    # 25% of 2 warm instances x 24 h x 3600 s x 8 at a time / 4 s per request
+    assert inp.requests_per_day == pytest.approx(0.25 * 2 * 24 * 3600 * 8 / 4)
+    assert inp.given == ("seconds_per_request",)
+
+
+def test_min_machines_running_keeps_warm_capacity(prices):
+    inp = cmp.resolve_inputs(make_app(auto_stop="stop", min_running=3), None, Traffic(), prices)
+    assert inp.warm_instances == 3
+    inp = cmp.resolve_inputs(make_app(service=False), None, Traffic(), prices)
+    assert inp.warm_instances == 1
+
+
+def test_warm_mode_compares_warm_costs(prices):
+    c = compare_app(make_app("a10", auto_stop="off", min_running=1), 14_000_000_000, Traffic(2000, 2, 24),
+                    prices=prices, today=TODAY)
+    assert c.recommendation.mode == "warm"
+    # RunPod active (0.00013/s) is the cheapest warm GPU: $341.64
+    assert c.recommendation.key == "runpod-active"
+    assert c.recommendation.monthly == pytest.approx(341.64, abs=0.01)
+
+
+def test_bad_inputs_are_user_errors(prices):
+    with pytest.raises(UserError, match="busy-hours"):
+        cmp.resolve_inputs(make_app(), None, Traffic(busy_hours=25), prices)
+    with pytest.raises(UserError, match="seconds-per-request"):
+        cmp.resolve_inputs(make_app(), None, Traffic(seconds_per_request=0), prices)
+    with pytest.raises(UserError, match="no GPU"):
+        cmp.resolve_inputs(FlyApp("fly.toml", app="x"), None, Traffic(), prices)
+
+
+# ---------------------------------------------------------------- recommendation and sensitivity
+
+
+def test_recommendation_and_sensitivity_flip_points_are_real(prices):
+    app = make_app("a10")
+    c = compare_app(app, 14_000_000_000, Traffic(200, 2, 8), prices=prices, today=TODAY)
+    assert c.recommendation.key == "runpod-flex"
+    assert c.recommendation.monthly == pytest.approx(c.row("runpod-flex").monthly_scale_to_zero)
+    sens = {s.input: s for s in c.sensitivity}
+    up = sens["requests_per_day"].up
+    assert up is not None and up[1] == "modal"
+    # the reported threshold really flips the answer, and just below it does not
+    above = compare_app(app, 14_000_000_000, Traffic(up[0] * 1.01, 2, 8), prices=prices, today=TODAY)
+    below = compare_app(app, 14_000_000_000, Traffic(up[0] * 0.99, 2, 8), prices=prices, today=TODAY)
+    assert above.recommendation.key == "modal"
+    assert below.recommendation.key == "runpod-flex"
+    price = sens["price"].up
+    assert price is not None and 1.2 < price[0] < 2.0 and price[1] == "modal"
+
+
+def test_targets_filter(prices):
+    c = compare_app(make_app("a10"), 14_000_000_000, Traffic(200, 2, 8), targets=["modal"], prices=prices,
+                    today=TODAY)
+    assert [r.key for r in c.rows] == ["modal", "fly"]
+    assert c.recommendation.key == "modal"
+
+
+def test_json_schema_and_determinism(prices):
+    a = compare_app(make_app("l40s"), None, Traffic(), prices=prices, today=TODAY).to_json()
+    b = compare_app(make_app("l40s"), None, Traffic(), prices=prices, today=TODAY).to_json()
+    assert a == b
+    assert a["schema"] == "flymigrate/compare/v1"
+    assert [r["key"] for r in a["rows"]] == ["modal", "runpod-flex", "runpod-active", "cloudrun", "fly"]
+    assert a["data"]["date"] == "2026-11-22" and a["data"]["stale"] is False
