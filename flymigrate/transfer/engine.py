@@ -746,6 +746,7 @@ def run_transfer(src_url: str, dst_url: str, options: TransferOptions | None = N
     aopts = AdapterOptions(endpoint_url=opts.endpoint_url, datacenter=opts.datacenter, env=env,
                            connections=opts.parallel * 2 + 2)
     # the journal is keyed by the URLs as the user wrote them (normalised), not by the pinned revision
+    ensure_private_dir(opts.state_dir or state_dir())
     tdir = ensure_private_dir(transfers_dir(opts.state_dir))
     key_src = src_p.root + ("@" + src_p.revision if src_p.revision else "") + "|" + src_p.scheme + "|" + src_p.path
     key_dst = dst_p.scheme + "|" + dst_p.root + "|" + dst_p.path
@@ -824,6 +825,16 @@ def run_transfer(src_url: str, dst_url: str, options: TransferOptions | None = N
             return result
         for e in entries:
             row = journal.get(e.path)
+            if row is not None and row.fingerprint != e.fingerprint() and row.upload_state:
+                # the source file changed since an upload of it started: those parts are useless now
+                emit(Event("warning", e.path, message="source changed since the last run; restarting this file"))
+                try:
+                    old_up = dst.open_upload(e, row.upload_state, None)
+                    rt(f"abort the old upload of {e.path}", old_up.abort)
+                except (UploadGone, RemoteError):
+                    pass
+                journal.reset(e.path)
+                row = journal.get(e.path)
             if row is None or row.fingerprint != e.fingerprint() or row.status not in ("done", "skipped"):
                 if any(i.path == e.path and i.action == "skip" for i in result.plan):
                     journal.upsert(e.path, e.size, e.fingerprint(), "pending")

@@ -1,0 +1,245 @@
+"""CLI contract (exit codes, dry-run, status, secrets) and engine behaviour (local trees, journal, cleanup)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from flymigrate.errors import Interrupted, UserError
+from flymigrate.transfer.base import parse_url
+from flymigrate.transfer.engine import Event, TransferOptions, run_transfer
+from servers.faulty_proxy import FaultyProxy
+
+from .conftest import ACCESS, HF_TOKEN, ROOT, SECRET, make_files, read_s3, run_cli
+
+MiB = 1024 * 1024
+
+
+# ------------------------------------------------------------------------------------------------ URLs
+
+
+@pytest.mark.parametrize("url,scheme,root,path", [
+    ("hf://Qwen/Qwen3-8B@abc123", "hf", "Qwen/Qwen3-8B", ""),
+    ("s3://bucket/models/x/", "s3", "bucket", "models/x"),
+    ("runpod-volume://abc123xyz/models/q", "runpod-volume", "abc123xyz", "models/q"),
+    ("fly-volume://my-app/data_vol/models", "fly-volume", "my-app", "models"),
+    ("gs://b/p", "gs", "b", "p"),
+    ("modal-volume://weights/llm", "modal-volume", "weights", "llm"),
+])
+def test_parse_url(url: str, scheme: str, root: str, path: str) -> None:
+    u = parse_url(url)
+    assert (u.scheme, u.root, u.path) == (scheme, root, path)
+
+
+def test_parse_url_details_and_errors() -> None:
+    assert parse_url("hf://Qwen/Qwen3-8B@refs/pr/1").revision == "refs/pr/1"
+    assert parse_url("fly-volume://app/vol/a/b").volume == "vol"
+    assert parse_url("./weights").scheme == "local"
+    for bad in ("ftp://x/y", "s3://", "hf://a/b/c", "hf://org/repo@", "s3://b/../etc", "s3:/bucket", "runpod-volume:///x"):
+        with pytest.raises(UserError):
+            parse_url(bad)
+
+
+def test_importing_the_engine_stays_light() -> None:
+    code = ("import sys, flymigrate.transfer.engine, flymigrate.commands.transfer, flymigrate.commands.status;"
+            "bad=[m for m in ('boto3','botocore','huggingface_hub','rich','modal','google.cloud.storage') if m in sys.modules];"
+            "print(bad); sys.exit(1 if bad else 0)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=str(ROOT))
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+# ----------------------------------------------------------------------------------------- exit codes
+
+
+def test_usage_errors_exit_2(tmp_path: Path, moto, bucket: str, base_env: dict[str, str]) -> None:
+    src = make_files(tmp_path / "w", {"a.bin": b"abc"})
+    cases = [
+        (["transfer", "ftp://x/y", f"runpod-volume://{bucket}/m"], "unknown URL scheme"),
+        (["transfer", str(tmp_path / "nope"), f"runpod-volume://{bucket}/m", "--endpoint-url", moto.url], "no such file"),
+        (["transfer", str(src), f"runpod-volume://{bucket}/m"], "--datacenter"),
+        (["transfer", str(src), "runpod-volume://no-such-volume/m", "--endpoint-url", moto.url], "not found"),
+        (["transfer", str(src), "hf://org/repo"], "only be a source"),
+        (["transfer", str(src), f"runpod-volume://{bucket}/m", "--endpoint-url", moto.url, "--parallel", "0"], "--parallel"),
+    ]
+    for args, needle in cases:
+        r = run_cli(args, base_env)
+        assert r.returncode == 2, (args, r.stderr)
+        assert needle in r.stderr, (args, r.stderr)
+    env = {k: v for k, v in base_env.items() if not k.startswith(("RUNPOD_", "AWS_ACCESS", "AWS_SECRET"))}
+    r = run_cli(["transfer", str(src), f"runpod-volume://{bucket}/m", "--endpoint-url", moto.url], env)
+    assert r.returncode == 2 and "RUNPOD_S3_ACCESS_KEY_ID" in r.stderr, r.stderr
+
+
+def test_dry_run_lists_files_and_bytes_and_copies_nothing(tmp_path: Path, moto, bucket: str, base_env: dict[str, str]) -> None:
+    src = make_files(tmp_path / "w", {"a.bin": b"x" * 1000, "d/b.bin": b"y" * 2000})
+    r = run_cli(["transfer", str(src), f"runpod-volume://{bucket}/m", "--endpoint-url", moto.url, "--dry-run"], base_env)
+    assert r.returncode == 0, r.stderr
+    assert "a.bin" in r.stdout and "d/b.bin" in r.stdout
+    assert "would copy 2 of 2 files" in r.stdout and "(3000 bytes)" in r.stdout
+    assert read_s3(moto, bucket, "m") == {}
+
+
+def test_status_lists_journals(tmp_path: Path, moto, bucket: str, base_env: dict[str, str]) -> None:
+    assert "no transfers yet" in run_cli(["status"], base_env).stdout
+    src = make_files(tmp_path / "w", {"a.bin": b"x" * 1000})
+    assert run_cli(["transfer", str(src), f"runpod-volume://{bucket}/m", "--endpoint-url", moto.url, "--yes"],
+                   base_env).returncode == 0
+    r = run_cli(["status"], base_env)
+    assert f"runpod-volume://{bucket}/m: finished" in r.stdout and "1 done, 0 in flight, 0 left" in r.stdout
+    j = json.loads(run_cli(["status", "--format", "json"], base_env).stdout)
+    assert j["schema"] == "flymigrate/status/v1" and j["transfers"][0]["files"] == {"done": 1}
+
+
+def test_no_secret_anywhere(tmp_path: Path, moto, bucket: str, base_env: dict[str, str], state: Path) -> None:
+    from servers.hf_hub import FakeHub
+
+    hub = FakeHub({"acme/m": {"w.bin": os.urandom(2 * MiB + 5), "c.json": b"{}"}}, token=HF_TOKEN).start()
+    env = dict(base_env, HF_ENDPOINT=hub.url, HF_TOKEN=HF_TOKEN, FLYMIGRATE_MAX_ATTEMPTS="2")
+    try:
+        outs = [
+            run_cli(["transfer", "hf://acme/m", f"runpod-volume://{bucket}/m", "--endpoint-url", moto.url, "--yes",
+                     "--part-size", "1MiB"], env),
+            run_cli(["transfer", "hf://acme/m", f"runpod-volume://{bucket}/m", "--endpoint-url", moto.url, "--json"], env),
+            run_cli(["status", "--format", "json"], env),
+            run_cli(["transfer", "hf://acme/nope", f"runpod-volume://{bucket}/m", "--endpoint-url", moto.url], env),
+            run_cli(["transfer", "hf://acme/m", "runpod-volume://missing/m", "--endpoint-url", moto.url], env),
+            run_cli(["transfer", "hf://acme/m", "runpod-volume://x/m", "--endpoint-url", "http://127.0.0.1:9"], env),
+        ]
+    finally:
+        hub.stop()
+    assert outs[0].returncode == 0, outs[0].stderr
+    for o in outs:
+        for secret in (SECRET, HF_TOKEN):
+            assert secret not in o.stdout and secret not in o.stderr
+    files = [p for p in state.rglob("*") if p.is_file()]
+    assert any(p.suffix == ".sqlite" for p in files) and any(p.name.endswith(".jsonl") for p in files)
+    for p in files:
+        blob = p.read_bytes()
+        assert SECRET.encode() not in blob and HF_TOKEN.encode() not in blob, p
+        assert oct(p.stat().st_mode & 0o777) == "0o600", p
+    for d in [state, *[p for p in state.rglob("*") if p.is_dir()]]:
+        assert oct(d.stat().st_mode & 0o777) == "0o700", d
+    assert ACCESS  # the access key id is not a secret, but is not needed in output either
+
+
+def test_second_run_on_same_journal_is_refused(tmp_path: Path, moto, bucket: str, base_env: dict[str, str]) -> None:
+    src = make_files(tmp_path / "w", {"a.bin": os.urandom(4 * MiB)})
+    with FaultyProxy("127.0.0.1", moto.port, delay=0.3) as proxy:
+        args = ["transfer", str(src), f"runpod-volume://{bucket}/m", "--endpoint-url", proxy.url, "--yes",
+                "--part-size", "1MiB", "--parallel", "1"]
+        p = subprocess.Popen([sys.executable, "-m", "flymigrate", *args], env=base_env, cwd=str(ROOT),
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            while proxy.requests < 2:
+                time.sleep(0.02)
+            r = run_cli(args, base_env)
+            assert r.returncode == 2 and "already running" in r.stderr, r.stderr
+            assert "running" in run_cli(["status"], base_env).stdout
+        finally:
+            p.wait(timeout=60)
+    assert p.returncode == 0
+
+
+# --------------------------------------------------------------------------------------- engine, in-process
+
+
+def _opts(state: Path, moto, **kw: object) -> TransferOptions:
+    env = {"RUNPOD_S3_ACCESS_KEY_ID": ACCESS, "RUNPOD_S3_SECRET_ACCESS_KEY": SECRET,
+           "AWS_ACCESS_KEY_ID": ACCESS, "AWS_SECRET_ACCESS_KEY": SECRET, "AWS_ENDPOINT_URL_S3": moto.url}
+    base: dict[str, object] = dict(endpoint_url=moto.url, state_dir=state, env=env, part_size=1 * MiB, parallel=3,
+                                   backoff_base=0.05)
+    base.update(kw)
+    return TransferOptions(**base)  # type: ignore[arg-type]
+
+
+def test_local_tree_symlinks_and_special_files(tmp_path: Path, moto, bucket: str, state: Path) -> None:
+    outside = make_files(tmp_path / "outside", {"secret.txt": b"nope"})
+    src = make_files(tmp_path / "w", {"a.bin": b"a" * 10, "sub/b.bin": b"b" * 20})
+    os.symlink("a.bin", src / "link-in.bin")
+    os.symlink(str(outside / "secret.txt"), src / "link-out.txt")
+    os.symlink(".", src / "sub" / "loop")
+    os.symlink("missing", src / "dangling")
+    os.mkfifo(src / "fifo")
+    events: list[Event] = []
+    res = run_transfer(str(src), f"runpod-volume://{bucket}/m", _opts(state, moto), progress=events.append)
+    got = read_s3(moto, bucket, "m")
+    assert got == {"a.bin": b"a" * 10, "sub/b.bin": b"b" * 20, "link-in.bin": b"a" * 10}
+    warnings = " ".join(res.warnings)
+    assert "link-out.txt" in warnings and "outside" in warnings
+    assert "fifo" in warnings and "dangling" in warnings and "loop" in warnings
+    kinds = {e.kind for e in events}
+    assert {"plan", "file_start", "bytes", "file_done", "done", "warning"} <= kinds
+    assert res.files_copied == 3 and res.ok
+
+
+def test_stop_midway_then_resume_reuses_parts(tmp_path: Path, moto, bucket: str, state: Path) -> None:
+    data = os.urandom(10 * MiB)
+    src = make_files(tmp_path / "w", {"big.bin": data})
+    stop = threading.Event()
+
+    def cb(ev: Event) -> None:
+        if ev.kind == "bytes":
+            stop.set()
+
+    with pytest.raises(Interrupted):
+        run_transfer(str(src), f"runpod-volume://{bucket}/m", _opts(state, moto, stop=stop), progress=cb)
+    res = run_transfer(str(src), f"runpod-volume://{bucket}/m", _opts(state, moto))
+    assert res.bytes_reused >= 1 * MiB
+    assert res.bytes_sent + res.bytes_reused == len(data)
+    assert read_s3(moto, bucket, "m")["big.bin"] == data
+
+
+def test_changed_source_restarts_and_aborts_the_old_upload(tmp_path: Path, moto, bucket: str, state: Path) -> None:
+    src = make_files(tmp_path / "w", {"big.bin": os.urandom(6 * MiB)})
+    stop = threading.Event()
+    with pytest.raises(Interrupted):
+        run_transfer(str(src), f"runpod-volume://{bucket}/m", _opts(state, moto, stop=stop),
+                     progress=lambda e: stop.set() if e.kind == "bytes" else None)
+    c = moto.client()
+    assert len(c.list_multipart_uploads(Bucket=bucket).get("Uploads", [])) == 1
+    new = os.urandom(5 * MiB)
+    (src / "big.bin").write_bytes(new)
+    events: list[Event] = []
+    res = run_transfer(str(src), f"runpod-volume://{bucket}/m", _opts(state, moto), progress=events.append)
+    assert res.bytes_reused == 0
+    assert any("source changed" in e.message for e in events)
+    assert read_s3(moto, bucket, "m")["big.bin"] == new
+    assert not c.list_multipart_uploads(Bucket=bucket).get("Uploads")
+
+
+def test_abandoned_uploads_for_our_keys_are_cleaned_up(tmp_path: Path, moto, bucket: str, state: Path) -> None:
+    c = moto.client()
+    c.create_multipart_upload(Bucket=bucket, Key="m/a.bin")
+    c.create_multipart_upload(Bucket=bucket, Key="m/someone-elses.bin")
+    src = make_files(tmp_path / "w", {"a.bin": b"x" * 100})
+    events: list[Event] = []
+    run_transfer(str(src), f"runpod-volume://{bucket}/m", _opts(state, moto), progress=events.append)
+    left = [u["Key"] for u in c.list_multipart_uploads(Bucket=bucket).get("Uploads", [])]
+    assert left == ["m/someone-elses.bin"]
+    assert any(e.kind == "cleanup" for e in events)
+
+
+def test_identical_file_already_there_is_skipped_without_journal(tmp_path: Path, moto, bucket: str, state: Path) -> None:
+    small, big = os.urandom(1000), os.urandom(3 * MiB + 1)
+    c = moto.client()
+    c.put_object(Bucket=bucket, Key="m/small.bin", Body=small)  # plain ETag = md5
+    src = make_files(tmp_path / "w", {"small.bin": small, "big.bin": big})
+    run_transfer(str(src), f"runpod-volume://{bucket}/m", _opts(state / "one", moto))
+    res = run_transfer(str(src), f"runpod-volume://{bucket}/m", _opts(state / "two", moto))  # fresh journal
+    assert res.files_skipped == 2 and res.bytes_sent == 0
+
+
+def test_s3_single_object_source(tmp_path: Path, moto, bucket: str, state: Path) -> None:
+    c = moto.client()
+    c.create_bucket(Bucket=bucket + "-src")
+    data = os.urandom(2 * MiB + 3)
+    c.put_object(Bucket=bucket + "-src", Key="models/one.safetensors", Body=data)
+    run_transfer(f"s3://{bucket}-src/models/one.safetensors", f"runpod-volume://{bucket}/m", _opts(state, moto))
+    assert read_s3(moto, bucket, "m") == {"one.safetensors": data}
