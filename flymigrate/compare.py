@@ -23,8 +23,8 @@ Warm capacity (w instances kept up, implied by ``min_machines_running`` / ``auto
 w x 86400 s at the always-on rate, plus work beyond w x window at the on-demand rate with one cold start and
 one idle tail per extra instance.
 
-Break-even utilisation: the share of the day the GPU must be busy serving (work / 86400, one instance) for
-keeping one instance always on to cost the same as scale-to-zero -- against the same platform's always-on
+Break-even utilisation: the busy share of the day (request-seconds per day / 86400, i.e. requests x S / 86400)
+at which keeping one instance always on costs the same as scale-to-zero -- against the same platform's always-on
 rate (RunPod active workers are cheaper per second than flex; Modal and Cloud Run charge the same rate, so
 always-on is never cheaper there) and against the Fly reference price.
 
@@ -333,7 +333,8 @@ def scale_to_zero_day(requests: float, seconds: float, busy_hours: float, concur
     hold = seconds + idle_s  # an arrival keeps an instance up this long unless another one comes first
     up = requests * (-math.expm1(-lam * hold)) / lam  # union of [arrival, arrival + S + T] over the day
     work = requests * seconds / concurrency
-    colds = requests * math.exp(-lam * hold)
+    p = math.exp(-lam * hold)
+    colds = requests * p / (1.0 + p * lam * cold_start_s)  # arrivals during a cold start join that instance
     if (24.0 - busy_hours) * 3600.0 > idle_s:
         colds = max(colds, 1.0)
     colds = min(colds, requests)
@@ -500,21 +501,23 @@ def _rows(inp: Inputs, prices: Prices, *, with_break_even: bool = True) -> list[
     R, S, H, P, W = inp.requests_per_day, inp.seconds_per_request, inp.busy_hours, inp.concurrency, inp.warm_instances
     fly_price = _price_per_s(prices.platform("fly")["gpus"][inp.gpu_kind]) * inp.scale_for("fly")
     ref_rate = fly_price * inp.gpu_count
-    u_max = H / 24.0
+    u_max = H / 24.0 * P  # what one instance can take in the busy window
 
     def excess_fn(rate_s2z: float, idle: float, cold: float, always_on_rate: float):
         def excess(u: float) -> float:
-            req = u * DAY_S * P / S
+            req = u * DAY_S / S
             billed, _ = scale_to_zero_day(req, S, H, P, idle, cold)
             return billed * rate_s2z - DAY_S * always_on_rate
         return excess
 
     def be_note(u: float | None, own_same_rate: bool, what: str) -> str:
-        if u is not None and own_same_rate:
-            return (f"above {u:.1%} of the day busy, scale-to-zero costs as much as one always-on instance (it "
-                    "rarely gets to stop), so keep one warm: same cost, no cold starts")
         if u is not None:
-            return f"{what} is cheaper once the GPU is busy more than {u:.1%} of the day"
+            at = f"{_share(u)} of the day busy (~{u * DAY_S / S:,.0f} requests/day at {S:g} s)"
+        if u is not None and own_same_rate:
+            return (f"from {at}, scale-to-zero costs as much as one always-on instance (it rarely gets to stop), "
+                    "so keep one warm: same cost, no cold starts")
+        if u is not None:
+            return f"{what} is cheaper from {at}"
         if own_same_rate:
             return (f"scale-to-zero stays cheaper than always-on (same per-second rate) even with the GPU busy "
                     f"all {H:g} busy h/day")
@@ -890,6 +893,13 @@ def _recommend(inp: Inputs, rows: list[Row]) -> Recommendation:
         if s2z is not None:
             parts.append(f"Letting it scale to zero instead would cost {_money(s2z)}/month but add ~"
                          f"{rb.cold_start_s:.0f} s cold starts.")
+    if inp.warm_instances >= 1:
+        cands = [r for r in rows if r.key != "fly" and r.offered and r.fits != "no"
+                 and r.monthly_scale_to_zero is not None]
+        cheap = min(cands, key=lambda r: (round(r.monthly_scale_to_zero or 0, 6), ROW_KEYS.index(r.key)), default=None)
+        if cheap is not None and cheap.key != best.key and (cheap.monthly_scale_to_zero or 0) < best.monthly:
+            parts.append(f"If cold starts are acceptable, scaling to zero on {_label_short(cheap.key)} would cost "
+                         f"{_money(cheap.monthly_scale_to_zero)}/month (~{cheap.cold_start_s:.0f} s cold starts).")
     manual = rb.manual_steps
     parts.append("Manual steps there: " + (", ".join(manual) if manual else "none") + ".")
     if rb.fits == "likely":
@@ -944,9 +954,17 @@ _HEADERS = ("Option", "GPU", "Fits", "$/GPU-s", "Scale-to-zero", "Warm", "Break-
             "Cold start", "Manual steps")
 
 
+def _share(u: float) -> str:
+    if u >= 0.1:
+        return f"{u:.0%}"
+    if u >= 0.001:
+        return f"{u:.1%}"
+    return "<0.1%"
+
+
 def _pct(u: float | None, note: str) -> str:
     if u is not None:
-        return f"{u:.0%}" if u >= 0.01 else f"{u:.1%}"
+        return _share(u)
     if note.startswith("scale-to-zero stays cheaper"):
         return "never"
     if note in ("reference", "n/a (always on)"):
@@ -955,8 +973,11 @@ def _pct(u: float | None, note: str) -> str:
 
 
 def _cells(r: Row, c: Comparison) -> list[str]:
-    gpu = (f"{r.gpu_name}" + (f" x{r.gpu_count}" if r.gpu_count > 1 and r.gpu_name and ":" not in r.gpu_name else "")
-           + (f" ({r.vram_gb} GB)" if r.vram_gb else "")) if r.gpu_name else "—"
+    gpu = "—"
+    if r.gpu_name:
+        gpu = r.gpu_name.split(":")[0] + (f" x{r.gpu_count}" if r.gpu_count > 1 else "")
+        if r.vram_gb:
+            gpu += f" ({r.vram_gb} GB" + (" each)" if r.gpu_count > 1 else ")")
     if not r.offered:
         return [r.label, gpu, "—", "not offered", "—", "—", "—", "—", "—"]
     price = "—" if r.price_per_gpu_s is None else f"{r.price_per_gpu_s:.6f}" + ("≈" if r.price_basis == "proxy" else "")
@@ -987,7 +1008,8 @@ def _traffic_line(c: Comparison) -> str:
     i = c.inputs
     return (f"Traffic: {i.requests_per_day:,.0f} requests/day, {i.seconds_per_request:g} s each, {i.busy_hours:g} busy "
             f"h/day, {i.concurrency} at a time per GPU instance; warm capacity implied by fly.toml: "
-            f"{i.warm_instances} instance(s). Given by you: {', '.join(i.given) or 'nothing'}.")
+            f"{i.warm_instances} instance(s). Given by you: "
+            f"{', '.join('--' + g.replace('_', '-') for g in i.given) or 'nothing'}.")
 
 
 def _details(c: Comparison) -> list[tuple[str, list[str]]]:
@@ -1037,6 +1059,8 @@ def _render_text(c: Comparison) -> str:
     out.append("")
     out.append("Sensitivity (which input would change the answer; each varied alone, x0.1 to x10):")
     out.extend(f"  - {s.text}" for s in c.sensitivity)
+    if not c.sensitivity:
+        out.append("  - (no recommendation, nothing to test)")
     out.append("")
     out.append("Details:")
     for label, lines in _details(c):

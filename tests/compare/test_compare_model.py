@@ -41,11 +41,11 @@ def test_single_request_pays_cold_start_request_and_idle_tail():
 
 
 def test_scale_to_zero_hand_computed():
-    # R=100 in 10 h, S=2, T=60, cold 20: lam=1/360, hold=62
-    # up = 100 * (1 - e^(-62/360)) * 360 = 5695.485 ; colds = 100 * e^(-62/360) = 84.179 ; billed = up + 20 * colds
+    # R=100 in 10 h, S=2, T=60, cold 20: lam=1/360, hold=62, p = e^(-62/360) = 0.841792
+    # up = 100 * (1 - p) * 360 = 5695.485 ; colds = 100 p / (1 + p * 20/360) = 84.1792 / 1.046766 = 80.4184
     billed, colds = scale_to_zero_day(100, 2, 10, 1, idle_s=60, cold_start_s=20)
-    assert colds == pytest.approx(84.179, abs=1e-3)
-    assert billed == pytest.approx(5695.485 + 20 * 84.1792, abs=0.01)
+    assert colds == pytest.approx(80.4184, abs=1e-3)
+    assert billed == pytest.approx(5695.485 + 20 * 80.4184, abs=0.02)
 
 
 def test_busy_all_day_is_capped_at_always_on():
@@ -121,10 +121,11 @@ def test_modal_monthly_scale_to_zero_by_hand(prices):
     assert r.cold_start_s == pytest.approx(29.0)
     lam = 200 / (8 * 3600)
     up = 200 * (1 - math.exp(-lam * 62)) / lam
-    colds = 200 * math.exp(-lam * 62)
+    p = math.exp(-lam * 62)
+    colds = 200 * p / (1 + p * lam * cold)
     assert r.cold_starts_per_day == pytest.approx(colds)
     assert r.monthly_scale_to_zero == pytest.approx((up + colds * cold) * rate * 730 / 24)
-    assert r.monthly_scale_to_zero == pytest.approx(149.17, abs=0.01)
+    assert r.monthly_scale_to_zero == pytest.approx(144.46, abs=0.01)
 
 
 def test_cold_start_uses_each_platforms_weight_store(prices):
@@ -211,19 +212,32 @@ def test_bad_inputs_are_user_errors(prices):
 
 def test_recommendation_and_sensitivity_flip_points_are_real(prices):
     app = make_app("a10")
-    c = compare_app(app, 14_000_000_000, Traffic(200, 2, 8), prices=prices, today=TODAY)
-    assert c.recommendation.key == "runpod-flex"
-    assert c.recommendation.monthly == pytest.approx(c.row("runpod-flex").monthly_scale_to_zero)
+    c = compare_app(app, 14_000_000_000, Traffic(2000, 2, 24), prices=prices, today=TODAY)
+    assert c.recommendation.key == "runpod-active"
+    assert c.recommendation.monthly == pytest.approx(0.00013 * MONTH_S)
     sens = {s.input: s for s in c.sensitivity}
-    up = sens["requests_per_day"].up
-    assert up is not None and up[1] == "modal"
-    # the reported threshold really flips the answer, and just below it does not
-    above = compare_app(app, 14_000_000_000, Traffic(up[0] * 1.01, 2, 8), prices=prices, today=TODAY)
-    below = compare_app(app, 14_000_000_000, Traffic(up[0] * 0.99, 2, 8), prices=prices, today=TODAY)
-    assert above.recommendation.key == "modal"
+    down = sens["requests_per_day"].down
+    assert down is not None and down[1] == "runpod-flex"
+    thr = down[0]
+    assert 1000 < thr < 2000
+    # the reported threshold really flips the answer, and just above it does not
+    below = compare_app(app, 14_000_000_000, Traffic(thr * 0.99, 2, 24), prices=prices, today=TODAY)
+    above = compare_app(app, 14_000_000_000, Traffic(thr * 1.01, 2, 24), prices=prices, today=TODAY)
     assert below.recommendation.key == "runpod-flex"
+    assert above.recommendation.key == "runpod-active"
+    # ... and agrees with the independently solved flex-vs-active break-even utilisation
+    be = c.row("runpod-flex").break_even_own
+    assert be is not None and be * 86400 / 2 == pytest.approx(thr, rel=0.005)
     price = sens["price"].up
-    assert price is not None and 1.2 < price[0] < 2.0 and price[1] == "modal"
+    assert price is not None and 1.05 < price[0] < 1.5 and price[1] == "runpod-flex"
+
+
+def test_scale_to_zero_recommendation_with_few_requests(prices):
+    c = compare_app(make_app("a10"), 14_000_000_000, Traffic(200, 2, 8), prices=prices, today=TODAY)
+    assert c.recommendation.key == "runpod-flex" and c.recommendation.mode == "scale-to-zero"
+    assert "cold start" in c.recommendation.text
+    # 8 busy hours: an always-on worker (24 h) never beats flex within one instance's capacity
+    assert c.row("runpod-flex").break_even_own is None
 
 
 def test_targets_filter(prices):
