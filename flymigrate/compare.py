@@ -872,10 +872,15 @@ def _recommend(inp: Inputs, rows: list[Row]) -> Recommendation:
                f"h/day, {inp.concurrency} at a time")
     if len(opts) > 1:
         nxt = opts[1]
-        pct = (nxt.monthly / best.monthly - 1) * 100 if best.monthly > 0 else math.inf
-        close = " (a close call: effort and cold starts may matter more than cost)" if pct < 10 else ""
-        parts.append(f"It is the cheapest option that fits for {traffic}; next is {_label_short(nxt.key)} at "
-                     f"{_money(nxt.monthly)}/month ({pct:.0f}% more){close}.")
+        if nxt.monthly - best.monthly < 0.005:
+            parts.append(f"For {traffic} it costs the same as {_label_short(nxt.key)} and wins on fewer manual "
+                         "steps or a shorter cold start.")
+        else:
+            pct = (nxt.monthly / best.monthly - 1) * 100 if best.monthly > 0 else math.inf
+            more = f"{pct:.0f}% more" if math.isfinite(pct) else "more"
+            close = " (a close call: effort and cold starts may matter more than cost)" if pct < 10 else ""
+            parts.append(f"It is the cheapest option that fits for {traffic}; next is {_label_short(nxt.key)} at "
+                         f"{_money(nxt.monthly)}/month ({more}){close}.")
     else:
         parts.append(f"It is the only option that can run this app for {traffic}.")
     if best.mode == "scale-to-zero" or best.key == "runpod-active":

@@ -133,3 +133,25 @@ def test_rich_output_when_color_forced(capsys, monkeypatch):
     rc, out, _ = run_cli(capsys, "compare", "ondemand-a10", "--color", "always", "--weights-gb", "14.5")
     assert rc == 0
     assert "\x1b[" in out and "Recommended:" in out
+
+
+def test_zero_requests_costs_nothing_scaling_to_zero(capsys, monkeypatch):
+    monkeypatch.chdir(FIXTURES)
+    rc, out, _ = run_cli(capsys, "compare", "ondemand-a10", "--requests-per-day", "0", "--format", "json")
+    data = json.loads(out)
+    assert rc == 0
+    assert data["recommendation"]["key"] == "modal" and data["recommendation"]["monthly"] == 0.0
+    assert "costs the same as Cloud Run" in data["recommendation"]["text"]
+    assert {r["key"]: r["monthly_scale_to_zero"] for r in data["rows"]}["runpod-flex"] == 0.0
+
+
+def test_command_module_import_is_light():
+    import subprocess
+    import sys
+
+    code = ("import sys, flymigrate.commands.compare; "
+            "bad = [m for m in ('flymigrate.compare', 'rich', 'tomllib', 'textual', 'modal', 'runpod') "
+            "if m in sys.modules]; print(bad)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=str(HERE.parent.parent)).stdout.strip()
+    assert out == "[]"
