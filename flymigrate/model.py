@@ -60,9 +60,6 @@ class SecretValue:
     def __reduce__(self):  # never pickled/serialised by accident
         raise TypeError("SecretValue cannot be pickled")
 
-    def __len__(self) -> int:
-        return len(self._value)
-
 
 @dataclass(frozen=True)
 class Secret:

@@ -109,6 +109,8 @@ class _Ctx:
             line = self.lines.line(*path)
             if line is None and len(path) >= 2 and isinstance(path[1], int):
                 line = self.lines.line(path[0], *path[2:])
+            if line is None and path and (len(path) == 1 or not isinstance(path[1], int)):
+                line = self.lines.line(path[0], 0, *path[1:])  # [[x]] written where [x] is documented
         return f"{self.path}:{line}" if line else self.path
 
     def warn(self, code: str, msg: str, *path: object, severity: str = "warning", step: str | None = None) -> None:
