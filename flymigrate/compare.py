@@ -460,6 +460,16 @@ def _used_start(plat: dict[str, Any]) -> tuple[float, str]:
     raise UserError("price data: a platform has no platform_start entry with used = true.")
 
 
+def _start_note(plat: dict[str, Any]) -> str:
+    figs = plat.get("platform_start", [])
+    used = [f for f in figs if f.get("used")]
+    other = [f for f in figs if not f.get("used")]
+    txt = "; ".join(f"{float(f['value_s']):g} s {f['basis']} ({f['text']}; {f['source']})" for f in used)
+    if other:
+        txt += " -- not used: " + "; ".join(f"{float(f['value_s']):g} s {f['basis']} ({f['text']})" for f in other)
+    return f"platform start used: {txt}"
+
+
 def _effort(plat: dict[str, Any]) -> tuple[tuple[str, bool, str], ...]:
     eff = plat.get("effort", {})
     return tuple((s, bool(eff.get(s, {}).get("manual", False)), str(eff.get(s, {}).get("note", ""))) for s in STEP_IDS)
@@ -555,7 +565,8 @@ def _rows(inp: Inputs, prices: Prices, *, with_break_even: bool = True) -> list[
             gprice, entry["basis"], entry["source"], host_s, rate, rate, idle, _monthly(prices, billed * rate), warm_m,
             W, billed / 3600.0, colds, be_own, be_note(be_own, True, "always-on"), be_ref,
             be_note(be_ref, False, "an always-on GPU at Fly's price"), cold, parts, effort,
-            (f"host: {host['note']} (${host_s * 3600:.3f}/h)", f"idle timeout {idle:g} s ({plat['idle_timeout']['knob']})")))
+            (f"host: {host['note']} (${host_s * 3600:.3f}/h)", f"idle timeout {idle:g} s ({plat['idle_timeout']['knob']})",
+             _start_note(plat))))
 
     # ---- RunPod (flex and active)
     plat = prices.platform("runpod")
@@ -586,7 +597,8 @@ def _rows(inp: Inputs, prices: Prices, *, with_break_even: bool = True) -> list[
             be_note(be_own, False, "an active worker"), be_ref, be_note(be_ref, False, "an always-on GPU at Fly's price"),
             cold, parts, effort,
             ("warm workers on RunPod are active workers: see the active row",
-             f"idle timeout {idle:g} s ({plat['idle_timeout']['knob']}; {plat['idle_timeout'].get('note', '')})")))
+             f"idle timeout {idle:g} s ({plat['idle_timeout']['knob']}; {plat['idle_timeout'].get('note', '')})",
+             _start_note(plat))))
         w = max(1, W)
         on, over = warm_day(R, S, H, P, idle, cold, w)
         rows.append(Row(
@@ -642,6 +654,7 @@ def _rows(inp: Inputs, prices: Prices, *, with_break_even: bool = True) -> list[
             be_ref = solve_break_even(excess_fn(rate, idle, cold, ref_rate), u_max)
         notes.append(f"idle timeout {idle:g} s ({plat['idle_timeout']['note']})")
         notes.append(plat["quota_note"])
+        notes.append(_start_note(plat))
         rows.append(Row(
             "cloudrun", plat["label"], "cloudrun", True, reason, name, label, 1, vram, fits, fnote, gprice,
             entry["basis"], entry["source"], host_s, rate, rate, idle, _monthly(prices, billed * rate), warm_m, W,
@@ -1049,7 +1062,7 @@ def _plain_table(headers: tuple[str, ...] | list[str], body: list[list[str]]) ->
     return [fmt(list(headers)), fmt(["-" * w for w in widths]), *(fmt(row) for row in body)]
 
 
-def _render_text(c: Comparison) -> str:
+def _render_text(c: Comparison, details: bool = True) -> str:
     out = _header_lines(c)
     for w in c.warnings:
         out.append(f"WARNING: {w}")
@@ -1066,11 +1079,12 @@ def _render_text(c: Comparison) -> str:
     out.extend(f"  - {s.text}" for s in c.sensitivity)
     if not c.sensitivity:
         out.append("  - (no recommendation, nothing to test)")
-    out.append("")
-    out.append("Details:")
-    for label, lines in _details(c):
-        out.append(f"  {label}")
-        out.extend(f"    - {ln}" for ln in lines)
+    if details:
+        out.append("")
+        out.append("Details:")
+        for label, lines in _details(c):
+            out.append(f"  {label}")
+            out.extend(f"    - {ln}" for ln in lines)
     return "\n".join(out) + "\n"
 
 
@@ -1078,9 +1092,9 @@ def _md_escape(s: str) -> str:
     return s.replace("|", "\\|")
 
 
-def _render_markdown(c: Comparison) -> str:
+def _render_markdown(c: Comparison, details: bool = True, heading_level: int = 2) -> str:
     head = _header_lines(c)
-    out = [f"## {head[0]}", "", head[1], ""]
+    out = [f"{'#' * heading_level} {head[0]}", "", head[1], ""]
     for w in c.warnings:
         out.append(f"> **Warning:** {w}")
     if c.warnings:
@@ -1101,6 +1115,8 @@ def _render_markdown(c: Comparison) -> str:
     out.append("**Sensitivity** (each input varied alone, x0.1 to x10):")
     out.append("")
     out.extend(f"- {s.text}" for s in c.sensitivity)
+    if not details:
+        return "\n".join(out) + "\n"
     out.append("")
     out.append("<details><summary>Details per option</summary>")
     out.append("")
@@ -1146,14 +1162,18 @@ def _render_rich(c: Comparison, width: int | None = None, color: bool = True) ->
     return buf.getvalue()
 
 
-def render(comparison: Comparison, fmt: str = "text") -> str:
-    """Render as ``text`` (plain), ``markdown``, ``json`` (schema flymigrate/compare/v1) or ``rich`` (ANSI)."""
+def render(comparison: Comparison, fmt: str = "text", *, details: bool = True, heading_level: int = 2) -> str:
+    """Render as ``text`` (plain), ``markdown``, ``json`` (schema flymigrate/compare/v1) or ``rich`` (ANSI).
+
+    ``details=False`` drops the per-option details (for embedding as a section of ``plan``); ``heading_level``
+    sets the markdown heading depth.
+    """
     if fmt == "json":
         return json.dumps(comparison.to_json(), indent=2, ensure_ascii=False) + "\n"
     if fmt == "markdown":
-        return _render_markdown(comparison)
+        return _render_markdown(comparison, details, heading_level)
     if fmt == "text":
-        return _render_text(comparison)
+        return _render_text(comparison, details)
     if fmt == "rich":
         return _render_rich(comparison)
     raise UserError(f"unknown format {fmt!r}: use text, markdown or json.")

@@ -254,3 +254,13 @@ def test_json_schema_and_determinism(prices):
     assert a["schema"] == "flymigrate/compare/v1"
     assert [r["key"] for r in a["rows"]] == ["modal", "runpod-flex", "runpod-active", "cloudrun", "fly"]
     assert a["data"]["date"] == "2026-11-22" and a["data"]["stale"] is False
+
+
+def test_render_for_embedding(prices):
+    c = compare_app(make_app("a10"), 14_000_000_000, Traffic(200, 2, 8), prices=prices, today=TODAY)
+    full, short = cmp.render(c, "text"), cmp.render(c, "text", details=False)
+    assert "Details:" in full and "Details:" not in short and short in full.split("\nDetails:")[0] + "\n"
+    md = cmp.render(c, "markdown", details=False, heading_level=3)
+    assert md.startswith("### Target comparison for t:") and "<details>" not in md
+    with pytest.raises(UserError, match="unknown format"):
+        cmp.render(c, "yaml")
