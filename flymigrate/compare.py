@@ -597,6 +597,7 @@ def _rows(inp: Inputs, prices: Prices, *, with_break_even: bool = True) -> list[
             be_note(be_own, False, "an active worker"), be_ref, be_note(be_ref, False, "an always-on GPU at Fly's price"),
             cold, parts, effort,
             ("warm workers on RunPod are active workers: see the active row",
+             f"secrets: {plat['secrets_api_disagreement']}",
              f"idle timeout {idle:g} s ({plat['idle_timeout']['knob']}; {plat['idle_timeout'].get('note', '')})",
              _start_note(plat))))
         w = max(1, W)
