@@ -1,0 +1,1 @@
+"""The interactive walkthrough (``flymigrate tui``). Textual is imported only inside this package."""

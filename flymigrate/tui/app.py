@@ -1,0 +1,477 @@
+"""The Textual app. ``create_app`` is the one factory: ``flymigrate tui`` and the tests both call it.
+
+Workers (``@work(thread=True)``) call :mod:`.core` and only post messages; the ``on_*`` handlers
+here own every widget update and every write of the saved state.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.color import Color
+from textual import on, work
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.widgets import ContentSwitcher, Footer, Input, ListItem, ListView, RadioSet, SelectionList, Static
+
+from ..errors import FlymigrateError, Interrupted
+from ..model import STEP_IDS, TARGETS
+from . import core
+from .messages import SessionFailed, SessionLoaded, StepEnded, TransferEnded, TransferProgress
+from .screens import ConfirmScreen, ErrorScreen, HelpScreen
+from .state import StepProgress, TuiState, load_state
+from .widgets import OverviewPage, StepPage, TargetPage, TransferPanel
+
+PAGES: tuple[str, ...] = ("overview", "target", *STEP_IDS)
+PAGE_LABELS = {"overview": "Overview", "target": "Target", **{s: f"{i}. {core.STEP_SHORT[s]}"
+                                                              for i, s in enumerate(STEP_IDS, 1)}}
+STATUS_MARK = {"todo": " ", "running": ">", "paused": "|", "done": "✓", "failed": "!"}
+
+
+class FlymigrateApp(App[int]):
+    """The walkthrough: overview, target choice, then the five steps in order."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "flymigrate"
+    ENABLE_COMMAND_PALETTE = False
+    BINDINGS = [
+        Binding("question_mark", "help", "Help", key_display="?"),
+        Binding("q,ctrl+q", "quit", "Quit", key_display="q"),
+        Binding("n", "next_page", "Next"),
+        Binding("b", "prev_page", "Back"),
+        Binding("r", "run_step", "Run"),
+        Binding("s", "pause", "Pause"),
+        Binding("m", "mark_done", "Mark done"),
+        Binding("d", "toggle_theme", "Dark/light"),
+        Binding("o", "goto('overview')", "Overview", show=False),
+        Binding("t", "goto('target')", "Target", show=False),
+        *[Binding(str(i), f"goto('{s}')", core.STEP_SHORT[s], show=False) for i, s in enumerate(STEP_IDS, 1)],
+    ]
+
+    def __init__(self, app_dir: Path, *, target: str | None = None, secrets_paths: list[str] | None = None,
+                 code_dirs: list[str] | None = None) -> None:
+        super().__init__()
+        self.app_dir = app_dir
+        self.secrets_paths = list(secrets_paths or [])
+        self.code_dirs = list(code_dirs or [])
+        self.saved: TuiState = load_state(app_dir)
+        self.target: str | None = target or self.saved.target
+        self.session: core.Session | None = None
+        self.page = "overview"
+        self.transfer_stop: threading.Event | None = None
+        self.quitting = False
+        self.crash: BaseException | None = None
+        self.first_paint_at: float | None = None
+
+    # ---- layout ---------------------------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield Static("flymigrate", id="titlebar")
+        with Horizontal(id="body"):
+            yield ListView(*[ListItem(Static(PAGE_LABELS[p], classes="nav-label"), id=f"nav-{p}") for p in PAGES],
+                           id="nav")
+            with ContentSwitcher(id="pages", initial="page-overview"):
+                yield OverviewPage(id="page-overview")
+                yield TargetPage(id="page-target")
+                for sid in STEP_IDS:
+                    yield StepPage(sid, id=f"page-{sid}")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        if self.saved.unreadable:
+            self.show_error("Saved progress could not be read",
+                            f"{self.saved.unreadable}. It was left as it is and nothing will be saved over it.",
+                            "Move the file away (or fix it) and start flymigrate tui again to save progress.")
+        self.call_after_refresh(self._painted)
+        self._load_session()
+
+    def _painted(self) -> None:
+        if self.first_paint_at is None:
+            self.first_paint_at = time.perf_counter()
+
+    @work(thread=True, exclusive=True, group="session", exit_on_error=False)
+    def _load_session(self) -> None:
+        try:
+            session = core.load_session(self.app_dir, secrets_paths=self.secrets_paths, code_dirs=self.code_dirs)
+        except FlymigrateError as err:
+            self.post_message(SessionFailed("flymigrate could not read the app", err.message,
+                                            (err.where + ": " if err.where else "") + (err.hint or "")))
+            return
+        except Exception as err:  # noqa: BLE001 -- shown as a panel, details in the crash log
+            self.post_message(SessionFailed("Unexpected error while reading the app", f"{type(err).__name__}: {err}",
+                                            "Please report it; `flymigrate plan` with --debug shows details."))
+            return
+        self.post_message(SessionLoaded(session))
+
+    # ---- rendering ------------------------------------------------------------------------------------------
+
+    def styles_for_text(self) -> dict[str, str]:
+        """Rich styles from the current theme, so colours stay readable on dark and light themes."""
+        variables = self.get_css_variables()
+
+        def pick(*names: str) -> str:
+            for name in names:
+                value = variables.get(name, "")
+                try:
+                    Color.parse(value)
+                    return value
+                except Exception:  # noqa: BLE001 -- not a plain colour ("auto 87%"): try the next one
+                    continue
+            return ""
+
+        return {"diff-add": pick("text-success", "success"), "diff-del": pick("text-error", "error"),
+                "needs": pick("text-warning", "warning"), "lost": pick("text-error", "error"),
+                "heading": "bold " + pick("text-accent", "accent", "text-primary", "primary")}
+
+    def refresh_all(self) -> None:
+        session = self.session
+        if session is None:
+            return
+        styles = self.styles_for_text()
+        where = core.TARGET_LABELS[self.target] if self.target else "(target not chosen: press t)"
+        self.query_one("#titlebar", Static).update(f"flymigrate  {session.name} -> {where}")
+        self.query_one(OverviewPage).show(session, self.target, styles)
+        self.query_one(TargetPage).show(session, self.target, styles)
+        for sid in STEP_IDS:
+            self.query_one(f"#page-{sid}", StepPage).show(session, self.target, self._progress(sid), styles)
+        self._refresh_weights_panel()
+        self._refresh_nav()
+
+    def _progress(self, sid: str) -> StepProgress | None:
+        return self.saved.progress(self.target).steps[sid] if self.target else None
+
+    def _weights_urls(self) -> tuple[str, str]:
+        assert self.session is not None and self.target is not None
+        tp = self.saved.progress(self.target)
+        w = self.session.plans[self.target].weights
+        src = tp.weights_src or (w.chosen.url if w.chosen and w.chosen.url else "")
+        dst = tp.weights_dst or (w.destination_url or "")
+        return src, dst
+
+    def _refresh_weights_panel(self) -> None:
+        panel = self.query_one(TransferPanel)
+        if self.target is None or self.session is None:
+            panel.display = False
+            return
+        panel.display = True
+        src, dst = self._weights_urls()
+        running = self.transfer_stop is not None
+        panel.set_urls(src, dst, editable=not running)
+        if not running:
+            progress = self._progress("weights")
+            try:
+                saved = core.saved_transfer(src, dst) if src and dst else None
+            except Exception:  # noqa: BLE001 -- an unreadable journal must not stop the walkthrough
+                saved = None
+            panel.show_saved(saved, progress.status if progress else "todo")
+
+    def _refresh_nav(self) -> None:
+        for sid in STEP_IDS:
+            progress = self._progress(sid)
+            mark = STATUS_MARK.get(progress.status, " ") if progress else " "
+            item = self.query_one(f"#nav-{sid}", ListItem)
+            item.query_one(Static).update(f"{mark} {PAGE_LABELS[sid]}")
+        self.query_one("#nav-target", ListItem).query_one(Static).update(
+            f"{'✓' if self.target else ' '} Target")
+        self.query_one("#nav-overview", ListItem).query_one(Static).update("  Overview")
+
+    def show_page(self, page: str) -> None:
+        self.page = page
+        self.query_one("#pages", ContentSwitcher).current = f"page-{page}"
+        nav = self.query_one("#nav", ListView)
+        index = PAGES.index(page)
+        if nav.index != index:
+            nav.index = index
+        self.refresh_bindings()
+
+    def show_error(self, title: str, message: str, hint: str = "") -> None:
+        self.push_screen(ErrorScreen(title, message, hint))
+
+    def save(self) -> None:
+        try:
+            self.saved.save()
+        except OSError as err:
+            self.show_error("Progress could not be saved", f"{self.saved.path}: {err.strerror or err}",
+                            "Check the app folder is writable; your choices stay in this session.")
+
+    # ---- message handlers (the only place state changes) ----------------------------------------------------
+
+    def on_session_loaded(self, message: SessionLoaded) -> None:
+        self.session = message.session
+        if self.target is not None and self.saved.target != self.target:
+            self.saved.target = self.target
+            self.save()
+        self.refresh_all()
+        if self.target is None:
+            self.show_page("target")
+        self.refresh_bindings()
+
+    def on_session_failed(self, message: SessionFailed) -> None:
+        self.query_one("#overview-body", Static).update(f"{message.title}.\n\n{message.message}\n\n{message.hint}")
+        self.show_error(message.title, message.message, message.hint)
+
+    @on(ListView.Highlighted, "#nav")
+    def _nav_moved(self, event: ListView.Highlighted) -> None:
+        if event.item is not None and event.item.id:
+            page = event.item.id.removeprefix("nav-")
+            if page != self.page:
+                self.show_page(page)
+
+    @on(ListView.Selected, "#nav")
+    def _nav_selected(self, event: ListView.Selected) -> None:
+        if event.item.id:
+            self.show_page(event.item.id.removeprefix("nav-"))
+            self.query_one(f"#page-{self.page}").focus()
+
+    @on(RadioSet.Changed, "#target-choice")
+    def _target_changed(self, event: RadioSet.Changed) -> None:
+        name = TARGETS[event.index]
+        if name == self.target:
+            return
+        if self.transfer_stop is not None:
+            self.show_error("The transfer is running", "The target cannot change while the weights are copying.",
+                            "Press s to pause the transfer first; it resumes where it stopped.")
+            self.query_one(TargetPage).show(self.session, self.target, self.styles_for_text())  # type: ignore[arg-type]
+            return
+        self.target = name
+        self.saved.target = name
+        self.saved.progress(name)
+        self.save()
+        self.refresh_all()
+        self.notify(f"Target: {core.TARGET_LABELS[name]}. Progress for every target is kept.", timeout=3)
+
+    @on(SelectionList.SelectedChanged)
+    def _checks_changed(self, event: SelectionList.SelectedChanged[int]) -> None:
+        page = event.selection_list.parent
+        if not isinstance(page, StepPage) or self.target is None:
+            return
+        self.saved.progress(self.target).steps[page.step_id].checks = sorted(event.selection_list.selected)
+        self.save()
+
+    @on(Input.Changed, "#weights-src, #weights-dst")
+    def _urls_edited(self, event: Input.Changed) -> None:
+        if self.target is None or self.session is None or self.transfer_stop is not None:
+            return
+        src, dst = self.query_one(TransferPanel).urls()
+        tp = self.saved.progress(self.target)
+        w = self.session.plans[self.target].weights
+        new_src = src if src != (w.chosen.url if w.chosen else "") else None
+        new_dst = dst if dst != (w.destination_url or "") else None
+        if (new_src, new_dst) != (tp.weights_src, tp.weights_dst):
+            tp.weights_src, tp.weights_dst = new_src, new_dst
+            self.save()
+
+    @on(Input.Submitted, "#weights-src, #weights-dst")
+    def _urls_submitted(self) -> None:
+        self._refresh_weights_panel()
+        self.query_one("#page-weights").focus()
+
+    def on_transfer_progress(self, message: TransferProgress) -> None:
+        self.query_one(TransferPanel).show_snapshot(message.snapshot)
+
+    def on_transfer_ended(self, message: TransferEnded) -> None:
+        self.transfer_stop = None
+        panel = self.query_one(TransferPanel)
+        panel.show_snapshot(message.snapshot)
+        target = self.target
+        if target is not None:
+            progress = self.saved.progress(target).steps["weights"]
+            if message.outcome == "done":
+                progress.status, progress.result = "done", message.message
+            elif message.outcome == "stopped":
+                progress.status, progress.result = "paused", message.message
+            else:
+                progress.status, progress.result = "failed", message.message
+            self.save()
+            self.query_one("#page-weights", StepPage).show_progress(progress)
+            src, dst = self._weights_urls()
+            panel.set_urls(src, dst, editable=True)
+            self._refresh_nav()
+        self.refresh_bindings()
+        if self.quitting:
+            self.exit(0)
+            return
+        if message.outcome == "failed":
+            self.show_error("The weight transfer stopped", message.message, message.hint)
+        elif message.outcome == "done":
+            self.notify("Weights copied and verified.", timeout=4)
+
+    def on_step_ended(self, message: StepEnded) -> None:
+        if self.target is None:
+            return
+        progress = self.saved.progress(self.target).steps[message.step_id]
+        progress.status = "done" if message.ok else ("todo" if progress.status == "running" else progress.status)
+        if message.ok:
+            progress.result = message.message
+        self.save()
+        self.query_one(f"#page-{message.step_id}", StepPage).show_progress(progress)
+        self._refresh_nav()
+        if not message.ok:
+            self.show_error(f"{core.STEP_SHORT[message.step_id]}: not run", message.message, message.hint)
+
+    # ---- actions --------------------------------------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in ("run_step", "mark_done"):
+            if self.page not in STEP_IDS:
+                return False  # hidden off the step pages
+            ready = self.session is not None and self.target is not None and self.transfer_stop is None
+            return True if ready else None  # shown dimmed while not possible
+        if action == "pause":
+            return self.transfer_stop is not None or False
+        return True
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen())
+
+    def action_goto(self, page: str) -> None:
+        self.show_page(page)
+
+    def action_next_page(self) -> None:
+        self.show_page(PAGES[min(len(PAGES) - 1, PAGES.index(self.page) + 1)])
+
+    def action_prev_page(self) -> None:
+        self.show_page(PAGES[max(0, PAGES.index(self.page) - 1)])
+
+    def action_toggle_theme(self) -> None:
+        self.theme = "textual-light" if self.current_theme.dark else "textual-dark"
+
+    def _watch_theme(self, theme_name: str) -> None:  # re-colour the pre-rendered text
+        super()._watch_theme(theme_name)
+        if self.is_mounted:
+            self.call_after_refresh(self.refresh_all)
+
+    def action_mark_done(self) -> None:
+        if self.page not in STEP_IDS or self.target is None:
+            return
+        progress = self.saved.progress(self.target).steps[self.page]
+        if progress.status == "running":
+            return
+        if progress.status == "done":
+            progress.status, progress.result = "todo", ""
+        else:
+            progress.status, progress.result = "done", "marked done by hand"
+        self.save()
+        self.query_one(f"#page-{self.page}", StepPage).show_progress(progress)
+        self._refresh_nav()
+
+    def action_run_step(self) -> None:
+        if self.session is None or self.target is None or self.page not in STEP_IDS:
+            return
+        sid = self.page
+        if sid == "weights":
+            if self.transfer_stop is not None:
+                return
+            src, dst = self.query_one(TransferPanel).urls()
+            details = [f"Copy {src}", f"  to {dst}", "",
+                       "It is resumable: pause with s or quit with q at any time and",
+                       "continue later here or with:", f"  {core.cli_equivalent(src, dst)}"]
+            question = "Start the weight transfer?"
+        else:
+            details = [line[2:] if line[:1] in "+-?!@ " else line
+                       for line in core.step_preview(self.session, self.target, sid) if line[:1] in "+?@"]
+            question = f"Run step {STEP_IDS.index(sid) + 1}: {self.session.plans[self.target].step(sid).title}?"
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self._start_step(sid)
+
+        self.push_screen(ConfirmScreen(question, details), answered)
+
+    def _start_step(self, sid: str) -> None:
+        assert self.target is not None and self.session is not None
+        progress = self.saved.progress(self.target).steps[sid]
+        progress.status = "running"
+        self.save()
+        self.query_one(f"#page-{sid}", StepPage).show_progress(progress)
+        self._refresh_nav()
+        if sid == "weights":
+            src, dst = self.query_one(TransferPanel).urls()
+            self.transfer_stop = threading.Event()
+            self.query_one(TransferPanel).set_urls(src, dst, editable=False)
+            self._transfer_worker(src, dst, self.transfer_stop)
+        else:
+            self._step_worker(self.session, self.target, sid)
+        self.refresh_bindings()
+
+    @work(thread=True, exclusive=True, group="step", exit_on_error=False)
+    def _step_worker(self, session: core.Session, target: str, sid: str) -> None:
+        try:
+            result = core.run_step(session, target, sid)
+        except FlymigrateError as err:
+            self.post_message(StepEnded(sid, False, err.message, err.hint or ""))
+            return
+        except Exception as err:  # noqa: BLE001 -- a panel, not a traceback
+            self.post_message(StepEnded(sid, False, f"unexpected error: {type(err).__name__}: {err}",
+                                        "Please report it."))
+            return
+        self.post_message(StepEnded(sid, True, result))
+
+    @work(thread=True, exclusive=True, group="transfer", exit_on_error=False)
+    def _transfer_worker(self, src: str, dst: str, stop: threading.Event) -> None:
+        tracker = core.TransferTracker()
+        last_post = [0.0]
+
+        def on_event(ev: Any) -> None:
+            tracker.feed(ev)
+            now = time.monotonic()
+            if ev.kind in ("plan", "file_done", "file_failed", "retry", "file_skip") or now - last_post[0] >= 0.1:
+                last_post[0] = now
+                self.post_message(TransferProgress(tracker.snapshot()))
+
+        try:
+            result = core.run_weights(src, dst, stop, on_event)
+        except Interrupted:
+            snap = tracker.snapshot()
+            self.post_message(TransferEnded(snap, "stopped",
+                                            f"paused at {core.fmt_bytes(snap.bytes_done)} of "
+                                            f"{core.fmt_bytes(snap.bytes_total)}; state saved"))
+            return
+        except FlymigrateError as err:
+            self.post_message(TransferEnded(tracker.snapshot(), "failed", err.message, err.hint or ""))
+            return
+        except Exception as err:  # noqa: BLE001 -- a panel, not a traceback
+            self.post_message(TransferEnded(tracker.snapshot(), "failed", f"unexpected error: {type(err).__name__}: "
+                                            f"{err}", "State is saved; press r to try again. Please report it."))
+            return
+        snap = tracker.snapshot()
+        self.post_message(TransferEnded(snap, "done", f"{result.files_copied} file(s) copied, "
+                                        f"{result.files_skipped} already there; all verified", result=result))
+
+    def action_pause(self) -> None:
+        if self.transfer_stop is not None:
+            self.transfer_stop.set()
+            self.notify("Pausing: finishing the parts in flight and saving state...", timeout=3)
+
+    async def action_quit(self) -> None:
+        if self.transfer_stop is not None and not self.quitting:
+            self.quitting = True
+            self.transfer_stop.set()
+            self.notify("Saving the transfer state before quitting (q again to leave now; nothing is lost "
+                        "either way)...", timeout=10)
+            return
+        self.exit(0)
+
+    # ---- no traceback on screen -----------------------------------------------------------------------------
+
+    def _handle_exception(self, error: Exception) -> None:
+        self.crash = error
+        if self.transfer_stop is not None:
+            self.transfer_stop.set()
+        super()._handle_exception(error)
+
+    def _print_error_renderables(self) -> None:
+        # the command re-raises self.crash into the CLI's error boundary, which writes the crash log
+        self._exit_renderables.clear()
+
+
+def create_app(app_dir: str | Path = ".", *, target: str | None = None, secrets_paths: list[str] | None = None,
+               code_dirs: list[str] | None = None) -> FlymigrateApp:
+    """The one factory, shared by ``flymigrate tui`` and the tests."""
+    if target is not None and target not in TARGETS:
+        raise ValueError(f"unknown target {target!r}")
+    return FlymigrateApp(Path(app_dir), target=target, secrets_paths=secrets_paths, code_dirs=code_dirs)

@@ -1,0 +1,46 @@
+"""Messages the walkthrough's workers post; handlers on the app own every state change."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from textual.message import Message
+
+from .core import Session, TransferSnapshot
+
+
+@dataclass
+class SessionLoaded(Message):
+    session: Session
+
+
+@dataclass
+class SessionFailed(Message):
+    title: str
+    message: str
+    hint: str
+
+
+@dataclass
+class TransferProgress(Message):
+    snapshot: TransferSnapshot
+
+
+@dataclass
+class TransferEnded(Message):
+    """The transfer stopped: ``outcome`` is done | stopped | failed."""
+
+    snapshot: TransferSnapshot
+    outcome: str
+    message: str
+    hint: str = ""
+    result: Any = None
+
+
+@dataclass
+class StepEnded(Message):
+    step_id: str
+    ok: bool
+    message: str
+    hint: str = ""

@@ -1,0 +1,125 @@
+"""What the walkthrough remembers between runs: the chosen target and each step's progress.
+
+Stored as ``APP_DIR/.flymigrate/tui.json``, written atomically (temp file + ``os.replace``) so that
+quitting or a crash at any moment leaves either the old or the new file, never a torn one. Progress
+is kept per target, so switching target and back loses nothing. No Textual here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..model import STEP_IDS, TARGETS
+from ..paths import app_state_dir, ensure_private_dir
+
+SCHEMA = "flymigrate/tui/v1"
+FILE_NAME = "tui.json"
+
+
+@dataclass
+class StepProgress:
+    status: str = "todo"  # todo | running | paused | done | failed
+    result: str = ""  # one readable line about the last run
+    checks: list[int] = field(default_factory=list)  # indexes of ticked manual checks
+
+    def to_json(self) -> dict[str, Any]:
+        return {"status": self.status, "result": self.result, "checks": sorted(set(self.checks))}
+
+    @classmethod
+    def from_json(cls, data: Any) -> StepProgress:
+        if not isinstance(data, dict):
+            return cls()
+        checks = [int(i) for i in data.get("checks", []) if isinstance(i, int)]
+        return cls(str(data.get("status", "todo")), str(data.get("result", "")), checks)
+
+
+@dataclass
+class TargetProgress:
+    steps: dict[str, StepProgress] = field(default_factory=lambda: {s: StepProgress() for s in STEP_IDS})
+    weights_src: str | None = None  # the transfer URLs the user settled on (edited in the weights step)
+    weights_dst: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"steps": {k: v.to_json() for k, v in self.steps.items()}, "weights_src": self.weights_src,
+                "weights_dst": self.weights_dst}
+
+    @classmethod
+    def from_json(cls, data: Any) -> TargetProgress:
+        tp = cls()
+        if isinstance(data, dict):
+            steps = data.get("steps") or {}
+            for sid in STEP_IDS:
+                tp.steps[sid] = StepProgress.from_json(steps.get(sid))
+            tp.weights_src = data.get("weights_src") or None
+            tp.weights_dst = data.get("weights_dst") or None
+        return tp
+
+
+@dataclass
+class TuiState:
+    path: Path
+    target: str | None = None
+    targets: dict[str, TargetProgress] = field(default_factory=dict)
+    unreadable: str | None = None  # set when an existing file could not be read (it is kept, not overwritten)
+
+    def progress(self, target: str) -> TargetProgress:
+        return self.targets.setdefault(target, TargetProgress())
+
+    def to_json(self) -> dict[str, Any]:
+        return {"schema": SCHEMA, "target": self.target,
+                "targets": {k: v.to_json() for k, v in sorted(self.targets.items())}}
+
+    def save(self) -> None:
+        """Write atomically; never leaves a half-written file behind."""
+        if self.unreadable is not None:
+            return
+        ensure_private_dir(self.path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=".tui-", suffix=".json", dir=self.path.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                json.dump(self.to_json(), fh, indent=2, sort_keys=True)
+                fh.write("\n")
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, self.path)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise
+
+
+def state_path(app_dir: Path) -> Path:
+    return app_state_dir(app_dir) / FILE_NAME
+
+
+def load_state(app_dir: Path) -> TuiState:
+    """Read ``tui.json``; a missing file is a fresh start, a broken one is reported and left untouched."""
+    path = state_path(app_dir)
+    st = TuiState(path)
+    try:
+        raw = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return st
+    except OSError as exc:
+        st.unreadable = f"{path}: {exc.strerror or exc}"
+        return st
+    try:
+        data = json.loads(raw)
+        if not isinstance(data, dict) or data.get("schema") != SCHEMA:
+            raise ValueError(f"not a {SCHEMA} file")
+    except ValueError as exc:
+        st.unreadable = f"{path}: {exc}"
+        return st
+    target = data.get("target")
+    st.target = target if target in TARGETS else None
+    for name, tp in (data.get("targets") or {}).items():
+        if name in TARGETS:
+            st.targets[name] = TargetProgress.from_json(tp)
+    return st

@@ -1,0 +1,242 @@
+"""The pages of the walkthrough. They render what :mod:`.core` computed; the app owns all state."""
+
+from __future__ import annotations
+
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Horizontal, VerticalScroll
+from textual.widgets import DataTable, Input, Label, ProgressBar, RadioButton, RadioSet, SelectionList, Static
+
+from ..model import STEP_IDS, TARGETS
+from . import core
+from .state import StepProgress
+
+STYLE_BY_MARK = {"+": "diff-add", "-": "diff-del", "?": "needs", "!": "lost", "@": "heading"}
+STATUS_LABEL = {"ready": "ready", "manual": "needs you", "blocked": "blocked", "nothing_to_do": "nothing to do"}
+
+
+def marked_lines(lines: list[str], styles: dict[str, str]) -> Text:
+    """Colour preview lines by their leading mark (see :func:`core.step_preview`)."""
+    text = Text()
+    for i, line in enumerate(lines):
+        mark = line[:1]
+        style = styles.get(STYLE_BY_MARK.get(mark, ""), "")
+        if mark == "@":
+            line = line[2:]
+        elif mark == "?":
+            line = "needs: " + line[2:]
+        elif mark == "!":
+            line = "lost:  " + line[2:]
+        text.append(line, style=style)
+        if i < len(lines) - 1:
+            text.append("\n")
+    return text
+
+
+class Page(VerticalScroll):
+    """A scrollable page in the content switcher."""
+
+    can_focus = True
+
+
+class OverviewPage(Page):
+    def compose(self) -> ComposeResult:
+        yield Static("Reading the app...", id="overview-body")
+
+    def show(self, session: core.Session, target: str | None, styles: dict[str, str]) -> None:
+        app = session.app
+        plan = session.plans[target or TARGETS[0]]
+        t = Text()
+
+        def head(s: str) -> None:
+            t.append(f"\n{s}\n", style=styles["heading"])
+
+        t.append(f"{session.name}", style="bold")
+        t.append(f"  (fly.toml{', ' + app.primary_region if getattr(app, 'primary_region', None) else ''})\n")
+        gpu = app.gpu
+        t.append("GPU       ")
+        t.append(f"{gpu.kind} x{gpu.count}" if gpu else "none found", style="bold" if gpu else styles["needs"])
+        if gpu and gpu.where:
+            t.append(f"  ({gpu.where})")
+        t.append("\nVolume    ")
+        t.append(", ".join(f"{m.source} at {m.destination}" + (f" ({m.initial_size_gb:g} GB)" if m.initial_size_gb else "")
+                           for m in app.mounts) or "none")
+        t.append("\nServices  ")
+        svcs = []
+        for s in app.services:
+            ports = "/".join(str(p.port) for p in s.ports if p.port)
+            svcs.append(f"{s.origin} port {s.internal_port}" + (f" (public {ports})" if ports else "")
+                        + f", auto_stop {s.auto_stop}, min {s.min_machines_running}")
+        t.append("; ".join(svcs) or "none")
+        head(f"Secrets ({len(plan.secrets)})")
+        if not plan.secrets:
+            t.append("none found (pass --secrets FILE with your `fly secrets` export)\n")
+        for s in plan.secrets:
+            t.append(f"  {s.name:<24}")
+            if s.has_value:
+                t.append("value known", style=styles["diff-add"])
+            else:
+                t.append("no value: add it by hand", style=styles["needs"])
+            t.append("\n")
+        head(f"Base URLs found ({len(plan.base_urls)})")
+        for h in plan.base_urls:
+            t.append(f"  {h.path}:{h.line}  {h.old}\n")
+        if not plan.base_urls:
+            t.append("  none\n")
+        fs = core.findings_sorted(plan)
+        head(f"Findings ({len(fs)}, blocking first)")
+        for f in fs:
+            style = {"error": styles["lost"], "warning": styles["needs"]}.get(f.severity, "")
+            t.append(f"  {f.severity.upper():<8}", style=style)
+            t.append(f"{f.where + ': ' if f.where else ''}{f.message}\n")
+        self.query_one("#overview-body", Static).update(t)
+
+
+class TargetPage(Page):
+    def compose(self) -> ComposeResult:
+        yield Static("Where should the app go? Pick one (up/down, space or click). "
+                     "You can change it later; progress for each target is kept.", classes="intro")
+        with RadioSet(id="target-choice"):
+            for name in TARGETS:
+                yield RadioButton(core.TARGET_LABELS[name], id=f"target-{name}")
+        yield Static("", id="target-facts")
+
+    def show(self, session: core.Session, target: str | None, styles: dict[str, str]) -> None:
+        for name in TARGETS:
+            rb = self.query_one(f"#target-{name}", RadioButton)
+            with rb.prevent(RadioButton.Changed):
+                rb.value = name == target
+        table = Table(expand=True, show_lines=True, pad_edge=False, header_style=styles["heading"])
+        table.add_column("", ratio=2, style="bold")
+        for name in TARGETS:
+            table.add_column(core.TARGET_LABELS[name] + (" *" if name == target else ""), ratio=3)
+        for label, cells in core.target_facts(session):
+            table.add_row(label, *(cells[n] for n in TARGETS))
+        self.query_one("#target-facts", Static).update(table)
+
+
+class TransferPanel(Static):
+    """Live view of the weight transfer: URLs, total and per-file progress, throughput, ETA, retries."""
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(classes="url-row"):
+            yield Label("from", classes="url-label")
+            yield Input(id="weights-src", placeholder="hf://ORG/REPO, s3://..., a local path")
+        with Horizontal(classes="url-row"):
+            yield Label("to", classes="url-label")
+            yield Input(id="weights-dst", placeholder="modal-volume://..., runpod-volume://..., gs://...")
+        yield ProgressBar(id="transfer-total", total=None, show_eta=False)
+        yield Static("Not started. Press r to start the transfer.", id="transfer-stats")
+        yield Static("", id="transfer-cli")
+        table: DataTable[str] = DataTable(id="transfer-files", cursor_type="row", zebra_stripes=False)
+        yield table
+
+    def on_mount(self) -> None:
+        table = self.query_one("#transfer-files", DataTable)
+        table.add_columns("file", "size", "progress", "state")
+
+    def set_urls(self, src: str, dst: str, editable: bool) -> None:
+        for wid, value in (("#weights-src", src), ("#weights-dst", dst)):
+            box = self.query_one(wid, Input)
+            if box.value != value:
+                box.value = value
+            box.disabled = not editable
+        self.query_one("#transfer-cli", Static).update(
+            Text("From a shell: " + core.cli_equivalent(src, dst), style="dim"))
+
+    def urls(self) -> tuple[str, str]:
+        return (self.query_one("#weights-src", Input).value.strip(), self.query_one("#weights-dst", Input).value.strip())
+
+    def show_saved(self, saved: dict[str, object] | None, status: str) -> None:
+        bar = self.query_one("#transfer-total", ProgressBar)
+        stats = self.query_one("#transfer-stats", Static)
+        if saved is None:
+            bar.update(total=None, progress=0)
+            stats.update("Not started. Press r to start the transfer." if status != "done" else "Done.")
+            return
+        total = int(saved.get("bytes_total") or 0)  # type: ignore[call-overload]
+        done = int(saved.get("bytes_done") or 0)  # type: ignore[call-overload]
+        bar.update(total=max(total, 1), progress=done)
+        files = saved.get("files") or {}
+        left = sum(int(files.get(k, 0)) for k in ("pending", "uploading", "failed"))  # type: ignore[union-attr]
+        if saved.get("finished") and not left:
+            stats.update(f"Done: {core.fmt_bytes(total)} copied and verified.")
+        else:
+            stats.update(f"Paused at {core.fmt_bytes(done)} of {core.fmt_bytes(total)}; {left} file(s) left. "
+                         "Press r to resume where it stopped.")
+
+    def show_snapshot(self, snap: core.TransferSnapshot) -> None:
+        bar = self.query_one("#transfer-total", ProgressBar)
+        if snap.bytes_total:
+            bar.update(total=snap.bytes_total, progress=snap.bytes_done)
+        pct = 100.0 * snap.bytes_done / snap.bytes_total if snap.bytes_total else 0.0
+        lines = [f"{core.fmt_bytes(snap.bytes_done)} of {core.fmt_bytes(snap.bytes_total)} ({pct:.0f}%)  "
+                 f"{core.fmt_bytes(snap.rate)}/s  ETA {core.fmt_duration(snap.eta_s)}",
+                 f"files {snap.files_done}/{snap.files_total}  retries {snap.retries}"
+                 + (f"  last: {snap.last_retry[:60]}" if snap.last_retry else "")]
+        self.query_one("#transfer-stats", Static).update("\n".join(lines))
+        table = self.query_one("#transfer-files", DataTable)
+        table.clear()
+        for f in snap.files:
+            frac = f.done / f.total if f.total else (1.0 if f.status in ("done", "skipped") else 0.0)
+            filled = int(round(frac * 10))
+            table.add_row(f.path[-28:], core.fmt_bytes(f.total), "█" * filled + "░" * (10 - filled) + f" {frac:4.0%}",
+                          f.status, key=f.path)
+
+
+class StepPage(Page):
+    """One of the five steps: preview, run, result, manual checks."""
+
+    def __init__(self, step_id: str, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.step_id = step_id
+
+    def compose(self) -> ComposeResult:
+        yield Static("", classes="step-head")
+        yield Static("", classes="step-why")
+        yield Static("Preview: what will change", classes="section")
+        yield Static("", classes="step-preview")
+        if self.step_id == "weights":
+            yield TransferPanel(id="transfer")
+        yield Static("", classes="step-result")
+        yield Static("Check by hand (space to tick)", classes="section")
+        yield SelectionList[int](classes="step-checks")
+
+    def show(self, session: core.Session, target: str | None, progress: StepProgress | None,
+             styles: dict[str, str]) -> None:
+        n = STEP_IDS.index(self.step_id) + 1  # type: ignore[arg-type]
+        head = self.query_one(".step-head", Static)
+        if target is None or progress is None:
+            head.update(Text(f"Step {n} of 5: {core.STEP_SHORT[self.step_id]}", style="bold"))
+            self.query_one(".step-preview", Static).update("Choose where to move the app first: press t.")
+            self.query_one(".step-result", Static).update("")
+            self.query_one(".step-checks", SelectionList).clear_options()
+            return
+        step = session.plans[target].step(self.step_id)
+        t = Text(f"Step {n} of 5: {step.title}  ", style="bold")
+        t.append(f"[{STATUS_LABEL.get(step.status, step.status)}]",
+                 style=styles["lost"] if step.status == "blocked" else styles["needs"] if step.status == "manual"
+                 else styles["diff-add"])
+        t.append(f"\n{step.summary}")
+        head.update(t)
+        self.query_one(".step-why", Static).update(Text(core.step_why(self.step_id), style="italic"))
+        self.query_one(".step-preview", Static).update(
+            marked_lines(core.step_preview(session, target, self.step_id), styles))
+        self.show_progress(progress)
+        checks = core.step_checks(session, target, self.step_id)
+        sl: SelectionList[int] = self.query_one(".step-checks", SelectionList)
+        with sl.prevent(SelectionList.SelectedChanged):
+            sl.clear_options()
+            sl.add_options([(c, i, i in progress.checks) for i, c in enumerate(checks)])
+
+    def show_progress(self, progress: StepProgress) -> None:
+        verb = "start the transfer (or resume it)" if self.step_id == "weights" else "run this step"
+        text = {
+            "todo": f"Not run yet. Press r to {verb} (it asks first), or m to mark it done by hand.",
+            "running": "Running...",
+            "paused": "Paused; state is saved. Press r to resume.",
+            "done": "Done" + (f": {progress.result}" if progress.result else "."),
+            "failed": "Failed" + (f": {progress.result}" if progress.result else ".") + " Press r to try again.",
+        }.get(progress.status, progress.status)
+        self.query_one(".step-result", Static).update(Text("Result: " + text, style="bold"))
