@@ -121,7 +121,7 @@ def find_in_text(text: str, app: str | None, path: str) -> tuple[list[BaseUrlHit
     return mine, others
 
 
-def _read_text(p: Path) -> str | None:
+def _read_text(p: str | Path) -> str | None:
     with open(p, "rb") as fh:
         head = fh.read(8192)
         if head.startswith((b"\xff\xfe", b"\xfe\xff")):
@@ -141,35 +141,47 @@ def _read_text(p: Path) -> str | None:
         return data.decode("latin-1")
 
 
-def iter_files(root: Path, findings: list[Finding]) -> Iterator[tuple[Path, str]]:
-    """Yield (path, posix path relative to root) of candidate text files under root."""
-    root_real = os.path.realpath(root)
+def iter_files(root: Path, findings: list[Finding]) -> Iterator[tuple[str | Path, str, tuple[int, int]]]:
+    """Yield (path, posix path relative to root, (st_dev, st_ino)) of candidate files under root.
+
+    Uses ``os.scandir`` so each entry is stat'ed at most once (a 200k-file tree matters here).
+    """
     if root.is_file():
-        yield root, root.name
+        st = root.stat()
+        yield root, root.name, (st.st_dev, st.st_ino)
         return
+    root_real = os.path.realpath(root)
     count = 0
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-        keep = []
-        for d in sorted(dirnames):
-            full = os.path.join(dirpath, d)
-            if d in SKIP_DIRS or os.path.islink(full) or os.path.exists(os.path.join(full, "pyvenv.cfg")):
-                continue
-            keep.append(d)
-        dirnames[:] = keep
-        for f in sorted(filenames):
-            full = os.path.join(dirpath, f)
+    top = str(root)
+    cut = len(top.rstrip(os.sep)) + 1
+    stack = [top]
+    while stack:
+        d = stack.pop()
+        try:
+            with os.scandir(d) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError:
+            continue
+        subdirs = []
+        for e in entries:
             try:
-                if os.path.islink(full):
-                    real = os.path.realpath(full)
-                    if not (real == root_real or real.startswith(root_real + os.sep)) or not os.path.isfile(real):
-                        continue  # links leaving the tree (or dangling) are not the app's files
-                st = os.stat(full)
+                if e.is_symlink():
+                    real = os.path.realpath(e.path)
+                    if not real.startswith(root_real + os.sep) or not os.path.isfile(real):
+                        continue  # directory links (loops) and links leaving the tree are not followed
+                    st = os.stat(real)
+                elif e.is_dir(follow_symlinks=False):
+                    if e.name not in SKIP_DIRS and not os.path.exists(os.path.join(e.path, "pyvenv.cfg")):
+                        subdirs.append(e.path)
+                    continue
+                elif e.is_file(follow_symlinks=False):
+                    st = e.stat(follow_symlinks=False)
+                else:
+                    continue  # sockets, fifos, devices
             except OSError:
                 continue
-            if not os.path.isfile(full):
-                continue
+            rel = e.path[cut:].replace(os.sep, "/")
             if st.st_size > MAX_FILE_BYTES:
-                rel = os.path.relpath(full, root).replace(os.sep, "/")
                 findings.append(Finding("info", "scan-skipped-large", f"{rel} is over "
                                         f"{MAX_FILE_BYTES // (1024 * 1024)} MiB and was not scanned for base URLs.",
                                         rel, "base_urls"))
@@ -179,7 +191,8 @@ def iter_files(root: Path, findings: list[Finding]) -> Iterator[tuple[Path, str]
                 findings.append(Finding("warning", "scan-truncated", f"stopped scanning after {MAX_FILES} files; "
                                         "pass narrower --code folders.", str(root), "base_urls"))
                 return
-            yield Path(full), os.path.relpath(full, root).replace(os.sep, "/")
+            yield e.path, rel, (st.st_dev, st.st_ino)
+        stack.extend(reversed(subdirs))
 
 
 def scan_paths(roots: Iterable[tuple[Path, str]], app: str | None) -> ScanResult:
@@ -188,13 +201,12 @@ def scan_paths(roots: Iterable[tuple[Path, str]], app: str | None) -> ScanResult
     others: list[BaseUrlHit] = []
     findings: list[Finding] = []
     scanned = 0
-    seen: set[str] = set()
+    seen: set[tuple[int, int]] = set()
     for root, label in roots:
-        for full, rel in iter_files(root, findings):
-            real = os.path.realpath(full)
-            if real in seen:
+        for full, rel, ident in iter_files(root, findings):
+            if ident in seen:
                 continue
-            seen.add(real)
+            seen.add(ident)
             try:
                 text = _read_text(full)
             except OSError:
@@ -206,6 +218,8 @@ def scan_paths(roots: Iterable[tuple[Path, str]], app: str | None) -> ScanResult
             mine, theirs = find_in_text(text, app, shown)
             hits += mine
             others += theirs
+    hits.sort(key=lambda h: (h.path, h.line, h.column))
+    others.sort(key=lambda h: (h.path, h.line, h.column))
     return ScanResult(tuple(hits), tuple(others), tuple(findings), scanned)
 
 
