@@ -207,4 +207,22 @@ def plan(
                       app_name=app_name)
     if base_url is not None and not re.match(r"^https?://[^\s/]+", base_url):
         raise UserError(f"--base-url {base_url!r} is not an http(s) URL.", hint="Example: https://api.example.com")
-    return build_plan(inp, target, base_url=base_url)
+    p = build_plan(inp, target, base_url=base_url)
+    return attach_comparison(p, inp)
+
+
+def attach_comparison(p: Plan, inp: PlanInputs) -> Plan:
+    """Add the cost and cold-start comparison (issue 7) to a plan; skipped when it cannot apply (no GPU)."""
+    from dataclasses import replace
+
+    from .compare import compare_app
+
+    gpu = inp.gpu_override or inp.app.gpu or (inp.gpu_hints[0] if inp.gpu_hints else None)
+    if gpu is None:
+        return p
+    try:
+        c = compare_app(inp.app, None, gpu=gpu)
+    except UserError as exc:
+        return replace(p, findings=p.findings + (Finding("info", "compare-skipped",
+                                                         f"no cost comparison: {exc}", None),))
+    return replace(p, comparison=c)

@@ -184,9 +184,14 @@ class Inputs:
     assumptions: tuple[str, ...] = ()
     price_scale: tuple[tuple[str, float], ...] = ()  # sensitivity probes: row key -> price multiplier
     only: tuple[str, ...] = ()  # targets to compare (--to); empty = all
+    idle_s: tuple[tuple[str, float], ...] = ()  # idle timeouts the migration configures (platform -> s)
 
     def scale_for(self, key: str) -> float:
         return dict(self.price_scale).get(key, 1.0)
+
+    def idle_for(self, platform: str, plat: dict[str, Any]) -> float:
+        """The idle timeout `apply` writes into the target's config, else the platform's default."""
+        return dict(self.idle_s).get(platform, float(plat["idle_timeout"]["used_s"]))
 
 
 def _check_positive(name: str, value: float | None, *, allow_zero: bool = False) -> None:
@@ -196,6 +201,25 @@ def _check_positive(name: str, value: float | None, *, allow_zero: bool = False)
         raise UserError(f"{name} must be a finite number, got {value!r}.")
     if value < 0 or (value == 0 and not allow_zero):
         raise UserError(f"{name} must be {'>= 0' if allow_zero else '> 0'}, got {value!r}.")
+
+
+def _configured_idle(app: FlyApp) -> tuple[tuple[tuple[str, float], ...], str]:
+    """The idle timeouts `plan`/`apply` configure for this app (the same translators), so that the
+    comparison prices the configuration the migration actually writes."""
+    from .targets import get_target
+
+    svc = app.primary_service
+    out: list[tuple[str, float]] = []
+    for t in ("modal", "runpod"):
+        sp, _ = get_target(t).scaling(app, svc, 1 if app.mounts else 2)
+        if sp.idle_timeout_s:
+            out.append((t, float(sp.idle_timeout_s)))
+    if not out:
+        return (), ""
+    return tuple(out), ("idle timeout as flymigrate configures it for this app: "
+                        + ", ".join(f"{'Modal scaledown_window' if t == 'modal' else 'RunPod idleTimeout'} {v:g} s"
+                                    for t, v in out)
+                        + " (Fly stopped idle machines after a few minutes; the platforms' defaults are shorter).")
 
 
 def resolve_inputs(app: FlyApp, weights_bytes: int | None, traffic: Traffic, prices: Prices,
@@ -314,10 +338,14 @@ def resolve_inputs(app: FlyApp, weights_bytes: int | None, traffic: Traffic, pri
     notes.extend(extra_notes)
     notes.append(f"month = {prices.hours_per_month:g} h.")
 
+    idle_s, idle_note = _configured_idle(app)
+    if idle_note:
+        notes.append(idle_note)
     return Inputs(app_name=app.app, gpu_kind=kind, gpu_count=int(spec.count), gpu_origin=spec.origin,
                   weights_bytes=weights_bytes, load_bytes=load, requests_per_day=rpd, seconds_per_request=spr,
                   busy_hours=busy, concurrency=max(1, conc), warm_instances=warm, fly_cpus=int(cpus),
-                  fly_memory_gib=float(mem_gib), given=tuple(given), assumptions=tuple(notes), only=only)
+                  fly_memory_gib=float(mem_gib), given=tuple(given), assumptions=tuple(notes), only=only,
+                  idle_s=idle_s)
 
 
 # ----------------------------------------------------------------------------------------------- model
@@ -548,7 +576,7 @@ def _rows(inp: Inputs, prices: Prices, *, with_break_even: bool = True) -> list[
         host = plat["host"]
         host_s = float(host["cores"]) * float(host["per_core_s"]) + float(host["memory_gib"]) * float(host["per_gib_s"])
         rate = gprice * tg.count + host_s
-        idle = float(plat["idle_timeout"]["used_s"])
+        idle = inp.idle_for("modal", plat)
         cold, parts = _cold_start(inp, plat, prices)
         billed, colds = scale_to_zero_day(R, S, H, P, idle, cold)
         fits, fnote = _fits(inp, tg.vram_gb, tg.count, tg.fits, prices)
@@ -581,7 +609,7 @@ def _rows(inp: Inputs, prices: Prices, *, with_break_even: bool = True) -> list[
         flex = float(entry["flex_per_gpu_s"]) * inp.scale_for("runpod-flex")
         active = float(entry["active_per_gpu_s"]) * inp.scale_for("runpod-active")
         flex_rate, active_rate = flex * tg.count, active * tg.count
-        idle = float(plat["idle_timeout"]["used_s"])
+        idle = inp.idle_for("runpod", plat)
         cold, parts = _cold_start(inp, plat, prices)
         fits, fnote = _fits(inp, tg.vram_gb, tg.count, tg.fits, prices)
         billed, colds = scale_to_zero_day(R, S, H, P, idle, cold)
@@ -641,7 +669,7 @@ def _rows(inp: Inputs, prices: Prices, *, with_break_even: bool = True) -> list[
             notes.append(f"host: {vcpu} vCPU + {mem:g} GiB billed with the GPU (${host_s * 3600:.3f}/h; "
                          f"minimum for {name} is {entry.get('min_vcpu')} vCPU / {entry.get('min_memory_gib')} GiB)")
         rate = gprice + host_s
-        idle = float(plat["idle_timeout"]["used_s"])
+        idle = inp.idle_for("cloudrun", plat)
         cold, parts = _cold_start(inp, plat, prices)
         billed, colds = scale_to_zero_day(R, S, H, P, idle, cold)
         fits, fnote = _fits(inp, vram, 1, True, prices)

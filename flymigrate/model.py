@@ -342,6 +342,7 @@ class Plan:
     base_url: str  # the new base URL, or a clearly marked placeholder
     base_url_is_placeholder: bool
     inputs: tuple[tuple[str, str], ...] = ()  # what was read: fly.toml, Dockerfile, secrets, code roots
+    comparison: object | None = None  # flymigrate.compare.Comparison (cost and cold start), when it applies
 
     def step(self, sid: str) -> Step:
         for s in self.steps:

@@ -50,6 +50,7 @@ def to_json(plan: Plan) -> dict[str, object]:
                               for i in plan.docker_issues],
         "findings": [f.to_json() for f in plan.findings],
         "inputs": [{"kind": k, "path": v} for k, v in plan.inputs],
+        "compare": plan.comparison.to_json() if plan.comparison is not None else None,  # type: ignore[attr-defined]
     }
 
 
@@ -99,6 +100,12 @@ def render_text(plan: Plan, *, color: bool = False) -> str:
     out.append("")
     for i, step in enumerate(plan.steps, start=1):
         out += _text_step(i, step, st)
+    if plan.comparison is not None:
+        from .compare import render as render_compare
+
+        out.append(st("Which target? Cost and cold start for this app", "bold"))
+        out.append(render_compare(plan.comparison, "text", details=False).rstrip("\n"))
+        out.append("")
     errors = [f for f in plan.findings if f.severity == "error"]
     warnings = [f for f in plan.findings if f.severity == "warning"]
     infos = [f for f in plan.findings if f.severity == "info"]
@@ -187,6 +194,11 @@ def render_markdown(plan: Plan) -> str:
         out.append("|---|---|---|---|")
         for h in plan.base_urls:
             out.append(f"| `{h.path}` | {h.line} | `{h.old}` | `{h.new}` |")
+        out.append("")
+    if plan.comparison is not None:
+        from .compare import render as render_compare
+
+        out.append(render_compare(plan.comparison, "markdown", details=False, heading_level=2).rstrip("\n"))
         out.append("")
     if plan.findings:
         out.append("## Findings")
