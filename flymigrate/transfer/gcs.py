@@ -31,12 +31,17 @@ generation that was listed.
 from __future__ import annotations
 
 import base64
+import hashlib
 import io
+import json
+import os
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, BinaryIO
 
 from ..errors import RemoteError, UserError
+from ..paths import ensure_private_dir, state_dir
 from .base import (
     AdapterOptions,
     DestCaps,
@@ -277,7 +282,10 @@ class GcsUpload:
         self.state.setdefault("size", entry.size)
         self.state.setdefault("segments", [])
         self._final: dict[str, Any] | None = None
+        self._dirty = False
         self.readback_bytes = 0  # bytes read back to close a crc gap (reported, tested)
+        if state:
+            self._load_sidecar()
 
     # -- protocol
     def begin(self) -> dict[str, Any]:
@@ -349,11 +357,27 @@ class GcsUpload:
             raise ValueError(f"non-final GCS chunk of {n} bytes is not a multiple of 256 KiB")
         if final and offset + n != size:
             raise ValueError(f"final chunk ends at {offset + n}, object size is {size}")
-        if n == 0:
-            crange = f"bytes */{size}"
-        else:
-            crange = f"bytes {offset}-{offset + n - 1}/{size}"
+        if self._dirty:
+            # an earlier attempt of this call failed in an unknown state: ask the server, send only the rest
+            have = self.committed()
+            self._dirty = False
+            if self._final is not None or have >= offset + n:
+                self._record(offset, n, _crc_extend(0, data))
+                return
+            if have < offset:
+                from ..errors import ResumableError
+
+                raise ResumableError(
+                    f"gs://{self.dest.bucket_name}/{self.key}: the server holds {have} bytes, fewer than the {offset} "
+                    "it acknowledged; run the same command again to re-send the rest."
+                )
+            if have > offset:
+                self._record(offset, have - offset, _crc_extend(0, data[: have - offset]))
+                data = data[have - offset :]
+                offset, n = have, len(data)
+        crange = f"bytes */{size}" if n == 0 else f"bytes {offset}-{offset + n - 1}/{size}"
         crc = _crc_extend(0, data) if n else 0
+        self._dirty = True
         resp = self._put(data, crange)
         if resp.status_code in (200, 201):
             self._final = self._json(resp)
@@ -361,7 +385,7 @@ class GcsUpload:
             rng = resp.headers.get("Range")
             got = int(rng.rsplit("-", 1)[1]) + 1 if rng else 0
             if got != offset + n:
-                # the server persisted less than sent; record nothing, the engine re-queries committed()
+                # the server persisted less than sent: the retry asks it and sends the rest
                 raise TransientError(
                     f"gs://{self.dest.bucket_name}/{self.key}: server persisted {got} of {offset + n} bytes; resuming."
                 )
@@ -369,6 +393,7 @@ class GcsUpload:
                 raise RemoteError(f"gs://{self.dest.bucket_name}/{self.key}: final chunk was not accepted as final.")
         else:
             self._check_status(resp, "upload")
+        self._dirty = False
         self._record(offset, n, crc)
 
     def _record(self, offset: int, n: int, crc: int) -> None:
@@ -379,6 +404,54 @@ class GcsUpload:
             s[1] = offset + n
         elif n:
             segs.append([offset, offset + n, crc])
+        self._save_sidecar()
+
+    # The engine persists ``state`` once, after begin(). The crc32c of what was sent must survive a kill
+    # too, so it is also kept in a small private side file keyed by a hash of the session URL (the URL
+    # itself is not written there).
+    def _sidecar(self) -> Path | None:
+        url = self.state.get("session_url")
+        if not url:
+            return None
+        base = self.dest.sidecar_dir
+        return base / (hashlib.sha256(url.encode()).hexdigest()[:40] + ".json") if base else None
+
+    def _save_sidecar(self) -> None:
+        p = self._sidecar()
+        if p is None:
+            return
+        try:
+            ensure_private_dir(p.parent)
+            tmp = p.with_suffix(".tmp")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                json.dump({"size": self.state["size"], "segments": self.state["segments"]}, fh)
+            os.replace(tmp, p)
+        except OSError:
+            pass  # only an optimisation: a lost record means a ranged read-back at the end
+
+    def _load_sidecar(self) -> None:
+        p = self._sidecar()
+        if p is None:
+            return
+        try:
+            with open(p) as fh:
+                rec = json.load(fh)
+        except (OSError, ValueError):
+            return
+        if int(rec.get("size", -1)) == int(self.state["size"]):
+            have = {tuple(x) for x in self.state["segments"]}
+            for seg in rec.get("segments") or []:
+                if tuple(seg) not in have:
+                    self.state["segments"].append(list(seg))
+
+    def _drop_sidecar(self) -> None:
+        p = self._sidecar()
+        if p is not None:
+            try:
+                p.unlink()
+            except OSError:
+                pass
 
     def complete(self) -> DestEntry:
         size = int(self.state["size"])
@@ -407,6 +480,8 @@ class GcsUpload:
                 f"(server {got_md5}, source {src_md5}); the object was removed, run again."
             )
         self.state["verified"] = {"crc32c": got_crc, "md5": got_md5}
+        self.dest.readback_bytes += self.readback_bytes
+        self._drop_sidecar()
         return DestEntry(self.entry.path, size, etag=got_md5, sha256=self.sha256)
 
     def abort(self) -> None:
@@ -417,6 +492,7 @@ class GcsUpload:
             self.dest.gcs.http.delete(url, timeout=_TIMEOUT)  # GCS answers 499 on a cancelled session
         except Exception:
             pass
+        self._drop_sidecar()
         self.state.pop("session_url", None)
 
     # -- helpers
@@ -498,6 +574,9 @@ class GcsDestination:
         self.prefix = url.path
         self.gcs = _Gcs(opts)
         self._bucket: Any = None
+        self.readback_bytes = 0
+        sd = opts.env.get("FLYMIGRATE_STATE_DIR")
+        self.sidecar_dir: Path | None = (Path(sd) if sd else state_dir()) / "transfers" / "gcs-crc32c"
 
     @property
     def bucket(self) -> Any:
@@ -529,6 +608,16 @@ class GcsDestination:
             sha = (b.metadata or {}).get("sha256")
             out[rel] = DestEntry(rel, int(b.size or 0), etag=_b64_to_hex(b.md5_hash), sha256=sha)
         return out
+
+    def stat(self, path: str) -> DestEntry | None:
+        key = join_key(self.prefix, path)
+        try:
+            b = self.bucket.get_blob(key, timeout=_TIMEOUT)
+        except Exception as exc:
+            raise _map_api_error(exc, f"gs://{self.bucket_name}/{key}") from None
+        if b is None:
+            return None
+        return DestEntry(path, int(b.size or 0), etag=_b64_to_hex(b.md5_hash), sha256=(b.metadata or {}).get("sha256"))
 
     def open_upload(self, entry: Entry, state: dict[str, Any] | None, sha256: str | None) -> GcsUpload:
         if state and int(state.get("size", -1)) != entry.size:

@@ -100,6 +100,7 @@ class GcsEmulator:
             self.port = _free_port()
             try:
                 self._server = create_server("127.0.0.1", self.port, in_memory=True, default_bucket=self.bucket)
+                self._server._api.daemon = True  # never keep a test process alive
                 self._server.start()
                 return self
             except OSError as exc:  # port race
