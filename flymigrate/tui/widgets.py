@@ -103,10 +103,8 @@ class TargetPage(Page):
         yield Static("", id="target-facts")
 
     def show(self, session: core.Session, target: str | None, styles: dict[str, str]) -> None:
-        for name in TARGETS:
-            rb = self.query_one(f"#target-{name}", RadioButton)
-            with rb.prevent(RadioButton.Changed):
-                rb.value = name == target
+        if target is not None:  # the set's own handler un-presses the others and moves its highlight here
+            self.query_one(f"#target-{target}", RadioButton).value = True
         table = Table(expand=True, show_lines=True, pad_edge=False, header_style=styles["heading"])
         table.add_column("", ratio=2, style="bold")
         for name in TARGETS:
@@ -229,6 +227,8 @@ class StepPage(Page):
         with sl.prevent(SelectionList.SelectedChanged):
             sl.clear_options()
             sl.add_options([(c, i, i in progress.checks) for i, c in enumerate(checks)])
+        if sl.option_count:
+            sl.highlighted = 0
 
     def show_progress(self, progress: StepProgress) -> None:
         verb = "start the transfer (or resume it)" if self.step_id == "weights" else "run this step"

@@ -1,0 +1,210 @@
+"""Pilot tests: what a person does in the walkthrough, at 80x24, and what is saved."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .conftest import HF_TOKEN_VALUE, ROOT, SIZE, plain, screen_text, settle
+
+pytestmark = pytest.mark.anyio
+
+
+def saved(workdir: Path) -> dict[str, Any]:
+    return json.loads((workdir / "acme-chat" / ".flymigrate" / "tui.json").read_text())
+
+
+async def test_overview_shows_the_app_and_never_a_secret_value(make_app: Any) -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        text = plain(app.query_one("#overview-body"))
+        assert "acme-chat" in text and "a100-pcie-40gb x1" in text and "acme_models at /models" in text
+        assert "HF_TOKEN" in text and "value known" in text
+        assert "API_KEY" in text and "no value: add it by hand" in text
+        assert "client/chat.py:5" in text
+        # findings: blocking (error) first, each with file:line
+        findings = text.split("Findings")[1]
+        assert findings.index("ERROR") < findings.index("WARNING") < findings.index("INFO")
+        assert "fly.toml:47" in findings
+        for page in ("overview", "target", "weights", "dockerfile", "secrets", "base_urls", "scaling"):
+            app.show_page(page)
+            await pilot.pause()
+            assert HF_TOKEN_VALUE not in screen_text(app)
+        assert HF_TOKEN_VALUE not in plain(app.query_one("#page-secrets .step-preview"))
+
+
+async def test_no_target_yet_opens_the_choice_and_it_is_saved(make_app: Any, workdir: Path) -> None:
+    app = make_app(target=None)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        assert app.page == "target"
+        assert "Choose where to move" in plain(app.query_one("#page-weights .step-preview"))
+        facts = plain(app.query_one("#target-facts"))
+        for label in ("GPU", "Scaling", "Cost (scale to zero)", "Cold start", "What is lost"):
+            assert label in facts
+        await pilot.click("#target-runpod")
+        await pilot.pause()
+        assert app.target == "runpod"
+    assert saved(workdir)["target"] == "runpod"
+
+
+async def test_changing_target_keeps_progress(make_app: Any, workdir: Path) -> None:
+    app = make_app(target="modal")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await pilot.press("2")  # Dockerfile step
+        await pilot.press("m")  # mark done by hand
+        checks = app.query_one("#page-dockerfile .step-checks")
+        checks.focus()
+        await pilot.press("space")  # tick the first check
+        await pilot.pause()
+        await pilot.press("t")
+        app.query_one("#target-choice").focus()
+        await pilot.press("down", "enter")  # RunPod Serverless
+        await pilot.pause()
+        assert app.target == "runpod"
+        assert app.saved.progress("runpod").steps["dockerfile"].status == "todo"
+        assert "RunPod" in plain(app.query_one("#titlebar"))
+    data = saved(workdir)
+    assert data["target"] == "runpod"
+    assert data["targets"]["modal"]["steps"]["dockerfile"] == {"status": "done", "result": "marked done by hand",
+                                                              "checks": [0]}
+    app = make_app(target=None)  # comes back on the saved target, with modal's progress intact
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        assert app.target == "runpod"
+        await pilot.press("t")
+        app.query_one("#target-choice").focus()
+        await pilot.press("up", "enter")
+        await pilot.press("2")
+        await pilot.pause()
+        assert app.target == "modal"
+        assert "Done: marked done by hand" in plain(app.query_one("#page-dockerfile .step-result"))
+        assert list(app.query_one("#page-dockerfile .step-checks").selected) == [0]
+        assert "✓ 2. Dockerfile" in plain(app.query_one("#nav-dockerfile").query_one("Static"))
+
+
+@pytest.mark.parametrize("step", ["dockerfile", "secrets", "base_urls", "scaling"])
+async def test_step_preview_confirm_run_result_checks(make_app: Any, workdir: Path, monkeypatch: pytest.MonkeyPatch,
+                                                      step: str) -> None:
+    from flymigrate.tui import core
+
+    ran: list[tuple[str, str]] = []
+
+    def fake_run_step(session: Any, target: str, step_id: str) -> str:
+        ran.append((target, step_id))
+        return f"{step_id} applied"
+
+    monkeypatch.setattr(core, "run_step", fake_run_step)
+    expected_preview = {"dockerfile": "- RUN ldconfig", "secrets": "API_KEY",
+                        "base_urls": "+ 5: BASE_URL = os.environ.get(\"ACME_URL\", \"https://<workspace>--",
+                        "scaling": "+ scaledown_window = 300"}[step]
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await pilot.press(str(["weights", "dockerfile", "secrets", "base_urls", "scaling"].index(step) + 1))
+        await pilot.pause()
+        page = app.query_one(f"#page-{step}")
+        assert expected_preview in plain(page.query_one(".step-preview"))
+        assert "Not run yet" in plain(page.query_one(".step-result"))
+        await pilot.press("r")  # preview first: nothing runs before the answer
+        await pilot.pause()
+        assert type(app.screen).__name__ == "ConfirmScreen" and ran == []
+        await pilot.press("n")
+        await pilot.pause()
+        assert ran == [] and app.saved.progress("modal").steps[step].status == "todo"
+        await pilot.press("r")
+        await pilot.pause()
+        await pilot.press("y")
+        await settle(app, pilot)
+        assert ran == [("modal", step)]
+        assert f"Done: {step} applied" in plain(page.query_one(".step-result"))
+        checks = page.query_one(".step-checks")
+        assert checks.option_count >= 2
+        checks.focus()
+        await pilot.press("down", "space")
+        await pilot.pause()
+    data = saved(workdir)["targets"]["modal"]["steps"][step]
+    assert data == {"status": "done", "result": f"{step} applied", "checks": [1]}
+
+
+async def test_step_without_executor_shows_a_readable_panel(make_app: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from flymigrate import api
+
+    monkeypatch.delattr(api, "apply_step", raising=False)
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await pilot.press("3", "r", "y")
+        await settle(app, pilot)
+        assert type(app.screen).__name__ == "ErrorScreen"
+        text = screen_text(app)
+        assert "What to do" in text and "Traceback" not in text
+        assert "mark the step done" in plain(app.screen.query_one("#error-hint"))
+        await pilot.press("escape")
+        await pilot.pause()
+        assert app.saved.progress("modal").steps["secrets"].status == "todo"
+
+
+async def test_missing_fly_toml_is_an_error_panel_not_a_traceback(make_app: Any, workdir: Path) -> None:
+    (workdir / "empty").mkdir()
+    app = make_app(app_dir="empty", secrets=[])
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        assert type(app.screen).__name__ == "ErrorScreen"
+        assert "no fly.toml" in plain(app.screen.query_one("#error-message"))
+        assert "Fly app's folder" in plain(app.screen.query_one("#error-hint"))
+        await pilot.press("escape", "q")
+    assert app.crash is None
+
+
+async def test_unreadable_state_file_is_reported_and_left_alone(make_app: Any, workdir: Path) -> None:
+    state = workdir / "acme-chat" / ".flymigrate"
+    state.mkdir()
+    (state / "tui.json").write_text("{not json")
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        assert type(app.screen).__name__ == "ErrorScreen"
+        await pilot.press("escape", "2", "m")
+        await pilot.pause()
+    assert (state / "tui.json").read_text() == "{not json"
+
+
+async def test_help_theme_and_navigation_keys(make_app: Any) -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await pilot.press("question_mark")
+        await pilot.pause()
+        assert type(app.screen).__name__ == "HelpScreen"
+        assert "mark a step done" in plain(app.screen.query_one("#help-text"))
+        await pilot.press("escape")
+        assert app.current_theme.dark
+        await pilot.press("d")
+        await pilot.pause()
+        assert not app.current_theme.dark
+        pages = []
+        for _ in range(7):
+            pages.append(app.page)
+            await pilot.press("n")
+        assert pages == ["overview", "target", "weights", "dockerfile", "secrets", "base_urls", "scaling"]
+        await pilot.press("b", "b")
+        assert app.page == "secrets"
+        await pilot.click("#nav-weights")  # the mouse works too
+        await pilot.pause()
+        assert app.page == "weights"
+        footer = screen_text(app)
+        assert "Run" in footer and "Help" in footer
+
+
+def test_importing_the_command_leaves_textual_out() -> None:
+    code = "import sys, flymigrate.cli, flymigrate.commands.tui; print('textual' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert out.stdout.strip() == "False"
