@@ -1,0 +1,124 @@
+"""``flymigrate apply``: carry out the plan's five steps (resumable; state in APP_DIR/.flymigrate/)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+TARGETS = ("modal", "runpod", "cloudrun")
+STEPS = ("weights", "dockerfile", "secrets", "base_urls", "scaling")
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "apply",
+        help="carry out the migration steps (resumable)",
+        description="Run the plan: move the weights, make the image portable, recreate the secrets, point clients "
+        "at the new URL and write the target's config. Shows each step's changes first; state is kept in "
+        "APP_DIR/.flymigrate/ so it can be stopped and run again.",
+    )
+    p.add_argument("app_dir", nargs="?", default=".", metavar="APP_DIR", help="the Fly app folder (default: .)")
+    p.add_argument("--to", dest="target", required=True, choices=TARGETS, help="the target platform")
+    p.add_argument("--yes", "-y", action="store_true", help="do not ask before each step (unattended)")
+    p.add_argument("--dry-run", action="store_true", help="show the plan and change nothing (same as `plan`)")
+    p.add_argument("--only", action="append", choices=STEPS, metavar="STEP", help="run only this step (repeatable)")
+    p.add_argument("--skip", action="append", choices=STEPS, metavar="STEP", help="skip this step (repeatable)")
+    p.add_argument("--weights-from", metavar="SRC", help="the weights' source, overriding the plan's "
+                   "(hf://ORG/REPO[@REV], s3://BUCKET/PREFIX, a local folder, fly-volume://APP/VOLUME/)")
+    p.add_argument("--base-url", metavar="URL", help="the new endpoint URL (else read after --deploy)")
+    p.add_argument("--out", metavar="DIR", help="where generated files go (default: APP_DIR)")
+    p.add_argument("--deploy", action="store_true", help="deploy after writing the config (shows the command first)")
+    p.add_argument("--secrets", action="append", metavar="FILE", help="a secrets export (repeatable)")
+    p.add_argument("--code", action="append", metavar="DIR", help="client code to rewrite (repeatable; default APP_DIR)")
+    p.add_argument("--config", metavar="PATH", help="the fly.toml to read")
+    p.add_argument("--gpu", metavar="KIND[:N]", help="the Fly GPU when fly.toml does not say")
+    p.add_argument("--app", dest="app_name", metavar="NAME", help="the Fly app name, when fly.toml has none")
+    p.add_argument("--volume-id", metavar="ID", help="RunPod network volume id (fills <VOLUME_ID>)")
+    p.add_argument("--datacenter", metavar="DC", help="RunPod datacenter of the network volume (e.g. EU-RO-1)")
+    p.add_argument("--bucket", metavar="NAME", help="GCS bucket for the weights (fills <BUCKET>)")
+    p.add_argument("--region", metavar="REGION", help="Cloud Run region (default: nearest to primary_region)")
+    p.add_argument("--image", metavar="REF", help="the pushed image Cloud Run / RunPod pull (fills <REGISTRY>...)")
+    p.add_argument("--endpoint-url", metavar="URL", help="S3 endpoint for the weights destination/source")
+    p.add_argument("--state-dir", metavar="DIR", help="where transfer journals live (default: the global state dir)")
+    p.set_defaults(run=run)
+
+
+class _Printer:
+    def __init__(self) -> None:
+        self.out = sys.stderr
+
+    def __call__(self, ev: Any) -> None:
+        if ev.kind == "progress":
+            print(f"  [{ev.step}] {ev.message}", file=self.out, flush=True)
+        elif ev.kind == "started":
+            print(f"-> {ev.step}: {ev.message}", file=self.out, flush=True)
+        elif ev.kind == "finished":
+            print(f"ok {ev.step}: {ev.message}", file=self.out, flush=True)
+            for n in ev.data.get("notes", []) or []:
+                print(f"   note: {n}", file=self.out)
+        elif ev.kind == "skipped":
+            print(f"-- {ev.step}: {ev.message}", file=self.out, flush=True)
+        elif ev.kind == "blocked":
+            print(f"!! {ev.step} blocked: {ev.message}", file=self.out, flush=True)
+        elif ev.kind == "failed":
+            print(f"!! {ev.step} failed: {ev.message}", file=self.out, flush=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    from .. import api
+    from ..apply import ApplyOptions
+    from ..errors import UserError
+
+    if args.dry_run:
+        from ..render import render
+
+        plan = api.plan(args.app_dir, args.target, config_path=args.config, secrets_paths=args.secrets,
+                        code_dirs=args.code, gpu=args.gpu, base_url=args.base_url, app_name=args.app_name)
+        sys.stdout.write(render(plan, "text", color=False))
+        return 0
+    interactive = sys.stdin.isatty() and sys.stdout.isatty()
+    if not args.yes and not interactive:
+        raise UserError("apply changes files and remote state, and there is no terminal to ask for confirmation.",
+                        hint="Pass --yes to run unattended, or --dry-run to only see the plan.")
+    opts = ApplyOptions(target=args.target, yes=args.yes, only=tuple(args.only or ()), skip=tuple(args.skip or ()),
+                        weights_from=args.weights_from, base_url=args.base_url, out_dir=args.out, deploy=args.deploy,
+                        volume_id=args.volume_id, datacenter=args.datacenter, bucket=args.bucket,
+                        endpoint_url=args.endpoint_url, region=args.region, image=args.image,
+                        state_dir=args.state_dir)
+    stop = threading.Event()
+
+    def on_term(signum: int, frame: Any) -> None:
+        stop.set()
+        raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGTERM, on_term)
+
+    def confirm(p: Any) -> bool:
+        sys.stdout.write(p.render())
+        sys.stdout.flush()
+        try:
+            ans = input(f"Apply step {p.step!r}? [y/N] ")
+        except EOFError:
+            return False
+        return ans.strip().lower() in ("y", "yes")
+
+    try:
+        res = api.apply(args.app_dir, args.target, options=opts, reporter=_Printer(),
+                        confirm=None if args.yes else confirm, stop=stop, config_path=args.config,
+                        secrets_paths=args.secrets, code_dirs=args.code, gpu=args.gpu, app_name=args.app_name)
+    finally:
+        signal.signal(signal.SIGTERM, old)
+    print(f"flymigrate apply -> {args.target}:")
+    for o in res.outcomes:
+        print(f"  {o.step:<10} {o.status:<13} {o.message}")
+    if res.base_url:
+        print(f"  new URL: {res.base_url}")
+    if res.blocked:
+        print(f"Blocked: {', '.join(res.blocked)}. Fix what is listed and run the same command again.",
+              file=sys.stderr)
+        return 2
+    return 0
