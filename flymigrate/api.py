@@ -226,3 +226,46 @@ def attach_comparison(p: Plan, inp: PlanInputs) -> Plan:
         return replace(p, findings=p.findings + (Finding("info", "compare-skipped",
                                                          f"no cost comparison: {exc}", None),))
     return replace(p, comparison=c)
+
+
+# ---- apply (flymigrate.apply holds the engine; imported lazily so `plan` stays light) ----------------------
+
+
+def _apply_setup(app_dir: str | Path, target: str, options, *, config_path=None, secrets_paths=None, code_dirs=None,
+                 gpu=None, app_name=None):
+    from .apply import pristine_inputs
+
+    if options.base_url is not None and not re.match(r"^https?://[^\s/<>]+", options.base_url):
+        raise UserError(f"--base-url {options.base_url!r} is not an http(s) URL.", hint="Example: https://api.example.com")
+    inp = load_inputs(app_dir, config_path=config_path, secrets_paths=secrets_paths, code_dirs=code_dirs, gpu=gpu,
+                      app_name=app_name)
+    d = Path(app_dir)
+    root = d if d.is_dir() else d.parent
+    inp = pristine_inputs(inp, root)
+    return root, inp, build_plan(inp, target, base_url=options.base_url)
+
+
+def preview(app_dir: str | Path = ".", target: str = "modal", *, options=None, config_path=None, secrets_paths=None,
+            code_dirs=None, gpu=None, app_name=None):
+    """Per-step previews of ``apply`` (``list[flymigrate.apply.StepPreview]``): diffs, generated files, secret
+    names, commands. Writes nothing. ``options`` is a ``flymigrate.apply.ApplyOptions`` (default: all steps)."""
+    from .apply import ApplyOptions
+    from .apply import preview as _preview
+
+    options = options or ApplyOptions(target=target)
+    root, inp, p = _apply_setup(app_dir, target, options, config_path=config_path, secrets_paths=secrets_paths,
+                                code_dirs=code_dirs, gpu=gpu, app_name=app_name)
+    return _preview(root, p, inp, options, code_dirs=code_dirs)
+
+
+def apply(app_dir: str | Path = ".", target: str = "modal", *, options=None, reporter=None, confirm=None, stop=None,
+          config_path=None, secrets_paths=None, code_dirs=None, gpu=None, app_name=None):
+    """Carry the plan out (``flymigrate.apply.ApplyResult``). ``reporter(ApplyEvent)`` gets started / progress /
+    finished / skipped / blocked / failed events; ``confirm(StepPreview) -> bool`` is asked before each step that
+    changes something (None: yes to all); setting ``stop`` (threading.Event) stops with state saved."""
+    from .apply import ApplyOptions, run_apply
+
+    options = options or ApplyOptions(target=target)
+    root, inp, p = _apply_setup(app_dir, target, options, config_path=config_path, secrets_paths=secrets_paths,
+                                code_dirs=code_dirs, gpu=gpu, app_name=app_name)
+    return run_apply(root, p, inp, options, reporter, confirm=confirm, stop=stop, code_dirs=code_dirs)
