@@ -59,6 +59,8 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--part-size", type=parse_size, default=None, metavar="SIZE", help="multipart part size (default 16MiB)")
     p.add_argument("--state-dir", type=Path, default=None, metavar="DIR", help="where journals and logs live")
     p.add_argument("--overwrite", action="store_true", help="replace destination files that differ from the source")
+    p.add_argument("--no-part-md5", action="store_true",
+                   help="skip comparing each part's MD5 with its ETag (saves CPU; sha256 and size checks stay on)")
     p.add_argument("--json", action="store_true", help="print progress events as JSON lines on stdout")
     p.set_defaults(run=run)
 
@@ -157,6 +159,7 @@ def run(args: argparse.Namespace) -> int:
         endpoint_url=args.endpoint_url,
         state_dir=args.state_dir,
         stop=stop,
+        part_md5=not args.no_part_md5,
     )
     # undocumented knobs for tests and impatient users: retry budget and backoff base (seconds)
     if os.environ.get("FLYMIGRATE_MAX_ATTEMPTS"):

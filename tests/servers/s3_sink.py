@@ -1,0 +1,233 @@
+"""A minimal loopback S3 sink: discards bodies, answers with real MD5 ETags, speaks multipart.
+
+For benchmarks (the client is the bottleneck) and for tests that need no stored bytes. Keeps only
+sizes and ETags. Understands plain bodies, ``Transfer-Encoding: chunked`` and ``aws-chunked``
+(signed streaming / checksum trailers, as the Go SDKs send them). Any credentials are accepted.
+
+    python tests/servers/s3_sink.py [PORT]      # prints http://127.0.0.1:PORT
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+import threading
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+from xml.sax.saxutils import escape
+
+CHUNK = 1 << 20
+
+
+class State:
+    def __init__(self) -> None:
+        self.mu = threading.Lock()
+        self.objects: dict[tuple[str, str], tuple[int, str]] = {}
+        self.uploads: dict[str, dict[str, Any]] = {}
+        self.buckets: set[str] = set()
+        self.bytes_in = 0
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    state: State
+
+    def log_message(self, *a: Any) -> None:
+        pass
+
+    # --------------------------------------------------------------------------------------- bodies
+    def _read_exact_md5(self, n: int, md5: Any, buf: bytearray) -> int:
+        view = memoryview(buf)
+        got = 0
+        while got < n:
+            k = self.rfile.readinto(view[: min(len(buf), n - got)])
+            if not k:
+                raise ConnectionError("short body")
+            if md5 is not None:
+                md5.update(view[:k])
+            got += k
+        return got
+
+    def _body_md5(self) -> tuple[int, str]:
+        md5 = hashlib.md5()
+        buf = bytearray(CHUNK)
+        h = self.headers
+        te = (h.get("transfer-encoding") or "").lower()
+        aws_chunked = "aws-chunked" in (h.get("content-encoding") or "").lower() or (
+            h.get("x-amz-content-sha256") or "").startswith("STREAMING-")
+        total = 0
+        if aws_chunked or te == "chunked":
+            # both encodings: "<hex>[;ext]\r\n<data>\r\n" ... "0[;ext]\r\n[trailers]\r\n"
+            while True:
+                line = self.rfile.readline(4096)
+                size = int(line.split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline(4096) not in (b"\r\n", b"\n", b""):
+                        pass
+                    break
+                total += self._read_exact_md5(size, md5, buf)
+                self.rfile.readline(16)
+            # aws-chunked inside a Content-Length body and no TE: we consumed exactly the encoded length
+        else:
+            n = int(h.get("content-length") or 0)
+            total = self._read_exact_md5(n, md5, buf)
+        with self.state.mu:
+            self.state.bytes_in += total
+        return total, md5.hexdigest()
+
+    def _send(self, code: int, body: bytes = b"", headers: dict[str, str] | None = None) -> None:
+        self.send_response(code)
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(body)))
+        if body:
+            self.send_header("Content-Type", "application/xml")
+        self.end_headers()
+        if body and self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _parse(self) -> tuple[str, str, dict[str, list[str]]]:
+        u = urlsplit(self.path)
+        parts = u.path.lstrip("/").split("/", 1)
+        bucket = unquote(parts[0])
+        key = unquote(parts[1]) if len(parts) > 1 else ""
+        return bucket, key, parse_qs(u.query, keep_blank_values=True)
+
+    # --------------------------------------------------------------------------------------- verbs
+    def do_PUT(self) -> None:
+        bucket, key, q = self._parse()
+        st = self.state
+        if not key:
+            self._body_md5()
+            st.buckets.add(bucket)
+            return self._send(200)
+        size, etag = self._body_md5()
+        if "uploadId" in q:
+            uid = q["uploadId"][0]
+            with st.mu:
+                up = st.uploads.get(uid)
+                if up is None:
+                    return self._send(404, b"<Error><Code>NoSuchUpload</Code></Error>")
+                up["parts"][int(q["partNumber"][0])] = (size, etag)
+            return self._send(200, headers={"ETag": f'"{etag}"'})
+        with st.mu:
+            st.objects[(bucket, key)] = (size, etag)
+        return self._send(200, headers={"ETag": f'"{etag}"'})
+
+    def do_POST(self) -> None:
+        bucket, key, q = self._parse()
+        st = self.state
+        n = int(self.headers.get("content-length") or 0)
+        body = self.rfile.read(n) if n else b""
+        if "uploads" in q:
+            uid = uuid.uuid4().hex
+            with st.mu:
+                st.uploads[uid] = {"bucket": bucket, "key": key, "parts": {}}
+            xml = (f"<InitiateMultipartUploadResult><Bucket>{escape(bucket)}</Bucket><Key>{escape(key)}</Key>"
+                   f"<UploadId>{uid}</UploadId></InitiateMultipartUploadResult>")
+            return self._send(200, xml.encode())
+        if "uploadId" in q:
+            uid = q["uploadId"][0]
+            with st.mu:
+                up = st.uploads.pop(uid, None)
+            if up is None:
+                return self._send(404, b"<Error><Code>NoSuchUpload</Code></Error>")
+            import re
+
+            nums = [int(x) for x in re.findall(rb"<PartNumber>(\d+)</PartNumber>", body)]
+            parts = [up["parts"][i] for i in sorted(nums)]
+            etag = hashlib.md5(b"".join(bytes.fromhex(e) for _, e in parts)).hexdigest() + f"-{len(parts)}"
+            with st.mu:
+                st.objects[(bucket, key)] = (sum(s for s, _ in parts), etag)
+            xml = (f"<CompleteMultipartUploadResult><Bucket>{escape(bucket)}</Bucket><Key>{escape(key)}</Key>"
+                   f"<ETag>\"{etag}\"</ETag></CompleteMultipartUploadResult>")
+            return self._send(200, xml.encode())
+        return self._send(400)
+
+    def do_DELETE(self) -> None:
+        bucket, key, q = self._parse()
+        with self.state.mu:
+            if "uploadId" in q:
+                self.state.uploads.pop(q["uploadId"][0], None)
+            else:
+                self.state.objects.pop((bucket, key), None)
+        self._send(204)
+
+    def do_HEAD(self) -> None:
+        bucket, key, _ = self._parse()
+        if not key:
+            return self._send(200)
+        obj = self.state.objects.get((bucket, key))
+        if obj is None:
+            self.send_response(404)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return None
+        self.send_response(200)
+        self.send_header("Content-Length", str(obj[0]))
+        self.send_header("ETag", f'"{obj[1]}"')
+        self.send_header("Last-Modified", "Sun, 22 Nov 2026 00:00:00 GMT")
+        self.end_headers()
+        return None
+
+    def do_GET(self) -> None:
+        if self.path == "/__stats":
+            import json
+
+            with self.state.mu:
+                body = json.dumps({"bytes_in": self.state.bytes_in, "objects": len(self.state.objects)}).encode()
+            return self._send(200, body)
+        bucket, key, q = self._parse()
+        st = self.state
+        if key and "uploadId" in q:
+            up = st.uploads.get(q["uploadId"][0])
+            if up is None:
+                return self._send(404, b"<Error><Code>NoSuchUpload</Code></Error>")
+            items = "".join(f"<Part><PartNumber>{n}</PartNumber><ETag>\"{e}\"</ETag><Size>{s}</Size></Part>"
+                            for n, (s, e) in sorted(up["parts"].items()))
+            return self._send(200, f"<ListPartsResult><IsTruncated>false</IsTruncated>{items}</ListPartsResult>".encode())
+        if key:
+            return self._send(404, b"<Error><Code>NoSuchKey</Code></Error>")
+        if "uploads" in q:
+            pfx = q.get("prefix", [""])[0]
+            items = "".join(f"<Upload><Key>{escape(u['key'])}</Key><UploadId>{uid}</UploadId></Upload>"
+                            for uid, u in list(st.uploads.items()) if u["bucket"] == bucket and u["key"].startswith(pfx))
+            return self._send(200, f"<ListMultipartUploadsResult><IsTruncated>false</IsTruncated>{items}"
+                                   "</ListMultipartUploadsResult>".encode())
+        if "location" in q:
+            return self._send(200, b"<LocationConstraint></LocationConstraint>")
+        pfx = q.get("prefix", [""])[0]
+        with st.mu:
+            objs = sorted((k, v) for (b, k), v in st.objects.items() if b == bucket and k.startswith(pfx))
+        items = "".join(f"<Contents><Key>{escape(k)}</Key><Size>{s}</Size><ETag>\"{e}\"</ETag>"
+                        "<LastModified>2026-11-22T00:00:00.000Z</LastModified><StorageClass>STANDARD</StorageClass>"
+                        "</Contents>" for k, (s, e) in objs)
+        tag = "ListBucketResult"
+        xml = (f'<{tag} xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Name>{escape(bucket)}</Name>'
+               f"<Prefix>{escape(pfx)}</Prefix><KeyCount>{len(objs)}</KeyCount><MaxKeys>1000</MaxKeys>"
+               f"<IsTruncated>false</IsTruncated>{items}</{tag}>")
+        return self._send(200, xml.encode())
+
+
+def serve(port: int = 0) -> tuple[ThreadingHTTPServer, State]:
+    state = State()
+    handler = type("H", (Handler,), {"state": state})
+    srv = ThreadingHTTPServer(("127.0.0.1", port), handler)
+    srv.daemon_threads = True
+    return srv, state
+
+
+def main() -> None:
+    port = int(sys.argv[1]) if len(sys.argv) > 1 else 0
+    srv, state = serve(port)
+    print(f"http://127.0.0.1:{srv.server_address[1]}", flush=True)
+    try:
+        srv.serve_forever()
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main()
