@@ -47,13 +47,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _crash_log(exc: BaseException) -> str | None:
     from .paths import ensure_private_dir, state_dir
+    from .redact import redact
 
     try:
         d = ensure_private_dir(state_dir() / "crash")
         path = d / f"crash-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as fh:
-            fh.write("".join(traceback.format_exception(exc)))
+            fh.write(redact("".join(traceback.format_exception(exc))))
         return str(path)
     except OSError:
         return None
@@ -76,7 +77,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.run(args) or 0)
     except FlymigrateError as err:
-        print(f"flymigrate: error: {err}", file=sys.stderr)
+        from .redact import redact
+
+        print(f"flymigrate: error: {redact(str(err))}", file=sys.stderr)
         return err.exit_code
     except KeyboardInterrupt:
         print("\nflymigrate: interrupted; state is saved, run the same command again to continue.", file=sys.stderr)
@@ -85,7 +88,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     except Exception as exc:  # the one place an unexpected error is caught
         if args.debug:
-            traceback.print_exc()
+            from .redact import redact
+
+            print(redact(traceback.format_exc()), file=sys.stderr, end="")
         path = _crash_log(exc)
         where = f" Details were written to {path}." if path else ""
         print(

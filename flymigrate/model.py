@@ -39,6 +39,9 @@ class SecretValue:
 
     def __init__(self, value: str) -> None:
         self._value = value
+        from .redact import remember
+
+        remember(value)  # so the error boundary can scrub it from any message that quotes it by accident
 
     def reveal(self) -> str:
         return self._value

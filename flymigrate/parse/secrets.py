@@ -242,8 +242,9 @@ def _dotenv(text: str, shown: str, env_set: set[str], findings: list[Finding]) -
         if key.startswith("export ") or key.startswith("export\t"):
             key = key[7:].strip()
         if not NAME_RE.match(key):
-            shown_key = key if len(key) <= 40 and key.isprintable() else key[:40].encode("unicode_escape").decode()
-            raise ConfigError(f"{shown}:{lineno}: `{shown_key}` is not a valid variable name.",
+            # never echo it: a line like `c2VjcmV0+dmFsdWU=` (a wrapped base64 value) would print part of a secret
+            raise ConfigError(f"{shown}:{lineno}: the text before `=` is not a valid variable name (it is not shown: "
+                              "it may be part of a value).",
                               hint="Names use letters, digits and _ and do not start with a digit.")
         value = value.lstrip(" \t")
         if value.startswith('"""'):
