@@ -109,6 +109,11 @@ class FlymigrateApp(App[int]):
 
     # ---- rendering ------------------------------------------------------------------------------------------
 
+    def _q(self, selector: Any, expect_type: Any = None) -> Any:
+        """Query the main screen, whichever modal (help, confirm, error) is on top of it."""
+        base = self.screen_stack[0] if self.screen_stack else self.screen
+        return base.query_one(selector, expect_type) if expect_type is not None else base.query_one(selector)
+
     def styles_for_text(self) -> dict[str, str]:
         """Rich styles from the current theme, so colours stay readable on dark and light themes."""
         variables = self.get_css_variables()
@@ -133,11 +138,11 @@ class FlymigrateApp(App[int]):
             return
         styles = self.styles_for_text()
         where = core.TARGET_LABELS[self.target] if self.target else "(target not chosen: press t)"
-        self.query_one("#titlebar", Static).update(f"flymigrate  {session.name} -> {where}")
-        self.query_one(OverviewPage).show(session, self.target, styles)
-        self.query_one(TargetPage).show(session, self.target, styles)
+        self._q("#titlebar", Static).update(f"flymigrate  {session.name} -> {where}")
+        self._q(OverviewPage).show(session, self.target, styles)
+        self._q(TargetPage).show(session, self.target, styles)
         for sid in STEP_IDS:
-            self.query_one(f"#page-{sid}", StepPage).show(session, self.target, self._progress(sid), styles)
+            self._q(f"#page-{sid}", StepPage).show(session, self.target, self._progress(sid), styles)
         self._refresh_weights_panel()
         self._refresh_nav()
 
@@ -153,7 +158,7 @@ class FlymigrateApp(App[int]):
         return src, dst
 
     def _refresh_weights_panel(self) -> None:
-        panel = self.query_one(TransferPanel)
+        panel = self._q(TransferPanel)
         if self.target is None or self.session is None:
             panel.display = False
             return
@@ -173,16 +178,16 @@ class FlymigrateApp(App[int]):
         for sid in STEP_IDS:
             progress = self._progress(sid)
             mark = STATUS_MARK.get(progress.status, " ") if progress else " "
-            item = self.query_one(f"#nav-{sid}", ListItem)
+            item = self._q(f"#nav-{sid}", ListItem)
             item.query_one(Static).update(f"{mark} {PAGE_LABELS[sid]}")
-        self.query_one("#nav-target", ListItem).query_one(Static).update(
+        self._q("#nav-target", ListItem).query_one(Static).update(
             f"{'✓' if self.target else ' '} Target")
-        self.query_one("#nav-overview", ListItem).query_one(Static).update("  Overview")
+        self._q("#nav-overview", ListItem).query_one(Static).update("  Overview")
 
     def show_page(self, page: str) -> None:
         self.page = page
-        self.query_one("#pages", ContentSwitcher).current = f"page-{page}"
-        nav = self.query_one("#nav", ListView)
+        self._q("#pages", ContentSwitcher).current = f"page-{page}"
+        nav = self._q("#nav", ListView)
         index = PAGES.index(page)
         if nav.index != index:
             nav.index = index
@@ -211,7 +216,7 @@ class FlymigrateApp(App[int]):
         self.refresh_bindings()
 
     def on_session_failed(self, message: SessionFailed) -> None:
-        self.query_one("#overview-body", Static).update(f"{message.title}.\n\n{message.message}\n\n{message.hint}")
+        self._q("#overview-body", Static).update(f"{message.title}.\n\n{message.message}\n\n{message.hint}")
         self.show_error(message.title, message.message, message.hint)
 
     @on(ListView.Highlighted, "#nav")
@@ -225,7 +230,7 @@ class FlymigrateApp(App[int]):
     def _nav_selected(self, event: ListView.Selected) -> None:
         if event.item.id:
             self.show_page(event.item.id.removeprefix("nav-"))
-            self.query_one(f"#page-{self.page}").focus()
+            self._q(f"#page-{self.page}").focus()
 
     @on(RadioSet.Changed, "#target-choice")
     def _target_changed(self, event: RadioSet.Changed) -> None:
@@ -235,7 +240,7 @@ class FlymigrateApp(App[int]):
         if self.transfer_stop is not None:
             self.show_error("The transfer is running", "The target cannot change while the weights are copying.",
                             "Press s to pause the transfer first; it resumes where it stopped.")
-            self.query_one(TargetPage).show(self.session, self.target, self.styles_for_text())  # type: ignore[arg-type]
+            self._q(TargetPage).show(self.session, self.target, self.styles_for_text())  # type: ignore[arg-type]
             return
         self.target = name
         self.saved.target = name
@@ -256,7 +261,7 @@ class FlymigrateApp(App[int]):
     def _urls_edited(self, event: Input.Changed) -> None:
         if self.target is None or self.session is None or self.transfer_stop is not None:
             return
-        src, dst = self.query_one(TransferPanel).urls()
+        src, dst = self._q(TransferPanel).urls()
         tp = self.saved.progress(self.target)
         w = self.session.plans[self.target].weights
         new_src = src if src != (w.chosen.url if w.chosen else "") else None
@@ -268,26 +273,23 @@ class FlymigrateApp(App[int]):
     @on(Input.Submitted, "#weights-src, #weights-dst")
     def _urls_submitted(self) -> None:
         self._refresh_weights_panel()
-        self.query_one("#page-weights").focus()
+        self._q("#page-weights").focus()
 
     def on_transfer_progress(self, message: TransferProgress) -> None:
-        self.query_one(TransferPanel).show_snapshot(message.snapshot)
+        if not self.screen_stack:  # shutting down
+            return
+        self._q(TransferPanel).show_snapshot(message.snapshot)
 
     def on_transfer_ended(self, message: TransferEnded) -> None:
         self.transfer_stop = None
-        panel = self.query_one(TransferPanel)
+        if not self.screen_stack:  # shutting down: the engine has saved its journal; save ours
+            self._record_transfer_end(message)
+            return
+        panel = self._q(TransferPanel)
         panel.show_snapshot(message.snapshot)
-        target = self.target
-        if target is not None:
-            progress = self.saved.progress(target).steps["weights"]
-            if message.outcome == "done":
-                progress.status, progress.result = "done", message.message
-            elif message.outcome == "stopped":
-                progress.status, progress.result = "paused", message.message
-            else:
-                progress.status, progress.result = "failed", message.message
-            self.save()
-            self.query_one("#page-weights", StepPage).show_progress(progress)
+        progress = self._record_transfer_end(message)
+        if progress is not None:
+            self._q("#page-weights", StepPage).show_progress(progress)
             src, dst = self._weights_urls()
             panel.set_urls(src, dst, editable=True)
             self._refresh_nav()
@@ -300,6 +302,15 @@ class FlymigrateApp(App[int]):
         elif message.outcome == "done":
             self.notify("Weights copied and verified.", timeout=4)
 
+    def _record_transfer_end(self, message: TransferEnded) -> StepProgress | None:
+        if self.target is None:
+            return None
+        progress = self.saved.progress(self.target).steps["weights"]
+        progress.status = {"done": "done", "stopped": "paused"}.get(message.outcome, "failed")
+        progress.result = message.message
+        self.save()
+        return progress
+
     def on_step_ended(self, message: StepEnded) -> None:
         if self.target is None:
             return
@@ -308,7 +319,7 @@ class FlymigrateApp(App[int]):
         if message.ok:
             progress.result = message.message
         self.save()
-        self.query_one(f"#page-{message.step_id}", StepPage).show_progress(progress)
+        self._q(f"#page-{message.step_id}", StepPage).show_progress(progress)
         self._refresh_nav()
         if not message.ok:
             self.show_error(f"{core.STEP_SHORT[message.step_id]}: not run", message.message, message.hint)
@@ -356,7 +367,7 @@ class FlymigrateApp(App[int]):
         else:
             progress.status, progress.result = "done", "marked done by hand"
         self.save()
-        self.query_one(f"#page-{self.page}", StepPage).show_progress(progress)
+        self._q(f"#page-{self.page}", StepPage).show_progress(progress)
         self._refresh_nav()
 
     def action_run_step(self) -> None:
@@ -366,7 +377,7 @@ class FlymigrateApp(App[int]):
         if sid == "weights":
             if self.transfer_stop is not None:
                 return
-            src, dst = self.query_one(TransferPanel).urls()
+            src, dst = self._q(TransferPanel).urls()
             details = [f"Copy {src}", f"  to {dst}", "",
                        "It is resumable: pause with s or quit with q at any time and",
                        "continue later here or with:", f"  {core.cli_equivalent(src, dst)}"]
@@ -387,12 +398,12 @@ class FlymigrateApp(App[int]):
         progress = self.saved.progress(self.target).steps[sid]
         progress.status = "running"
         self.save()
-        self.query_one(f"#page-{sid}", StepPage).show_progress(progress)
+        self._q(f"#page-{sid}", StepPage).show_progress(progress)
         self._refresh_nav()
         if sid == "weights":
-            src, dst = self.query_one(TransferPanel).urls()
+            src, dst = self._q(TransferPanel).urls()
             self.transfer_stop = threading.Event()
-            self.query_one(TransferPanel).set_urls(src, dst, editable=False)
+            self._q(TransferPanel).set_urls(src, dst, editable=False)
             self._transfer_worker(src, dst, self.transfer_stop)
         else:
             self._step_worker(self.session, self.target, sid)

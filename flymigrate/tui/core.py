@@ -317,6 +317,7 @@ class TransferTracker:
     bytes_total: int = 0
     bytes_done: int = 0
     retries: int = 0
+    planned_files: int = 0
     last_retry: str = ""
     phase: str = "starting"
     message: str = ""
@@ -328,6 +329,7 @@ class TransferTracker:
         with self.lock:
             k = ev.kind
             if k == "plan":
+                self.planned_files = int(ev.data.get("to_copy", 0) or 0)
                 self.bytes_total = int(ev.total)
                 self.phase = "copying"
                 self.message = ev.message
@@ -373,7 +375,7 @@ class TransferTracker:
                                     bytes_done=min(self.bytes_done, self.bytes_total or self.bytes_done), rate=rate,
                                     eta_s=eta, retries=self.retries, last_retry=self.last_retry,
                                     files_done=sum(1 for f in counted if f.status == "done"),
-                                    files_total=len(counted), phase=self.phase, message=self.message)
+                                    files_total=max(self.planned_files, len(counted)), phase=self.phase, message=self.message)
 
 
 def saved_transfer(src: str, dst: str) -> dict[str, Any] | None:
