@@ -328,7 +328,7 @@ def _url_rewrite(ctx: Context, text: str) -> str:
     if not ctx.base_url:
         return text
     hits, _ = find_in_text(text, ctx.plan.app, "")
-    return _apply_hits(text, hits, ctx.base_url)
+    return _apply_hits(text, [h for h in hits if h.kind != "fdaa"], ctx.base_url)
 
 
 def _apply_hits(text: str, hits: list[Any], new_base: str) -> str:
@@ -555,6 +555,10 @@ def preview_base_urls(ctx: Context) -> StepPreview:
             except UnicodeDecodeError:
                 continue
             hits, _ = find_in_text(text, ctx.plan.app, shown)
+            fdaa = [h for h in hits if h.kind == "fdaa"]
+            hits = [h for h in hits if h.kind != "fdaa"]
+            p.notes += [f"{shown}:{h.line}: literal 6PN address {h.old} left as is: check whether it pointed at "
+                        "this app and replace it by hand" for h in fdaa]
             if not hits:
                 continue
             for h in hits:

@@ -219,6 +219,7 @@ def rewrite_dockerfile(text: str, ctx: RewriteContext, *, uses_gpu: bool, shown:
     spans: dict[int, int] = {}
     final_from = max((i for i, ins in enumerate(df.instructions) if ins.keyword == "FROM"), default=None)
     first_cmd_final = None
+    explicit = explicit_command_lines(ctx.app)
     for idx, ins in enumerate(df.instructions):
         start, end = ins.line - 1, ins.end_line  # [start, end)
         original = "\n".join(lines[start:end])
@@ -249,6 +250,9 @@ def rewrite_dockerfile(text: str, ctx: RewriteContext, *, uses_gpu: bool, shown:
                     else:
                         new = [f"{MARK} removed ({what}) from: RUN {body}",
                                "RUN " + fix_ipv6(fix_fly_vars(kept, ctx, f"{shown}:{ins.line}"))]
+        if new is None and final_from is not None and idx > final_from and kw in ("CMD", "ENTRYPOINT") and \
+                any(ln.startswith(kw + " ") for ln in explicit) and original not in explicit:
+            new = [f"{MARK} replaced by the fly.toml command below: {original.strip()}"]
         if new is None and kw in ("RUN", "CMD", "ENTRYPOINT", "ENV", "ARG", "LABEL"):
             fixed = fix_ipv6(fix_fly_vars(original, ctx, f"{shown}:{ins.line}"))
             if kw == "ENV":

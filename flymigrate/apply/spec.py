@@ -161,7 +161,7 @@ def _rewrite_env_urls(value: str, app_name: str | None, new_base: str | None) ->
     if not new_base:
         return value
     hits, _ = find_in_text(value, app_name, "[env]")
-    for h in sorted(hits, key=lambda h: -len(h.old)):
+    for h in sorted((h for h in hits if h.kind != "fdaa"), key=lambda h: -len(h.old)):
         value = value.replace(h.old, rewrite_url(h.old, new_base))
     return value
 

@@ -109,7 +109,7 @@ def render_service_yaml(spec: Any) -> str:
         w("        - name: weights")
         w("          csi:")
         w("            driver: gcsfuse.run.googleapis.com")
-        w("            readOnly: true")
+        w(f"            readOnly: {'true' if s.layout.kind == 'hf-cache' else 'false'}")
         w("            volumeAttributes:")
         w(f"              bucketName: {_q(s.bucket or '<BUCKET>')}")
         w(f"              mountOptions: {_q('implicit-dirs,only-dir=' + s.slug)}")

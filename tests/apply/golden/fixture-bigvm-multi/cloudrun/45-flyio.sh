@@ -1,0 +1,2 @@
+#!/bin/sh
+# flymigrate: removed Fly GPU driver shim: ldconfig
