@@ -15,8 +15,8 @@ from .checklists import load_steps
 from .gpus import FLY_GPU_KINDS, TargetGpu, normalise_gpu_kind
 from .model import (
     STEP_IDS,
-    DockerIssue,
     Dockerfile,
+    DockerIssue,
     Finding,
     FlyApp,
     GpuSpec,
@@ -26,7 +26,6 @@ from .model import (
     SecretsExport,
     Step,
     WeightsPlan,
-    WeightsSource,
 )
 from .scan import ScanResult, rewrite_url
 from .targets import get_target
@@ -237,7 +236,7 @@ def _weights_step(w: WeightsPlan, target: str, label: str, checks: tuple[str, ..
             cannot.append(s.description)
     if w.mount_path:
         changes.append(f"Mount the weights where the app expects them: {w.mount_path}"
-                       + (f" (RunPod mounts the volume at /runpod-volume; "
+                       + (" (RunPod mounts the volume at /runpod-volume; "
                           + ", ".join(f"{k}={v}" for k, v in w.env) + ")" if w.env else ""))
     if target == "runpod":
         needs.append("the RunPod network volume id and its datacenter (--datacenter), and RUNPOD_S3_ACCESS_KEY_ID / "

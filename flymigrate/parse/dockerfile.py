@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 from ..errors import ConfigError
-from ..model import DockerInstruction, Dockerfile
+from ..model import Dockerfile, DockerInstruction
 from .text import decode_text
 
 MAX_DOCKERFILE_BYTES = 2 * 1024 * 1024
