@@ -42,10 +42,17 @@ def _env_values() -> set[str]:
     return out
 
 
+_cache: tuple[object, list[str]] | None = None
+
+
 def secret_values() -> list[str]:
+    global _cache
     with _mu:
         vals = set(_known)
     vals |= _env_values()
+    key = frozenset(vals)
+    if _cache is not None and _cache[0] == key:
+        return _cache[1]
     forms = set()
     for v in vals:
         forms.add(v)
@@ -55,7 +62,9 @@ def secret_values() -> list[str]:
         for line in v.splitlines():  # a multi-line value (a PEM key) may be cut into lines
             if len(line.strip()) >= MIN_LEN * 2:
                 forms.add(line.strip())
-    return sorted((f for f in forms if len(f) >= MIN_LEN), key=len, reverse=True)
+    out = sorted((f for f in forms if len(f) >= MIN_LEN), key=len, reverse=True)
+    _cache = (key, out)
+    return out
 
 
 def redact(text: str) -> str:

@@ -94,6 +94,9 @@ class _Reporter:
             self.progress.stop()
 
     def _line(self, text: str) -> None:
+        from ..redact import redact
+
+        text = redact(text)
         if self.progress is not None:
             self.progress.console.print(text)
         else:
@@ -105,6 +108,10 @@ class _Reporter:
 
             rec = {"kind": ev.kind, "path": ev.path, "bytes": ev.bytes, "total": ev.total, "message": ev.message}
             rec.update(dict(ev.data))
+            if isinstance(rec.get("message"), str):
+                from ..redact import redact
+
+                rec["message"] = redact(rec["message"])
             print(json.dumps(rec), flush=True)
             return
         k = ev.kind

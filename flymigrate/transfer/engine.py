@@ -201,6 +201,11 @@ class _Log:
             rec["message"] = ev.message
         if ev.data:
             rec.update(ev.data)
+        from ..redact import redact  # a server may quote our headers back in an error message
+
+        for k, v in rec.items():
+            if isinstance(v, str) and k in ("message", "error", "reason"):
+                rec[k] = redact(v)
         with self._mu:
             self._fh.write(json.dumps(rec) + "\n")
 

@@ -102,7 +102,11 @@ def _translate(ctx: _Ctx, op: str, key: str | None, exc: BaseException) -> BaseE
             except ValueError:
                 retry_after = None
             return TransientError(f"{where}: {code or 'HTTP'} {status}", retry_after)
-        return RemoteError(f"{ctx.what()}: {where} failed: {code} {status} {err.get('Message', '')}".strip())
+        from ..redact import redact  # some gateways quote the request's headers (a session token) back
+
+        msg = redact(str(err.get("Message", "")))
+        msg = msg if len(msg) <= 200 else msg[:200] + "..."
+        return RemoteError(f"{ctx.what()}: {where} failed: {code} {status} {msg}".strip())
     if isinstance(exc, bx.NoCredentialsError | bx.PartialCredentialsError):
         return UserError(f"no credentials for {ctx.what()}.", hint=ctx.cred_hint)
     if isinstance(exc, bx.EndpointConnectionError | bx.ConnectionClosedError | bx.ReadTimeoutError
