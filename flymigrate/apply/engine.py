@@ -480,6 +480,7 @@ def execute_secrets(ctx: Context, p: StepPreview) -> str:
         values, _ = _secret_values(ctx)
         name = p.data["secret"]
         _modal_create_secret(name, values)
+        ctx.pause()
         return f"Modal secret {name!r} has {len(values)} key(s): {', '.join(sorted(values))}"
     if t == "runpod":
         return "add these secrets in the RunPod console: " + ", ".join(p.secrets)

@@ -156,6 +156,16 @@ def run(args: argparse.Namespace) -> int:
 
     if args.parallel is not None and not 1 <= args.parallel <= 64:
         raise UserError("--parallel must be between 1 and 64.")
+    if args.dry_run and args.src.startswith("fly-volume://"):
+        # listing a Fly volume needs a helper machine; a dry run starts none and shows the flyctl commands instead
+        from ..transfer.base import parse_url
+        from ..transfer.fly_volume import dry_run_commands
+
+        print(f"dry run: {args.src} -> {args.dst}")
+        print("A Fly volume is read through a small helper machine, so a dry run starts none. The transfer runs:")
+        for line in dry_run_commands(parse_url(args.src)):
+            print("  " + line)
+        return 0
     stop = threading.Event()
     opts = TransferOptions(
         parallel=args.parallel or DEFAULT_PARALLEL,

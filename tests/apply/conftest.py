@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -34,6 +35,21 @@ HF_FILES = {"config.json": b'{"model_type": "qwen2"}\n', "tokenizer.json": b"{}\
 def write_env(path: Path, values: dict[str, str]) -> Path:
     path.write_text("".join(f'{k}="{v}"\n' for k, v in values.items()))
     return path
+
+
+@pytest.fixture
+def tmp_path() -> Iterator[Path]:
+    """Own temp dirs: other sessions' pytest runs on this machine rotate pytest-of-<user>/pytest-N under us."""
+    d = Path(tempfile.mkdtemp(prefix="fm-apply-"))
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def module_tmp() -> Iterator[Path]:
+    d = Path(tempfile.mkdtemp(prefix="fm-apply-mod-"))
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
 
 
 @pytest.fixture
