@@ -21,6 +21,7 @@ from ..errors import FlymigrateError, UserError
 from ..model import TARGETS, FlyApp, Plan, Step
 
 TARGET_LABELS = {"modal": "Modal", "runpod": "RunPod Serverless", "cloudrun": "Google Cloud Run"}
+TARGET_SHORT = {"modal": "Modal", "runpod": "RunPod", "cloudrun": "Cloud Run"}
 STEP_SHORT = {"weights": "Weights", "dockerfile": "Dockerfile", "secrets": "Secrets", "base_urls": "Base URLs",
               "scaling": "Scaling"}
 # compare.py row keys per target (RunPod: flex workers, the scale-to-zero mode)
@@ -103,15 +104,15 @@ def target_facts(session: Session) -> list[tuple[str, dict[str, str]]]:
         if not g:
             return "no GPU in fly.toml"
         fit = "fits" if g.get("fits") else ("BLOCKED" if g.get("blocked") else "does not fit")
-        return f"{g.get('target_gpu')} ({g.get('target_vram_gb', '?')} GB), {fit}"
+        return f"{g.get('target_gpu')}, {g.get('target_vram_gb', '?')} GB, {fit}"
 
     def scaling(_t: str, p: Plan) -> str:
         s = p.scaling
         if s is None:
             return "n/a"
         idle = f", idle {s.idle_timeout_s}s" if s.idle_timeout_s is not None else ""
-        conc = f", {s.max_concurrency} at once" if s.max_concurrency else ""
-        return f"{s.min}-{s.max} instances{idle}{conc}"
+        conc = f", {s.max_concurrency} per instance" if s.max_concurrency else ""
+        return f"{s.min}-{s.max}{idle}{conc}"
 
     def lost(_t: str, p: Plan) -> str:
         items = [c for st in p.steps for c in st.cannot]

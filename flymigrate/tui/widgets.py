@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich import box
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
@@ -95,20 +96,21 @@ class OverviewPage(Page):
 
 class TargetPage(Page):
     def compose(self) -> ComposeResult:
-        yield Static("Where should the app go? Pick one (up/down, space or click). "
-                     "You can change it later; progress for each target is kept.", classes="intro")
+        yield Static("Where should the app go? Pick one (left/right + enter, or click); you can change it "
+                     "later, progress for each target is kept.", classes="intro")
         with RadioSet(id="target-choice"):
             for name in TARGETS:
-                yield RadioButton(core.TARGET_LABELS[name], id=f"target-{name}")
+                yield RadioButton(core.TARGET_SHORT[name], id=f"target-{name}")
         yield Static("", id="target-facts")
 
     def show(self, session: core.Session, target: str | None, styles: dict[str, str]) -> None:
         if target is not None:  # the set's own handler un-presses the others and moves its highlight here
             self.query_one(f"#target-{target}", RadioButton).value = True
-        table = Table(expand=True, show_lines=True, pad_edge=False, header_style=styles["heading"])
+        table = Table(expand=True, box=box.SIMPLE_HEAD, show_lines=True, pad_edge=False, padding=(0, 1, 0, 0),
+                      header_style=styles["heading"])
         table.add_column("", ratio=2, style="bold")
         for name in TARGETS:
-            table.add_column(core.TARGET_LABELS[name] + (" *" if name == target else ""), ratio=3)
+            table.add_column(core.TARGET_SHORT[name] + (" (chosen)" if name == target else ""), ratio=3)
         for label, cells in core.target_facts(session):
             table.add_row(label, *(cells[n] for n in TARGETS))
         self.query_one("#target-facts", Static).update(table)

@@ -1,0 +1,51 @@
+"""SVG snapshots of the main screens at 80x24 (pytest-textual-snapshot).
+
+Deterministic: fixed size, the example app copied under a fixed relative name, no clock on screen.
+Update with ``pytest tests/tui/test_snapshots.py --snapshot-update`` after looking at the report.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from .conftest import SIZE
+
+Press = Callable[[Any], Any]
+
+
+def settle_then(*keys: str) -> Press:
+    async def run_before(pilot: Any) -> None:
+        await pilot.app.workers.wait_for_complete()
+        await pilot.pause()
+        if keys:
+            await pilot.press(*keys)
+        await pilot.app.workers.wait_for_complete()
+        await pilot.pause()
+
+    return run_before
+
+
+class TestScreens:
+    def test_overview(self, snap_compare: Any, make_app: Any) -> None:
+        """The app as understood: GPU, volume, services, secrets (names only), URLs, findings."""
+        assert snap_compare(make_app(), terminal_size=SIZE, run_before=settle_then())
+
+    def test_target_choice(self, snap_compare: Any, make_app: Any) -> None:
+        """No target chosen yet: the three targets side by side."""
+        assert snap_compare(make_app(target=None), terminal_size=SIZE, run_before=settle_then())
+
+    def test_dockerfile_step(self, snap_compare: Any, make_app: Any) -> None:
+        """Step 2: preview of the Dockerfile changes, with Run / Mark done in the footer."""
+        assert snap_compare(make_app(), terminal_size=SIZE, run_before=settle_then("2"))
+
+    def test_weights_step_light_theme(self, snap_compare: Any, make_app: Any) -> None:
+        """Step 1 on the light theme: source, destination, the transfer not started."""
+        assert snap_compare(make_app(), terminal_size=SIZE, run_before=settle_then("1", "d"))
+
+    def test_confirm_before_running(self, snap_compare: Any, make_app: Any) -> None:
+        """Nothing runs before the confirmation."""
+        assert snap_compare(make_app(), terminal_size=SIZE, run_before=settle_then("5", "r"))
+
+    def test_help(self, snap_compare: Any, make_app: Any) -> None:
+        assert snap_compare(make_app(), terminal_size=SIZE, run_before=settle_then("question_mark"))
