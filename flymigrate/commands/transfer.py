@@ -55,8 +55,8 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--dry-run", action="store_true", help="list what would be copied and how many bytes; copy nothing")
     p.add_argument("--datacenter", metavar="DC", help="RunPod datacenter of the volume, e.g. EU-RO-1")
     p.add_argument("--endpoint-url", metavar="URL", help="S3 endpoint override (RunPod volumes / any S3 destination)")
-    p.add_argument("--parallel", type=int, default=None, metavar="N", help="parts / files in flight (default 6)")
-    p.add_argument("--part-size", type=parse_size, default=None, metavar="SIZE", help="multipart part size (default 16MiB)")
+    p.add_argument("--parallel", type=int, default=None, metavar="N", help="parts / files in flight (default 8 from local disk, 6 otherwise)")
+    p.add_argument("--part-size", type=parse_size, default=None, metavar="SIZE", help="multipart part size (default 64MiB from local disk, streamed; 16MiB otherwise, buffered)")
     p.add_argument("--state-dir", type=Path, default=None, metavar="DIR", help="where journals and logs live")
     p.add_argument("--overwrite", action="store_true", help="replace destination files that differ from the source")
     p.add_argument("--no-part-md5", action="store_true",
@@ -152,7 +152,7 @@ class _Reporter:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..transfer.engine import DEFAULT_PARALLEL, DEFAULT_PART_SIZE, TransferOptions, run_transfer
+    from ..transfer.engine import TransferOptions, run_transfer
 
     if args.parallel is not None and not 1 <= args.parallel <= 64:
         raise UserError("--parallel must be between 1 and 64.")
@@ -168,8 +168,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     stop = threading.Event()
     opts = TransferOptions(
-        parallel=args.parallel or DEFAULT_PARALLEL,
-        part_size=args.part_size or DEFAULT_PART_SIZE,
+        parallel=args.parallel,
+        part_size=args.part_size,
         overwrite=args.overwrite,
         dry_run=args.dry_run,
         datacenter=args.datacenter,

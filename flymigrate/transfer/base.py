@@ -21,7 +21,9 @@ handle accordingly:
 ``WriteMode.PARTS`` (S3 multipart: RunPod volumes, Tigris, any S3)
     Fixed-size parts uploaded **in parallel**, any order. Handle methods:
     ``begin() -> state``; ``list_parts() -> {part_number: PartInfo}`` (the server is the source of
-    truth for what survived a crash); ``write_part(part_number, data) -> PartInfo``;
+    truth for what survived a crash); ``write_part(part_number, data) -> PartInfo`` where ``data`` is
+    either a bytes-like object or a seekable, sized binary reader (``len()``, ``read``, ``seek``:
+    local sources stream parts straight from disk, nothing is staged);
     ``complete(parts) -> DestEntry``; ``abort()``. Small files (``size <= caps.single_put_max`` and
     below the engine's part size) go through ``put(data, sha256) -> DestEntry`` in one request.
 
@@ -172,11 +174,11 @@ class Upload(Protocol):
 class PartsUpload(Upload, Protocol):
     def list_parts(self) -> dict[int, PartInfo]: ...
 
-    def write_part(self, number: int, data: memoryview) -> PartInfo: ...
+    def write_part(self, number: int, data: Any) -> PartInfo: ...
 
     def complete(self, parts: list[PartInfo]) -> DestEntry: ...
 
-    def put(self, data: memoryview, sha256: str | None) -> DestEntry: ...
+    def put(self, data: Any, sha256: str | None) -> DestEntry: ...
 
 
 class ChunksUpload(Upload, Protocol):

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import zlib
 import os
 import queue
 import random
@@ -60,17 +61,20 @@ from .base import (
     parse_url,
 )
 from .journal import Journal
-from .streams import read_full
+from .streams import RangeBody, read_full
 
-DEFAULT_PART_SIZE = 16 * MiB
+DEFAULT_PART_SIZE = 16 * MiB  # buffered sources (HTTP): memory ~ (parallel + 2) x part size
 DEFAULT_PARALLEL = 6
+STREAM_PART_SIZE = 64 * MiB  # seekable sources stream parts from disk: part size costs no memory
+STREAM_PARALLEL = 8
+HASH_CHUNK = 2 * MiB
 MEMORY_BUDGET = 512 * MiB  # cap on pooled buffers when parts must be huge
 
 
 @dataclass
 class TransferOptions:
-    parallel: int = DEFAULT_PARALLEL  # parts / small files in flight
-    part_size: int = DEFAULT_PART_SIZE
+    parallel: int | None = None  # parts / small files in flight (default 8 for local sources, else 6)
+    part_size: int | None = None  # default 64 MiB for local sources (streamed), else 16 MiB (buffered)
     overwrite: bool = False
     dry_run: bool = False
     datacenter: str | None = None
@@ -183,6 +187,22 @@ class _Pool:
         self._free.put(buf)
 
 
+class _Slots:
+    """Bounded parts in flight when nothing is buffered (streaming from a seekable source)."""
+
+    def __init__(self, n: int, stop: threading.Event) -> None:
+        self._sem = threading.Semaphore(n)
+        self._stop = stop
+
+    def acquire(self) -> None:
+        while not self._sem.acquire(timeout=0.2):
+            if self._stop.is_set():
+                raise _Stopped()
+
+    def release(self) -> None:
+        self._sem.release()
+
+
 class _Log:
     def __init__(self, path: Path) -> None:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
@@ -259,6 +279,10 @@ class _Run:
         self.part_q: queue.Queue[Any] = queue.Queue()
         self.pool: _Pool | None = None
         self.check_md5 = bool(dst.caps.part_etag_is_md5 and opts.part_md5)
+        # a seekable source into a parts destination: upload workers read their own ranges from disk
+        self.streaming = bool(src.caps.seekable and dst.caps.write_mode is WriteMode.PARTS)
+        self.slots = _Slots(int(opts.parallel or 1), stop)
+        self.ps = int(opts.part_size or DEFAULT_PART_SIZE)
 
     # ---------------------------------------------------------------------------------- retries
 
@@ -315,19 +339,40 @@ class _Run:
             job = self.part_q.get()
             if job is None:
                 return
-            fs, number, buf, n = job
+            fs, number, buf, n, off = job
             try:
                 if self.stop.is_set() or fs.error is not None:
                     continue
-                view = memoryview(buf)[:n]
-                md5 = hashlib.md5(view).hexdigest() if self.check_md5 else None
                 info: PartInfo | None = None
+                md5: str | None = None
                 for _ in range(3):
-                    info = self.retry(f"UploadPart {number} of {fs.entry.path}", fs.entry.path,
-                                      lambda: fs.upload.write_part(number, view))
-                    if md5 is None or info.etag == md5:
+                    if buf is not None:
+                        view = memoryview(buf)[:n]
+                        if md5 is None and self.check_md5:
+                            md5 = hashlib.md5(view).hexdigest()
+                        info = self.retry(f"UploadPart {number} of {fs.entry.path}", fs.entry.path,
+                                          lambda: fs.upload.write_part(number, view))
+                    else:
+                        algos = ("md5",) if self.check_md5 else ()
+
+                        def send() -> PartInfo:
+                            body = RangeBody(lambda: self.src.open(fs.entry, 0), off, n, algos)
+                            try:
+                                r = fs.upload.write_part(number, body)
+                            finally:
+                                body.close()
+                            fs.sent_md5[number] = body.digest("md5") if algos else None
+                            fs.sent_crc[number] = body.digest("crc32")
+                            return r  # type: ignore[no-any-return]
+
+                        info = self.retry(f"UploadPart {number} of {fs.entry.path}", fs.entry.path, send)
+                        md5 = fs.sent_md5.get(number)
+                        if self.check_md5 and md5 is None:
+                            md5 = "?"  # could not hash what was sent: send it again
+                    if not self.check_md5 or info.etag == md5:
                         break
                     self.emit(Event("retry", fs.entry.path, message=f"part {number}: ETag {info.etag} != MD5 {md5}; re-sending"))
+                    md5 = None
                 else:
                     raise RemoteError(f"{fs.entry.path}: part {number} kept arriving corrupted (ETag {info.etag if info else '?'} "
                                       f"!= MD5 {md5}).")
@@ -339,22 +384,29 @@ class _Run:
                 self.emit(Event("bytes", fs.entry.path, bytes=n, total=fs.entry.size))
             except _Stopped:
                 pass
+            except OSError as e:
+                fs.error = UserError(f"cannot read {fs.entry.path!r}: {e.strerror or e}")
             except BaseException as e:  # noqa: BLE001 -- handed to the file worker
                 fs.error = e
             finally:
-                if self.pool is not None:
+                if buf is not None and self.pool is not None:
                     self.pool.release(buf)
+                if buf is None:
+                    self.slots.release()
                 fs.pending_dec()
 
     # --------------------------------------------------------------------------------- one file
 
     def copy_file(self, entry: Entry) -> None:
         caps = self.dst.caps
-        ps = choose_part_size(entry.size, self.opts.part_size, caps)
+        ps = choose_part_size(entry.size, self.ps, caps)
         self.emit(Event("file_start", entry.path, total=entry.size))
         if caps.write_mode is WriteMode.PARTS:
             if entry.size <= ps and entry.size <= caps.single_put_max:
-                self._single_put(entry)
+                if self.streaming:
+                    self._single_put_stream(entry)
+                else:
+                    self._single_put(entry)
             else:
                 self._multipart(entry, ps)
         elif caps.write_mode is WriteMode.CHUNKS:
@@ -414,8 +466,53 @@ class _Run:
         finally:
             self.pool.release(buf)
 
+    def _single_put_stream(self, entry: Entry) -> None:
+        """One PUT straight from disk; md5 and sha256 are taken from the very bytes sent."""
+        self.slots.acquire()
+        try:
+            up = self.dst.open_upload(entry, None, entry.sha256)
+            self.j.start_upload(entry.path, entry.size, {})
+            holder: dict[str, Any] = {}
+
+            def send() -> DestEntry:
+                body = RangeBody(lambda: self.src.open(entry, 0), 0, entry.size, ("md5", "sha256"))
+                try:
+                    de = up.put(body, entry.sha256)  # type: ignore[attr-defined]
+                finally:
+                    body.close()
+                holder["md5"], holder["sha256"] = body.digest("md5"), body.digest("sha256")
+                return de  # type: ignore[no-any-return]
+
+            for _ in range(3):
+                try:
+                    de = self.retry(f"PutObject {entry.path}", entry.path, send)
+                except OSError as e:
+                    raise UserError(f"cannot read {entry.path!r}: {e.strerror or e}") from None
+                if holder.get("sha256") and (not self.check_md5 or de.etag == holder.get("md5")):
+                    break
+                self.emit(Event("retry", entry.path, message=f"ETag {de.etag} != MD5 {holder.get('md5')}; re-sending"))
+            else:
+                self._fail(entry, f"kept arriving corrupted (ETag {de.etag} != MD5 {holder.get('md5')})")
+                return
+            digest = str(holder["sha256"])
+            bad = self._verify(entry, digest) or self._changed(entry)
+            if bad:
+                self._fail(entry, bad)
+                return
+            with self._mu:
+                self.result.bytes_sent += entry.size
+            self.emit(Event("bytes", entry.path, bytes=entry.size, total=entry.size))
+            self._finish(entry, digest, de)
+        finally:
+            self.slots.release()
+
+    def _changed(self, entry: Entry) -> str | None:
+        check = getattr(self.src, "changed", None)
+        if check is not None and check(entry):
+            return "the source file changed during the copy; run again to copy the new version"
+        return None
+
     def _multipart(self, entry: Entry, ps: int) -> None:
-        assert self.pool is not None
         path = entry.path
         fp = entry.fingerprint()
         row = self.j.get(path)
@@ -448,7 +545,9 @@ class _Run:
         sha = hashlib.sha256()
         box: list[Any] = [None]
         try:
-            for number in range(1, nparts + 1):
+            if self.streaming:
+                self._hash_and_dispatch(entry, fs, server, nparts, ps, sha)
+            for number in range(1, nparts + 1) if not self.streaming else ():
                 if fs.error is not None:
                     break
                 if self.stop.is_set():
@@ -472,7 +571,7 @@ class _Run:
                         self.emit(Event("resumed", path, bytes=n, total=entry.size))
                     else:
                         fs.pending_inc()
-                        self.part_q.put((fs, number, buf, n))
+                        self.part_q.put((fs, number, buf, n, off))
                         handed = True
                 finally:
                     if not handed:
@@ -485,7 +584,12 @@ class _Run:
         if self.stop.is_set():
             raise _Stopped()
         digest = sha.hexdigest()
-        bad = self._verify(entry, digest)
+        bad = self._verify(entry, digest) or (self._changed(entry) if self.streaming else None)
+        if not bad and self.streaming:
+            # every byte sent must be a byte the sha256 saw: compare the per-part crc32 of both reads
+            diff = [n for n, c in fs.sent_crc.items() if c != fs.read_crc.get(n)]
+            if diff:
+                bad = f"parts {diff[:5]} were read differently by the upload and the hash pass (did the file change?)"
         if bad:
             self._abort_quietly(upload)
             self._fail(entry, bad)
@@ -510,6 +614,59 @@ class _Run:
         if self.dst.caps.part_etag_is_md5 and de.etag and "-" in de.etag and de.etag != multipart_etag([p.etag for p in parts]):
             raise RemoteError(f"{path}: destination ETag {de.etag} does not match the parts sent.")
         self._finish(entry, digest, de)
+
+    def _hash_and_dispatch(self, entry: Entry, fs: _FileState, server: dict[int, PartInfo], nparts: int, ps: int,
+                           sha: Any) -> None:
+        """Streaming mode: read the file once in order for the sha256 (and the MD5 of parts the server
+        already holds); hand every missing part to an upload worker, which reads its range itself.
+        At most ``parallel`` parts are in flight (slots), so hashing never runs far ahead."""
+        buf = bytearray(min(HASH_CHUNK, max(1, entry.size)))
+        mv = memoryview(buf)
+        try:
+            f = self.src.open(entry, 0)
+        except OSError as e:
+            raise UserError(f"cannot read {entry.path!r}: {e.strerror or e}") from None
+        try:
+            for number in range(1, nparts + 1):
+                if fs.error is not None:
+                    return
+                off = (number - 1) * ps
+                n = min(ps, entry.size - off)
+                sp = server.get(number)
+                have = sp is not None and sp.size == n
+                md5 = hashlib.md5() if have and self.dst.caps.part_etag_is_md5 else None
+                crc = 0
+                if not have:
+                    self.slots.acquire()
+                    fs.pending_inc()
+                    self.part_q.put((fs, number, None, n, off))  # the worker reads the range while we hash it
+                left = n
+                while left:
+                    if self.stop.is_set():
+                        raise _Stopped()
+                    k = f.readinto(mv[: min(len(buf), left)])
+                    if not k:
+                        raise UserError(f"source file {entry.path!r} got shorter during the copy.")
+                    sha.update(mv[:k])
+                    crc = zlib.crc32(mv[:k], crc)
+                    if md5 is not None:
+                        md5.update(mv[:k])
+                    left -= k
+                fs.read_crc[number] = f"{crc:08x}"
+                if have:
+                    assert sp is not None
+                    if md5 is None or md5.hexdigest() == sp.etag:
+                        self.j.add_part(entry.path, number, n, sp.etag)
+                        fs.part_done(number, sp)
+                        with self._mu:
+                            self.result.bytes_reused += n
+                        self.emit(Event("resumed", entry.path, bytes=n, total=entry.size))
+                    else:
+                        self.slots.acquire()
+                        fs.pending_inc()
+                        self.part_q.put((fs, number, None, n, off))
+        finally:
+            f.close()
 
     def _abort_quietly(self, upload: Any) -> None:
         try:
@@ -648,6 +805,9 @@ class _FileState:
         self.entry = entry
         self.upload = upload
         self.parts: dict[int, PartInfo] = {}
+        self.sent_md5: dict[int, str | None] = {}
+        self.sent_crc: dict[int, str | None] = {}  # streaming: crc32 of the bytes each worker sent
+        self.read_crc: dict[int, str] = {}  # streaming: crc32 of the same range in the sha256 pass
         self.error: BaseException | None = None
         self._pending = 0
         self._cv = threading.Condition()
@@ -741,17 +901,19 @@ def _matches(src: Source, dst: Destination, e: Entry, d: DestEntry, ps: int) -> 
 def run_transfer(src_url: str, dst_url: str, options: TransferOptions | None = None,
                  progress: ProgressCallback | None = None) -> TransferResult:
     """Copy ``src_url`` to ``dst_url``, resumably. See the module docstring."""
-    opts = options or TransferOptions()
-    if opts.parallel < 1 or opts.parallel > 64:
+    import dataclasses
+
+    opts = dataclasses.replace(options) if options is not None else TransferOptions()
+    if opts.parallel is not None and not 1 <= opts.parallel <= 64:
         raise UserError("--parallel must be between 1 and 64.")
-    if opts.part_size < 1 * MiB:
+    if opts.part_size is not None and opts.part_size < 1 * MiB:
         raise UserError("--part-size must be at least 1 MiB.")
     src_p = parse_url(src_url)
     dst_p = parse_url(dst_url)
     stop = opts.stop or threading.Event()
     env = dict(opts.env) if opts.env is not None else dict(os.environ)
     aopts = AdapterOptions(endpoint_url=opts.endpoint_url, datacenter=opts.datacenter, env=env,
-                           connections=opts.parallel * 2 + 2)
+                           connections=(opts.parallel or STREAM_PARALLEL) * 2 + 2)
     # the journal is keyed by the URLs as the user wrote them (normalised), not by the pinned revision
     base_dir = Path(opts.state_dir) if opts.state_dir is not None else state_dir()
     ensure_private_dir(base_dir)
@@ -782,6 +944,12 @@ def run_transfer(src_url: str, dst_url: str, options: TransferOptions | None = N
         def rt(what: str, fn: Callable[[], Any]) -> Any:
             return _retry(opts, stop, emit, what, None, fn)
 
+        streaming = src.caps.seekable and dst.caps.write_mode is WriteMode.PARTS
+        if opts.part_size is None:
+            opts.part_size = STREAM_PART_SIZE if streaming else DEFAULT_PART_SIZE
+        if opts.parallel is None:
+            opts.parallel = STREAM_PARALLEL if streaming else DEFAULT_PARALLEL
+
         rt("check destination", dst.check)
         entries = rt("list source", lambda: list(src.list()))
         journal.set_meta("src_resolved", src.describe())
@@ -794,7 +962,7 @@ def run_transfer(src_url: str, dst_url: str, options: TransferOptions | None = N
         to_copy: list[Entry] = []
         conflicts: list[str] = []
         for e in entries:
-            ps = choose_part_size(e.size, opts.part_size, dst.caps)
+            ps = choose_part_size(e.size, int(opts.part_size), dst.caps)
             row = journal.get(e.path)
             d = existing.get(e.path)
             fp = e.fingerprint()
@@ -891,18 +1059,20 @@ def run_transfer(src_url: str, dst_url: str, options: TransferOptions | None = N
 def _execute(src: Source, dst: Destination, journal: Journal, opts: TransferOptions,
              emit: Callable[[Event], None], result: TransferResult, stop: threading.Event, to_copy: list[Entry]) -> None:
     run = _Run(src, dst, journal, opts, emit, result, stop)
-    max_ps = max(choose_part_size(e.size, opts.part_size, dst.caps) for e in to_copy)
-    max_ps = min(max_ps, max(e.size for e in to_copy)) if dst.caps.write_mode is not WriteMode.SPOOL else min(max_ps, 8 * MiB)
-    max_ps = max(max_ps, 1)
-    nbuf = max(2, min(opts.parallel + 2, MEMORY_BUDGET // max_ps))
-    run.pool = _Pool(nbuf, max_ps, stop)
+    if not run.streaming or dst.caps.write_mode is not WriteMode.PARTS:
+        max_ps = max(choose_part_size(e.size, run.ps, dst.caps) for e in to_copy)
+        max_ps = min(max_ps, max(e.size for e in to_copy)) if dst.caps.write_mode is not WriteMode.SPOOL else min(max_ps, 8 * MiB)
+        max_ps = max(max_ps, 1)
+        nbuf = max(2, min(int(opts.parallel or 1) + 2, MEMORY_BUDGET // max_ps))
+        run.pool = _Pool(nbuf, max_ps, stop)
     files: queue.Queue[Entry | None] = queue.Queue()
     # big files first so the tail of the run is many small files in parallel, not one big straggler
     for e in sorted(to_copy, key=lambda e: -e.size):
         files.put(e)
-    uploaders = [threading.Thread(target=run.upload_worker, name=f"fm-up-{i}", daemon=True) for i in range(opts.parallel)]
+    par = int(opts.parallel or 1)
+    uploaders = [threading.Thread(target=run.upload_worker, name=f"fm-up-{i}", daemon=True) for i in range(par)]
     workers = [threading.Thread(target=run.file_worker, args=(files,), name=f"fm-file-{i}", daemon=True)
-               for i in range(min(opts.parallel, len(to_copy)))]
+               for i in range(min(par, len(to_copy)))]
     for t in uploaders + workers:
         t.start()
     try:

@@ -89,6 +89,14 @@ class LocalSource:
 
         yield from walk(self.root, "")
 
+    def changed(self, entry: Entry) -> bool:
+        """True when the file no longer has the size/mtime it had when listed."""
+        try:
+            st = os.stat(self._abs(entry))
+        except OSError:
+            return True
+        return st.st_size != entry.size or (entry.mtime is not None and st.st_mtime != entry.mtime)
+
     def open(self, entry: Entry, offset: int = 0) -> BinaryIO:
         f = open(self._abs(entry), "rb", buffering=0)  # noqa: SIM115
         if offset:

@@ -379,10 +379,11 @@ class S3Upload:
             kw["PartNumberMarker"] = page["NextPartNumberMarker"]
         return out
 
-    def write_part(self, number: int, data: memoryview) -> PartInfo:
+    def write_part(self, number: int, data: Any) -> PartInfo:
         d = self.dest
+        body = data if hasattr(data, "read") else MemBody(data)
         r = d.call("UploadPart", self.key, d.client.upload_part, Bucket=d.bucket, Key=self.key,
-                   UploadId=self.state["upload_id"], PartNumber=number, Body=MemBody(data), ContentLength=len(data))
+                   UploadId=self.state["upload_id"], PartNumber=number, Body=body, ContentLength=len(data))
         return PartInfo(number, len(data), str(r["ETag"]).strip('"'))
 
     def complete(self, parts: list[PartInfo]) -> DestEntry:
@@ -392,10 +393,11 @@ class S3Upload:
                MultipartUpload={"Parts": [{"PartNumber": p.number, "ETag": f'"{p.etag}"'} for p in parts]})
         return self._head()
 
-    def put(self, data: memoryview, sha256: str | None) -> DestEntry:
+    def put(self, data: Any, sha256: str | None) -> DestEntry:
         d = self.dest
+        body = data if hasattr(data, "read") else MemBody(data)
         r = d.call("PutObject", self.key, d.client.put_object, Bucket=d.bucket, Key=self.key,
-                   Body=MemBody(data), ContentLength=len(data), Metadata=self._meta(sha256))
+                   Body=body, ContentLength=len(data), Metadata=self._meta(sha256))
         etag = str(r.get("ETag", "")).strip('"')
         return DestEntry(self.entry.path, len(data), etag=etag, sha256=sha256)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from zlib import crc32 as _crc32
 from collections.abc import Iterator
 from typing import Any
 
@@ -109,3 +110,105 @@ def read_full(stream: Any, view: memoryview) -> int:
             break
         got += n
     return got
+
+
+class RangeBody(io.RawIOBase):
+    """A request body that streams ``length`` bytes of a seekable source from ``offset``.
+
+    Nothing is staged: each ``read`` fills one small reusable buffer and hands out a view of it
+    (``http.client`` sends it before asking for more). The hashers named in ``algos`` see exactly
+    the bytes handed out, so ``digest(name)`` is the hash of what went on the wire. Seekable (botocore
+    measures and rewinds bodies); a rewind to 0 restarts the hashes.
+    """
+
+    def __init__(self, opener: Any, offset: int, length: int, algos: tuple[str, ...] = (), chunk: int = 1 << 20) -> None:
+        super().__init__()
+        import hashlib
+
+        self._hashlib = hashlib
+        self._opener = opener
+        self._offset = offset
+        self.length = length
+        self._algos = algos
+        self._buf = bytearray(min(chunk, max(1, length)))
+        self._mv = memoryview(self._buf)
+        self._f: Any = None
+        self._fpos = -1  # position of the file handle relative to offset
+        self._pos = 0
+        self._hashed = 0
+        self._hashers = {a: hashlib.new(a) for a in algos if a != "crc32"}
+        self.crc32 = 0  # always kept: ties what was sent to what the engine hashed (zlib, ~6 GB/s)
+        self.complete_hash = True
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def __len__(self) -> int:
+        return self.length
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        if whence == 0:
+            self._pos = offset
+        elif whence == 1:
+            self._pos += offset
+        else:
+            self._pos = self.length + offset
+        self._pos = max(0, min(self._pos, self.length))
+        return self._pos
+
+    def read(self, size: int = -1) -> Any:
+        if self._pos >= self.length:
+            return b""
+        if self._f is None:
+            self._f = self._opener()
+            self._fpos = -1  # unknown: seek to offset + pos
+        if self._fpos != self._pos:
+            self._f.seek(self._offset + self._pos)
+            self._fpos = self._pos
+        if self._pos == 0 and self._hashed != 0:
+            self._hashers = {a: self._hashlib.new(a) for a in self._algos if a != "crc32"}
+            self.crc32 = 0
+            self._hashed = 0
+        want = min(len(self._buf), self.length - self._pos)
+        k = self._f.readinto(self._mv[:want])
+        if not k:
+            raise OSError("source file is shorter than when it was listed (changed during the copy?)")
+        chunk = self._mv[:k]
+        if self._hashed == self._pos:
+            for h in self._hashers.values():
+                h.update(chunk)
+            self.crc32 = _crc32(chunk, self.crc32)
+            self._hashed += k
+        else:
+            self.complete_hash = False
+        self._pos += k
+        self._fpos += k
+        return chunk
+
+    def readinto(self, b: Any) -> int:
+        chunk = self.read(len(b))
+        n = len(chunk)
+        memoryview(b)[:n] = chunk
+        return n
+
+    def digest(self, algo: str) -> str | None:
+        if not self.complete_hash or self._hashed != self.length:
+            return None
+        if algo == "crc32":
+            return f"{self.crc32:08x}"
+        return self._hashers[algo].hexdigest()
+
+    def close(self) -> None:
+        if self._f is not None:
+            try:
+                self._f.close()
+            except Exception:
+                pass
+            self._f = None
+        super().close()
