@@ -659,7 +659,10 @@ def deploy_command(ctx: Context) -> tuple[list[str] | None, str]:
 
 def preview_deploy(ctx: Context) -> StepPreview:
     _, shown = deploy_command(ctx)
-    p = StepPreview("deploy", TITLES["deploy"], "ready", f"Deploy to {ctx.plan.target}: {shown}", commands=[shown])
+    cmds = [shown]
+    if ctx.plan.target == "cloudrun" and ctx.plan.secrets:
+        cmds.insert(0, "./create-secrets.sh < (the export's values, on stdin)")
+    p = StepPreview("deploy", TITLES["deploy"], "ready", f"Deploy to {ctx.plan.target}: {shown}", commands=cmds)
     for c in generated_configs(ctx):
         for m in sorted(set(_PLACEHOLDER_RE.findall(c.new))):
             if m != "<BUCKET>" or ctx.plan.target == "cloudrun":
@@ -676,6 +679,8 @@ def execute_deploy(ctx: Context, p: StepPreview) -> str:
     argv, shown = deploy_command(ctx)
     ctx.emit("progress", "deploy", f"running: {shown}")
     url = None
+    if t == "cloudrun":
+        _cloudrun_create_secrets(ctx)
     if argv is not None:
         try:
             proc = subprocess.run(argv, cwd=ctx.out_dir, capture_output=True, text=True, timeout=3600)
@@ -700,6 +705,34 @@ def execute_deploy(ctx: Context, p: StepPreview) -> str:
         ctx.state.save()
         ctx.base_url = url
     return f"deployed{': ' + url if url else ''}"
+
+
+def _cloudrun_create_secrets(ctx: Context) -> None:
+    """Run create-secrets.sh, feeding NAME=VALUE lines on its stdin (a pipe: values never touch argv)."""
+    import subprocess
+
+    values, missing = _secret_values(ctx)
+    script = ctx.out_dir / "create-secrets.sh"
+    if not values or not script.exists():
+        return
+    if missing:
+        raise UserError("cannot deploy: no value for " + ", ".join(missing) + " (the service references them).",
+                        hint="Add them to a .env file passed with --secrets.")
+    lines = []
+    for k, v in values.items():
+        raw = v.reveal()
+        if "\n" in raw:
+            raise UserError(f"the value of {k} spans lines; create it yourself: gcloud secrets create ... "
+                            "--data-file=FILE, then re-run.")
+        lines.append(f"{k}={raw}")
+    ctx.emit("progress", "deploy", "running: ./create-secrets.sh < (the export's values, on stdin)")
+    proc = subprocess.run(["bash", str(script)], input="\n".join(lines) + "\n", cwd=ctx.out_dir,
+                          capture_output=True, text=True, timeout=600)
+    if proc.returncode != 0:
+        from ..errors import RemoteError
+
+        raise RemoteError(f"create-secrets.sh failed (exit {proc.returncode}): "
+                          f"{_redact(proc.stderr, {k: v.reveal() for k, v in values.items()})}")
 
 
 def _runpod_deploy(ctx: Context) -> str:
@@ -824,7 +857,7 @@ def run(ctx: Context, confirm: Callable[[StepPreview], bool] | None = None) -> A
             raise
         files = {c.rel: sha256_text(c.new) for c in p.changes}
         ctx.state.set_step(target, sid, status="done", fingerprint=fp, files=files, error=None)
-        ctx.emit("finished", sid, msg, notes=list(p.notes))
+        ctx.emit("finished", sid, msg, notes=list(p.notes), commands=list(p.commands) if sid != "deploy" else [])
         result.outcomes.append(StepOutcome(sid, "done", msg))
         result.files_written += [c.rel for c in p.changes if c.changed]
     result.base_url = ctx.base_url

@@ -22,10 +22,11 @@ from .rewrite import RewriteContext, effective_command, fix_env_value, rewrite_d
 
 DEFAULT_STARTUP_S = 1200  # model servers load tens of GB before they answer; 20 min like the research examples
 HF_DEFAULT_HOME = "/root/.cache/huggingface"
-KNOWN_IMAGE_COMMANDS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("ollama/ollama", ("ollama", "serve")),
-    ("vllm/vllm-openai", ("python3", "-m", "vllm.entrypoints.openai.api_server")),
-    ("ghcr.io/huggingface/text-generation-inference", ("text-generation-launcher",)),
+# (ENTRYPOINT, CMD) of upstream images the corpus deploys as [build] image
+KNOWN_IMAGE_COMMANDS: tuple[tuple[str, tuple[tuple[str, ...], tuple[str, ...]]], ...] = (
+    ("ollama/ollama", (("/bin/ollama",), ("serve",))),
+    ("vllm/vllm-openai", (("python3", "-m", "vllm.entrypoints.openai.api_server"), ())),
+    ("ghcr.io/huggingface/text-generation-inference", (("text-generation-launcher",), ())),
 )
 PYTHON_IMAGE_HINTS = ("python", "pytorch", "vllm", "huggingface", "cog", "jupyter", "colab", "tensorflow")
 
@@ -201,17 +202,14 @@ def build_spec(plan: Plan, app: FlyApp, dockerfile_text: str | None, opts: Apply
         else:
             reg = app.build.image
     notes += ctx.notes
-    # the command the server runs
+    # the command the server runs (Modal starts it itself): the image's ENTRYPOINT + CMD, Docker's rules
     ep, cmd = effective_command(df_text)
-    if df_text is not None and thin and not ep and not cmd:
-        ep = next((list(c) for img, c in KNOWN_IMAGE_COMMANDS if app.build.image and app.build.image.startswith(img)),
-                  None)
-    elif df_text is not None and thin and ep is None and app.build.image:
-        known = next((list(c) for img, c in KNOWN_IMAGE_COMMANDS if app.build.image.startswith(img)), None)
-        if known and cmd and not app.experimental_entrypoint:
-            ep = known
-    if reg is not None:
-        ep = next((list(c) for img, c in KNOWN_IMAGE_COMMANDS if reg.startswith(img)), None)
+    if app.build.image and (thin or reg is not None):
+        known = next((k for img, k in KNOWN_IMAGE_COMMANDS if app.build.image.startswith(img)), None)
+        if known is not None:
+            if ep is None:  # FROM <image> keeps its ENTRYPOINT, and its CMD unless we set one
+                ep = list(known[0])
+                cmd = cmd if cmd is not None else list(known[1])
     command = tuple((ep or []) + (cmd or [])) or None
     # env: [env], IPv6 binds fixed, weights re-pointed, Fly URLs rewritten once the new URL is known
     env: dict[str, str] = {}

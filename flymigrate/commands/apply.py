@@ -57,6 +57,8 @@ class _Printer:
             print(f"ok {ev.step}: {ev.message}", file=self.out, flush=True)
             for n in ev.data.get("notes", []) or []:
                 print(f"   note: {n}", file=self.out)
+            for c in ev.data.get("commands", []) or []:
+                print(f"   run: {c}", file=self.out)
         elif ev.kind == "skipped":
             print(f"-- {ev.step}: {ev.message}", file=self.out, flush=True)
         elif ev.kind == "blocked":
