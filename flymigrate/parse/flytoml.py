@@ -166,6 +166,12 @@ def _unknown(ctx: _Ctx, table: dict[str, Any], known: set[str], label: str, *pat
                      *path, key)
 
 
+def _too_deep(shown: str) -> ConfigError:
+    # the stdlib parsers recurse per [ / { level: a hostile or broken file must not become an internal error
+    return ConfigError(f"{shown} nests arrays or tables too deeply to be a fly.toml.", where=None,
+                       hint="Check the file; a fly.toml nests a few levels at most.")
+
+
 def load_fly_config(path: Path, *, display: str | None = None) -> FlyApp:
     """Read and normalise a fly.toml (or fly.json / fly.yaml). Raises ConfigError (exit 2) on bad input."""
     shown = display or path.name
@@ -194,6 +200,8 @@ def load_fly_config(path: Path, *, display: str | None = None) -> FlyApp:
         except json.JSONDecodeError as exc:
             raise ConfigError(f"invalid JSON: {exc.msg}.", where=f"{shown}:{exc.lineno}",
                               hint="Fix the syntax; `fly config validate` checks it too.") from None
+        except RecursionError:
+            raise _too_deep(shown) from None
         lines = None
     elif suffix in (".yaml", ".yml"):
         import yaml
@@ -204,6 +212,8 @@ def load_fly_config(path: Path, *, display: str | None = None) -> FlyApp:
             mark = getattr(exc, "problem_mark", None)
             where = f"{shown}:{mark.line + 1}" if mark is not None else shown
             raise ConfigError(f"invalid YAML: {getattr(exc, 'problem', exc)}.", where=where) from None
+        except RecursionError:
+            raise _too_deep(shown) from None
         lines = None
     else:
         try:
@@ -222,6 +232,8 @@ def load_fly_config(path: Path, *, display: str | None = None) -> FlyApp:
                 where=f"{shown}:{line}" if line else shown,
                 hint="Fix the syntax (TOML strings need quotes; tables are [name]); `fly config validate` agrees.",
             ) from None
+        except RecursionError:
+            raise _too_deep(shown) from None
         lines = LineIndex(text)
     if not isinstance(raw, dict):
         raise ConfigError("the top level must be a table of keys.", where=shown)

@@ -146,6 +146,8 @@ def _fly_json(text: str, shown: str, findings: list[Finding]) -> SecretsExport:
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{shown}:{exc.lineno}: not valid JSON ({exc.msg}).",
                           hint="Export it again with `fly secrets list --json > secrets.json`.") from None
+    except RecursionError:
+        raise ConfigError(f"{shown}: the JSON nests too deeply to be a secrets export.") from None
     if isinstance(data, dict):  # tolerate {"secrets": [...]} wrappers
         for key in ("secrets", "Secrets", "data"):
             if isinstance(data.get(key), list):
