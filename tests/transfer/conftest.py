@@ -174,3 +174,7 @@ def dst_s3(moto: MotoS3) -> DestFactory:
 
 def get_fixture(request: Any, name: str) -> Any:
     return request.getfixturevalue(name)
+
+
+# issue 4 backends (GCS emulator, Modal fake, Fly volume via a stand-in flyctl): tests/transfer_dest/fixtures.py
+from transfer_dest.fixtures import dst_gcs, dst_modal, gcs_emu, modal_fake, src_fly, src_gcs  # noqa: E402,F401
