@@ -76,3 +76,37 @@ def read_state(app_dir: Path) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
+
+
+def apply_status(app_dir: Path) -> dict[str, Any] | None:
+    """Per target, per step status of ``apply`` in an app folder (for ``flymigrate status APP_DIR``)."""
+    data = read_state(app_dir)
+    if data is None:
+        return None
+    out: dict[str, Any] = {}
+    for target, t in sorted((data.get("targets") or {}).items()):
+        steps = t.get("steps") or {}
+        out[target] = {
+            "steps": {sid: {"status": (steps.get(sid) or {}).get("status", "pending"),
+                            "error": (steps.get(sid) or {}).get("error"),
+                            "blocking": (steps.get(sid) or {}).get("blocking")}
+                      for sid in ("weights", "dockerfile", "secrets", "base_urls", "scaling", "deploy")
+                      if sid in steps or sid != "deploy"},
+            "deployed_url": t.get("deployed_url"),
+        }
+    return out
+
+
+def format_apply_status(status: dict[str, Any]) -> list[str]:
+    lines = []
+    for target, t in status.items():
+        lines.append(f"apply -> {target}:")
+        for sid, st in t["steps"].items():
+            extra = st.get("error") or "; ".join(st.get("blocking") or [])
+            lines.append(f"  {sid:<10} {st['status']}{'  (' + extra + ')' if extra else ''}")
+        if t.get("deployed_url"):
+            lines.append(f"  deployed: {t['deployed_url']}")
+        left = [s for s, st in t["steps"].items() if st["status"] not in ("done", "nothing_to_do")]
+        if left:
+            lines.append(f"  left: {', '.join(left)} (run `flymigrate apply ... --to {target}` again)")
+    return lines

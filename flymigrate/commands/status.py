@@ -11,7 +11,7 @@ from typing import Any
 
 def add_parser(sub: Any) -> None:
     p = sub.add_parser("status", help="what is done, in flight and left (transfers)")
-    p.add_argument("app_dir", nargs="?", default=None, metavar="APP_DIR", help="(reserved for apply state)")
+    p.add_argument("app_dir", nargs="?", default=None, metavar="APP_DIR", help="an app folder: also show its `apply` state")
     p.add_argument("--state-dir", type=Path, default=None, metavar="DIR", help="where journals live")
     p.add_argument("--format", choices=("text", "json"), default="text")
     p.set_defaults(run=run)
@@ -22,9 +22,19 @@ def run(args: argparse.Namespace) -> int:
     from .transfer import human
 
     rows = list_status(args.state_dir)
+    applied = None
+    if args.app_dir:  # apply state of an app folder (flymigrate.apply.state)
+        from ..apply.state import apply_status, format_apply_status
+
+        applied = apply_status(Path(args.app_dir))
     if args.format == "json":
-        print(json.dumps({"schema": "flymigrate/status/v1", "transfers": rows}, indent=2))
+        out: dict[str, Any] = {"schema": "flymigrate/status/v1", "transfers": rows}
+        if args.app_dir:
+            out["apply"] = applied
+        print(json.dumps(out, indent=2))
         return 0
+    if applied:
+        print("\n".join(format_apply_status(applied)))
     if not rows:
         print("no transfers yet.")
         return 0
