@@ -493,7 +493,13 @@ def _modal_create_secret(name: str, values: dict[str, Any]) -> None:
 
     env = {k: v.reveal() for k, v in values.items()}
     try:
-        modal.Secret.objects.create(name, env, allow_existing=True)
+        create = getattr(modal.Secret, "_create_deployed", None)
+        if create is not None:
+            # what `modal secret create --force` calls: the secret holds exactly the export's values, also on a
+            # re-run after new values were supplied (objects.create(allow_existing=True) would keep old ones)
+            create(name, env, overwrite=True)
+        else:  # pragma: no cover - older/newer SDK without it
+            modal.Secret.objects.create(name, env, allow_existing=True)
         modal.Secret.from_name(name, required_keys=sorted(env)).hydrate()
     except NotFoundError:
         raise UserError(f"the Modal secret {name!r} already exists without all of {', '.join(sorted(env))}.",
@@ -821,7 +827,8 @@ def run(ctx: Context, confirm: Callable[[StepPreview], bool] | None = None) -> A
         p = PREVIEW[sid](ctx)
         st = ctx.state.step(target, sid)
         fp = p.fingerprint()
-        if st.get("status") == "done" and st.get("fingerprint") == fp and sid in ("weights", "secrets", "deploy"):
+        if st.get("status") == "done" and st.get("fingerprint") == fp and sid in ("weights", "secrets", "deploy") \
+                and sid not in ctx.opts.only:
             ctx.emit("skipped", sid, "already done")
             result.outcomes.append(StepOutcome(sid, "already_done", "already done"))
             continue

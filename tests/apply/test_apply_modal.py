@@ -80,3 +80,14 @@ def test_dry_run_equals_plan(acme: Path, cli_env: dict[str, str]) -> None:
     assert a.returncode == 0 and a.stdout == b.stdout
     assert not (acme / ".flymigrate").exists()
     assert not os.path.exists(acme / "modal_app.py")
+
+
+def test_only_secrets_pushes_new_values(acme: Path, cli_env: dict[str, str], modal_fake) -> None:
+    base = ["apply", str(acme), "--to", "modal", "--yes", "--only", "secrets", "--secrets", str(acme / "fly-secrets.json")]
+    r = run_cli(base + ["--secrets", str(acme / "full.env")], cli_env)
+    assert r.returncode == 0, r.stderr
+    (acme / "rotated.env").write_text('HF_TOKEN="hf_rotated_1"\nAPI_KEY="sk-rotated-2"\n')
+    r = run_cli(base + ["--secrets", str(acme / "rotated.env")], cli_env)
+    assert r.returncode == 0, r.stderr
+    assert modal_fake.secret_values("flymigrate-acme-chat-secrets") == {"HF_TOKEN": "hf_rotated_1",
+                                                                       "API_KEY": "sk-rotated-2"}
