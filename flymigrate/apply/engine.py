@@ -689,7 +689,7 @@ def execute_deploy(ctx: Context, p: StepPreview) -> str:
         _cloudrun_create_secrets(ctx)
     if argv is not None:
         try:
-            proc = subprocess.run(argv, cwd=ctx.out_dir, capture_output=True, text=True, timeout=3600)
+            proc = subprocess.run(argv, cwd=ctx.out_dir, capture_output=True, check=False, text=True, timeout=3600)
         except FileNotFoundError:
             raise UserError(f"`{argv[0]}` is not on PATH; install it, or run `{shown}` yourself.") from None
         if proc.returncode != 0:
@@ -702,7 +702,7 @@ def execute_deploy(ctx: Context, p: StepPreview) -> str:
         else:
             d = subprocess.run(["gcloud", "run", "services", "describe", ctx.spec.slug, "--region",
                                 ctx.spec.region or "us-central1", "--format", "value(status.url)"],
-                               cwd=ctx.out_dir, capture_output=True, text=True, timeout=600)
+                               cwd=ctx.out_dir, capture_output=True, check=False, text=True, timeout=600)
             url = d.stdout.strip() or None
     else:
         url = _runpod_deploy(ctx)
@@ -733,7 +733,7 @@ def _cloudrun_create_secrets(ctx: Context) -> None:
         lines.append(f"{k}={raw}")
     ctx.emit("progress", "deploy", "running: ./create-secrets.sh < (the export's values, on stdin)")
     proc = subprocess.run(["bash", str(script)], input="\n".join(lines) + "\n", cwd=ctx.out_dir,
-                          capture_output=True, text=True, timeout=600)
+                          capture_output=True, check=False, text=True, timeout=600)
     if proc.returncode != 0:
         from ..errors import RemoteError
 

@@ -78,7 +78,7 @@ def fix_fly_vars(text: str, ctx: RewriteContext, where: str) -> str:
 
 
 _IPV6_SUBS: tuple[tuple[re.Pattern[str], str], ...] = (
-    (re.compile(r"\[0000:0000:0000:0000:0000:0000:0000:0000\]", re.I), "0.0.0.0"),
+    (re.compile(r"\[0000:0000:0000:0000:0000:0000:0000:0000\]", re.IGNORECASE), "0.0.0.0"),
     (re.compile(r"\[::\]"), "0.0.0.0"),
     (re.compile(r"fly-local-6pn"), "0.0.0.0"),
     (re.compile(r"\s*-proto_dist\s+inet6_tcp"), ""),
@@ -235,8 +235,8 @@ def rewrite_dockerfile(text: str, ctx: RewriteContext, *, uses_gpu: bool, shown:
                        "FROM " + " ".join(toks)]
                 if old_img.split("/")[-1].startswith("python"):
                     new += [f"{MARK} the CUDA base has no Python: install the distribution's (3.10 on Ubuntu 22.04)",
-                            "RUN apt-get update && apt-get install -y --no-install-recommends python3 python3-pip "
-                            "python-is-python3 && rm -rf /var/lib/apt/lists/*"]
+                            ("RUN apt-get update && apt-get install -y --no-install-recommends python3 python3-pip "
+                             "python-is-python3 && rm -rf /var/lib/apt/lists/*")]
         elif kw in ("COPY", "ADD") and FLY_ENTRYPOINT_D_RE.search(ins.args):
             new = [f"{MARK} removed a Fly-only /opt/nvidia/entrypoint.d hook: {kw} {ins.args}"]
         elif kw == "RUN" and not ins.args.lstrip().startswith("["):

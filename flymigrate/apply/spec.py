@@ -181,7 +181,7 @@ def build_spec(plan: Plan, app: FlyApp, dockerfile_text: str | None, opts: Apply
             if c.type == "http" and c.path and health is None:
                 health = c.path
             grace = max(grace, c.grace_period_s or 0)
-    startup = max(DEFAULT_STARTUP_S, int(math.ceil(grace)))
+    startup = max(DEFAULT_STARTUP_S, math.ceil(grace))
     layout = weights_layout(app, plan, weights_source)
     notes: list[str] = []
     runpod_mount = f"/runpod-volume/{s}" if target == "runpod" else None
@@ -206,10 +206,9 @@ def build_spec(plan: Plan, app: FlyApp, dockerfile_text: str | None, opts: Apply
     ep, cmd = effective_command(df_text)
     if app.build.image and (thin or reg is not None):
         known = next((k for img, k in KNOWN_IMAGE_COMMANDS if app.build.image.startswith(img)), None)
-        if known is not None:
-            if ep is None:  # FROM <image> keeps its ENTRYPOINT, and its CMD unless we set one
-                ep = list(known[0])
-                cmd = cmd if cmd is not None else list(known[1])
+        if known is not None and ep is None:  # FROM <image> keeps its ENTRYPOINT, and its CMD unless we set one
+            ep = list(known[0])
+            cmd = cmd if cmd is not None else list(known[1])
     command = tuple((ep or []) + (cmd or [])) or None
     # env: [env], IPv6 binds fixed, weights re-pointed, Fly URLs rewritten once the new URL is known
     env: dict[str, str] = {}

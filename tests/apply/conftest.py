@@ -21,8 +21,8 @@ ROOT = TESTS.parent
 if str(TESTS) not in sys.path:
     sys.path.insert(0, str(TESTS))
 
-from servers.hf_hub import FakeHub  # noqa: E402
-from servers.modal_fake import ModalFake  # noqa: E402
+from servers.hf_hub import FakeHub
+from servers.modal_fake import ModalFake
 
 EXAMPLE = ROOT / "examples" / "acme-chat"
 FIXTURES = TESTS / "fixtures" / "apps"
@@ -88,7 +88,7 @@ def cli_env(tmp_path: Path, modal_fake: ModalFake, hf_hub: FakeHub) -> dict[str,
 
 def run_cli(args: list[str], env: dict[str, str], timeout: float = 120,
             stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "flymigrate", *args], env=env, cwd=str(ROOT), capture_output=True,
+    return subprocess.run([sys.executable, "-m", "flymigrate", *args], env=env, cwd=str(ROOT), capture_output=True, check=False,
                           text=True, timeout=timeout, input=stdin if stdin is not None else "")
 
 

@@ -45,7 +45,7 @@ def test_base_urls_keep_rest_of_line_binary_and_decoys_untouched(acme: Path) -> 
 
 def test_placeholder_never_written_into_code(acme: Path) -> None:
     before = tree(acme)
-    res, events = _apply(acme, only=("base_urls",))
+    res, _events = _apply(acme, only=("base_urls",))
     assert res.outcomes[0].status == "skipped"
     assert "--base-url" in res.outcomes[0].message
     assert {k: v for k, v in tree(acme).items() if not k.startswith(".flymigrate")} == before
@@ -114,7 +114,7 @@ def test_confirm_no_skips_the_step(acme: Path) -> None:
         assert p.render()
         return p.step != "dockerfile"
 
-    res, _ = _apply(acme, skip=("weights", "secrets"), base_url=URL, confirm=confirm)
+    _apply(acme, skip=("weights", "secrets"), base_url=URL, confirm=confirm)
     assert seen == ["dockerfile", "base_urls", "scaling"]
     assert (acme / ".flymigrate" / "backup" / "Dockerfile").exists() is False
     assert "ldconfig" in (acme / "Dockerfile").read_text()

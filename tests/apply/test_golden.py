@@ -40,7 +40,7 @@ def _previews(app_dir: Path, target: str):
                         bucket="test-bucket")
     try:
         return api.preview(app_dir, target, options=opts, secrets_paths=secrets, gpu=gpu)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         from flymigrate.errors import UserError
 
         if isinstance(exc, UserError):

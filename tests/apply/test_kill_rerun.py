@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from servers.modal_fake import ModalFake
 
 from .conftest import CANARIES, EXAMPLE, ROOT, assert_no_canary, run_cli, tree, write_env
