@@ -832,6 +832,11 @@ def run(ctx: Context, confirm: Callable[[StepPreview], bool] | None = None) -> A
             ctx.emit("skipped", sid, "already done")
             result.outcomes.append(StepOutcome(sid, "already_done", "already done"))
             continue
+        if sid == "deploy":
+            held = [o.step for o in result.outcomes if o.status in ("blocked", "failed")]
+            if held:
+                p.status = "blocked"
+                p.blocking.append(f"{', '.join(held)} must be done first (the deployed app would not start)")
         if p.status == "blocked":
             ctx.state.set_step(target, sid, status="blocked", blocking=p.blocking)
             ctx.emit("blocked", sid, "; ".join(p.blocking))

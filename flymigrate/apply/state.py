@@ -103,7 +103,8 @@ def format_apply_status(status: dict[str, Any]) -> list[str]:
         lines.append(f"apply -> {target}:")
         for sid, st in t["steps"].items():
             extra = st.get("error") or "; ".join(st.get("blocking") or [])
-            lines.append(f"  {sid:<10} {st['status']}{'  (' + extra + ')' if extra else ''}")
+            shown = "running or interrupted (run apply again to continue)" if st["status"] == "running" else st["status"]
+            lines.append(f"  {sid:<10} {shown}{'  (' + extra + ')' if extra else ''}")
         if t.get("deployed_url"):
             lines.append(f"  deployed: {t['deployed_url']}")
         left = [s for s, st in t["steps"].items() if st["status"] not in ("done", "nothing_to_do")]

@@ -158,3 +158,20 @@ def test_modal_deploy_runs_modal_deploy_and_uses_its_url(acme: Path, tmp_path: P
     assert state["targets"]["modal"]["deployed_url"] == URL
     assert_no_canary(r.stdout, r.stderr, json.dumps(state), where="deploy")
     assert CANARIES["HF_TOKEN"] == modal_fake.secret_values("flymigrate-acme-chat-secrets")["HF_TOKEN"]
+
+
+def test_deploy_held_back_while_a_step_is_blocked(acme: Path) -> None:
+    opts = ApplyOptions(target="modal", skip=("weights",), deploy=True)
+    res = api.apply(acme, "modal", options=opts, secrets_paths=[str(acme / "fly-secrets.json"),
+                                                                str(acme / "example.env")])
+    out = {o.step: o for o in res.outcomes}
+    assert out["secrets"].status == "blocked"
+    assert out["deploy"].status == "blocked" and "secrets" in out["deploy"].message
+
+
+def test_status_shows_apply_state(acme: Path, cli_env) -> None:
+    _apply(acme, only=("dockerfile",))
+    r = run_cli(["status", str(acme)], cli_env)
+    assert r.returncode == 0 and "apply -> modal:" in r.stdout and "dockerfile done" in " ".join(r.stdout.split())
+    j = json.loads(run_cli(["status", str(acme), "--format", "json"], cli_env).stdout)
+    assert j["apply"]["modal"]["steps"]["dockerfile"]["status"] == "done"

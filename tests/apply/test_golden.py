@@ -72,3 +72,9 @@ def test_golden(name: str, app_dir: Path, target: str) -> None:
     assert {k.replace("/", "__"): v for k, v in got.items()} == expected
     for text in got.values():
         assert "/tmp/" not in text and "/work/" not in text
+
+
+def test_corpus_is_covered() -> None:
+    if not CORPUS.is_dir():
+        pytest.skip(f"corpus absent at {CORPUS}: its golden cases are not run")
+    assert sum(1 for n, _ in APPS if n.startswith("corpus-")) >= 10
