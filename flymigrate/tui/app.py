@@ -191,7 +191,15 @@ class FlymigrateApp(App[int]):
         index = PAGES.index(page)
         if nav.index != index:
             nav.index = index
+        if self.focused is not nav:  # keep focus on what is visible (never on a hidden page)
+            self.focus_page()
         self.refresh_bindings()
+
+    def focus_page(self) -> None:
+        if self.page == "target":
+            self._q("#target-choice").focus()
+        else:
+            self._q(f"#page-{self.page}").focus()
 
     def show_error(self, title: str, message: str, hint: str = "") -> None:
         self.push_screen(ErrorScreen(title, message, hint))
@@ -213,6 +221,7 @@ class FlymigrateApp(App[int]):
         self.refresh_all()
         if self.target is None:
             self.show_page("target")
+            self.focus_page()
         self.refresh_bindings()
 
     def on_session_failed(self, message: SessionFailed) -> None:
@@ -230,7 +239,7 @@ class FlymigrateApp(App[int]):
     def _nav_selected(self, event: ListView.Selected) -> None:
         if event.item.id:
             self.show_page(event.item.id.removeprefix("nav-"))
-            self._q(f"#page-{self.page}").focus()
+            self.focus_page()
 
     @on(RadioSet.Changed, "#target-choice")
     def _target_changed(self, event: RadioSet.Changed) -> None:

@@ -11,21 +11,21 @@ from textual.widgets import Button, Static
 
 HELP_TEXT = """\
 [b]Moving around[/b]
-  n / b          next / back through Overview, Target and the five steps
-  o  t  1-5      jump to Overview, Target, or step 1-5
-  tab            move between the list on the left and the page
-  up / down      scroll, or move in a list; space ticks a check
+  n / b        next / back: Overview, Target, then the five steps
+  o  t  1-5    jump to Overview, Target, or step 1-5
+  tab          move between the list on the left and the page
+  up / down    scroll, or move in a list; space ticks a check
 
 [b]Steps[/b]
-  r              preview is on screen: run this step (asks first)
-                 (weights: start, or resume where it stopped)
-  s              pause the weight transfer (state is saved)
-  m              mark a step done by hand (or undo)
+  r            run this step: it shows what will happen and asks
+               first (weights: start, or resume where it stopped)
+  s            pause the weight transfer (its state is saved)
+  m            mark a step done by hand (press again to undo)
 
 [b]Anywhere[/b]
-  d              switch between dark and light colours
-  ?              this help          q   quit (a running transfer
-                                          is paused and saved first)
+  d            switch between dark and light colours
+  ?            this help
+  q            quit (a running transfer is paused and saved first)
 
 Progress is saved in .flymigrate/tui.json in the app folder. A
 paused transfer can also be continued from a shell with the

@@ -95,6 +95,7 @@ class OverviewPage(Page):
 
 
 class TargetPage(Page):
+    can_focus = False  # tab goes straight to the choice
     def compose(self) -> ComposeResult:
         yield Static("Where should the app go? Pick one (left/right + enter, or click); you can change it "
                      "later, progress for each target is kept.", classes="intro")
@@ -194,12 +195,12 @@ class StepPage(Page):
 
     def compose(self) -> ComposeResult:
         yield Static("", classes="step-head")
+        yield Static("", classes="step-result")
         yield Static("", classes="step-why")
         yield Static("Preview: what will change", classes="section")
         yield Static("", classes="step-preview")
         if self.step_id == "weights":
             yield TransferPanel(id="transfer")
-        yield Static("", classes="step-result")
         yield Static("Check by hand (space to tick)", classes="section")
         yield SelectionList[int](classes="step-checks")
 

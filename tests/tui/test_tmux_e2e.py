@@ -1,0 +1,95 @@
+"""End to end: the real `flymigrate tui` command in a real terminal (tmux), driven by keystrokes."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from .conftest import EXAMPLE, HF_TOKEN_VALUE, ROOT
+
+pytestmark = pytest.mark.skipif(shutil.which("tmux") is None,
+                                reason="tmux is not installed (CI installs it with apt-get in .ci/run)")
+
+
+class Tmux:
+    def __init__(self, command: str, cwd: Path, env: dict[str, str]) -> None:
+        self.name = "fm-" + uuid.uuid4().hex[:8]
+        exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
+        script = f"cd {shlex.quote(str(cwd))} && env {exports} {command}; echo EXIT=$?; sleep 60"
+        subprocess.run(["tmux", "new-session", "-d", "-s", self.name, "-x", "100", "-y", "30", script], check=True)
+
+    def keys(self, *keys: str) -> None:
+        subprocess.run(["tmux", "send-keys", "-t", self.name, *keys], check=True)
+
+    def screen(self) -> str:
+        return subprocess.run(["tmux", "capture-pane", "-t", self.name, "-p"], capture_output=True, text=True,
+                              check=True).stdout
+
+    def wait_for(self, text: str, timeout: float = 20.0) -> str:
+        end = time.monotonic() + timeout
+        while True:
+            screen = self.screen()
+            if text in screen:
+                return screen
+            if time.monotonic() > end:
+                raise AssertionError(f"{text!r} did not appear; the screen was:\n{screen}")
+            time.sleep(0.1)
+
+    def wait_gone(self, text: str, timeout: float = 20.0) -> None:
+        end = time.monotonic() + timeout
+        while text in self.screen():
+            if time.monotonic() > end:
+                raise AssertionError(f"{text!r} is still on the screen:\n{self.screen()}")
+            time.sleep(0.1)
+
+    def kill(self) -> None:
+        subprocess.run(["tmux", "kill-session", "-t", self.name], capture_output=True)
+
+
+def test_a_person_walks_through_in_a_real_terminal(tmp_path: Path) -> None:
+    shutil.copytree(EXAMPLE, tmp_path / "acme-chat", ignore=shutil.ignore_patterns(".flymigrate"))
+    env = {"PYTHONPATH": str(ROOT), "FLYMIGRATE_STATE_DIR": str(tmp_path / "state"), "TERM": "xterm-256color",
+           "PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path)}
+    cmd = (f"{shlex.quote(sys.executable)} -m flymigrate tui acme-chat "
+           "--secrets acme-chat/fly-secrets.json --secrets acme-chat/example.env")
+    tmux = Tmux(cmd, tmp_path, env)
+    try:
+        screen = tmux.wait_for("Where should the app go?")  # no target yet: the choice comes first
+        assert "target not chosen" in screen and "GPU" in screen
+        tmux.keys("Right", "Enter")  # the choice has focus: RunPod
+        screen = tmux.wait_for("acme-chat -> RunPod Serverless")
+        tmux.keys("o")
+        screen = tmux.wait_for("value known")
+        assert "API_KEY" in screen and HF_TOKEN_VALUE not in screen
+        tmux.keys("2")
+        screen = tmux.wait_for("Make the image portable")
+        assert "- RUN ldconfig" in screen
+        tmux.keys("r")
+        tmux.wait_for("Run step 2")
+        tmux.keys("n")  # cancel: nothing runs
+        tmux.wait_gone("Run step 2")
+        tmux.keys("m")
+        screen = tmux.wait_for("Done: marked done by hand")
+        assert "✓ 2. Dockerfile" in screen
+        tmux.keys("?")
+        tmux.wait_for("Moving around")
+        tmux.keys("Escape")
+        tmux.wait_gone("Moving around")
+        tmux.keys("q")
+        screen = tmux.wait_for("EXIT=")
+        assert "EXIT=0" in screen and "Traceback" not in screen
+    finally:
+        tmux.kill()
+    data = json.loads((tmp_path / "acme-chat" / ".flymigrate" / "tui.json").read_text())
+    assert data["target"] == "runpod"
+    assert data["targets"]["runpod"]["steps"]["dockerfile"]["status"] == "done"
+    assert HF_TOKEN_VALUE not in json.dumps(data)
