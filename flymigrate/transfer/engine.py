@@ -471,7 +471,6 @@ class _Run:
         self.slots.acquire()
         try:
             up = self.dst.open_upload(entry, None, entry.sha256)
-            self.j.start_upload(entry.path, entry.size, {})
             holder: dict[str, Any] = {}
 
             def send() -> DestEntry:
@@ -617,56 +616,82 @@ class _Run:
 
     def _hash_and_dispatch(self, entry: Entry, fs: _FileState, server: dict[int, PartInfo], nparts: int, ps: int,
                            sha: Any) -> None:
-        """Streaming mode: read the file once in order for the sha256 (and the MD5 of parts the server
-        already holds); hand every missing part to an upload worker, which reads its range itself.
-        At most ``parallel`` parts are in flight (slots), so hashing never runs far ahead."""
-        buf = bytearray(min(HASH_CHUNK, max(1, entry.size)))
-        mv = memoryview(buf)
-        try:
-            f = self.src.open(entry, 0)
-        except OSError as e:
-            raise UserError(f"cannot read {entry.path!r}: {e.strerror or e}") from None
+        """Streaming mode: upload workers read their own ranges from disk, so this thread only hands
+        out the missing parts (at most ``parallel`` in flight, bounded by slots) while a hasher
+        thread reads the file once, in order, for the sha256, the crc32 of every part (compared
+        with what the workers sent) and the MD5 of parts the server already holds (resume)."""
+        bad_resumed: list[int] = []
+        herr: list[BaseException] = []
+
+        def hash_pass() -> None:
+            buf = bytearray(min(HASH_CHUNK, max(1, entry.size)))
+            mv = memoryview(buf)
+            try:
+                f = self.src.open(entry, 0)
+            except OSError as e:
+                herr.append(UserError(f"cannot read {entry.path!r}: {e.strerror or e}"))
+                return
+            try:
+                for number in range(1, nparts + 1):
+                    off = (number - 1) * ps
+                    n = min(ps, entry.size - off)
+                    sp = server.get(number)
+                    have = sp is not None and sp.size == n
+                    md5 = hashlib.md5() if have and self.dst.caps.part_etag_is_md5 else None
+                    crc = 0
+                    left = n
+                    while left:
+                        if self.stop.is_set() or fs.error is not None:
+                            return
+                        k = f.readinto(mv[: min(len(buf), left)])
+                        if not k:
+                            herr.append(UserError(f"source file {entry.path!r} got shorter during the copy."))
+                            return
+                        sha.update(mv[:k])
+                        crc = zlib.crc32(mv[:k], crc)
+                        if md5 is not None:
+                            md5.update(mv[:k])
+                        left -= k
+                    fs.read_crc[number] = f"{crc:08x}"
+                    if have:
+                        assert sp is not None
+                        if md5 is None or md5.hexdigest() == sp.etag:
+                            self.j.add_part(entry.path, number, n, sp.etag)
+                            fs.part_done(number, sp)
+                            with self._mu:
+                                self.result.bytes_reused += n
+                            self.emit(Event("resumed", entry.path, bytes=n, total=entry.size))
+                        else:
+                            bad_resumed.append(number)
+            except BaseException as e:  # noqa: BLE001
+                herr.append(e)
+            finally:
+                f.close()
+
+        hasher = threading.Thread(target=hash_pass, name="fm-hash", daemon=True)
+        hasher.start()
         try:
             for number in range(1, nparts + 1):
-                if fs.error is not None:
-                    return
+                if fs.error is not None or herr:
+                    break
+                sp = server.get(number)
                 off = (number - 1) * ps
                 n = min(ps, entry.size - off)
-                sp = server.get(number)
-                have = sp is not None and sp.size == n
-                md5 = hashlib.md5() if have and self.dst.caps.part_etag_is_md5 else None
-                crc = 0
-                if not have:
-                    self.slots.acquire()
-                    fs.pending_inc()
-                    self.part_q.put((fs, number, None, n, off))  # the worker reads the range while we hash it
-                left = n
-                while left:
-                    if self.stop.is_set():
-                        raise _Stopped()
-                    k = f.readinto(mv[: min(len(buf), left)])
-                    if not k:
-                        raise UserError(f"source file {entry.path!r} got shorter during the copy.")
-                    sha.update(mv[:k])
-                    crc = zlib.crc32(mv[:k], crc)
-                    if md5 is not None:
-                        md5.update(mv[:k])
-                    left -= k
-                fs.read_crc[number] = f"{crc:08x}"
-                if have:
-                    assert sp is not None
-                    if md5 is None or md5.hexdigest() == sp.etag:
-                        self.j.add_part(entry.path, number, n, sp.etag)
-                        fs.part_done(number, sp)
-                        with self._mu:
-                            self.result.bytes_reused += n
-                        self.emit(Event("resumed", entry.path, bytes=n, total=entry.size))
-                    else:
-                        self.slots.acquire()
-                        fs.pending_inc()
-                        self.part_q.put((fs, number, None, n, off))
+                if sp is not None and sp.size == n:
+                    continue  # the hasher checks it
+                self.slots.acquire()
+                fs.pending_inc()
+                self.part_q.put((fs, number, None, n, off))
         finally:
-            f.close()
+            while hasher.is_alive():
+                hasher.join(0.2)
+        if herr:
+            raise herr[0]
+        for number in bad_resumed:  # on the server but not what we have: send again
+            off = (number - 1) * ps
+            self.slots.acquire()
+            fs.pending_inc()
+            self.part_q.put((fs, number, None, min(ps, entry.size - off), off))
 
     def _abort_quietly(self, upload: Any) -> None:
         try:
@@ -999,6 +1024,9 @@ def run_transfer(src_url: str, dst_url: str, options: TransferOptions | None = N
                             hint="Nothing was overwritten. Pass --overwrite to replace them, or pick another destination prefix.")
         if opts.dry_run:
             return result
+        skip_paths = {i.path for i in result.plan if i.action == "skip"}
+        pending: list[tuple[str, int, str, str]] = []
+        newly_skipped: list[tuple[Entry, str | None]] = []
         for e in entries:
             row = journal.get(e.path)
             if row is not None and row.fingerprint != e.fingerprint() and row.upload_state:
@@ -1012,11 +1040,12 @@ def run_transfer(src_url: str, dst_url: str, options: TransferOptions | None = N
                 journal.reset(e.path)
                 row = journal.get(e.path)
             if row is None or row.fingerprint != e.fingerprint() or row.status not in ("done", "skipped"):
-                if any(i.path == e.path and i.action == "skip" for i in result.plan):
-                    journal.upsert(e.path, e.size, e.fingerprint(), "pending")
-                    journal.mark_done(e.path, row.sha256 if row else None, None, status="skipped")
-                else:
-                    journal.upsert(e.path, e.size, e.fingerprint(), "pending")
+                pending.append((e.path, e.size, e.fingerprint(), "pending"))
+                if e.path in skip_paths:
+                    newly_skipped.append((e, row.sha256 if row else None))
+        journal.upsert_many(pending)
+        for e, sha in newly_skipped:
+            journal.mark_done(e.path, sha, None, status="skipped")
         for i in result.plan:
             if i.action == "skip":
                 emit(Event("file_skip", i.path, total=i.size, message=i.reason))

@@ -168,6 +168,26 @@ class Journal:
         return [FileRow(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]) if r[5] else None, r[6], r[7], r[8], r[9])
                 for r in rows]
 
+    def upsert_many(self, rows: list[tuple[str, int, str, str]]) -> None:
+        """Many upserts in one transaction (one fsync instead of one per file)."""
+        with self._mu:
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                for path, size, fingerprint, status in rows:
+                    self._upsert(path, size, fingerprint, status)
+                self.db.execute("COMMIT")
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+
+    def _upsert(self, path: str, size: int, fingerprint: str, status: str) -> None:
+        self.db.execute(
+            "INSERT INTO files(path,size,fingerprint,status,updated) VALUES (?,?,?,?,?) "
+            "ON CONFLICT(path) DO UPDATE SET size=excluded.size, fingerprint=excluded.fingerprint, "
+            "status=CASE WHEN files.fingerprint=excluded.fingerprint AND files.status IN ('done','uploading') "
+            "THEN files.status ELSE excluded.status END, updated=excluded.updated",
+            (path, size, fingerprint, status, time.time()))
+
     def upsert(self, path: str, size: int, fingerprint: str, status: str) -> None:
         with self._mu:
             self.db.execute(
