@@ -8,6 +8,9 @@ The API the CLI and the TUI call (no UI in here; events go to a reporter callbac
   ``reporter(ApplyEvent)`` with kind ``started`` / ``progress`` / ``finished`` / ``skipped`` / ``blocked`` /
   ``failed``, and ``confirm(StepPreview) -> bool`` before each step that changes something (None = yes to all).
   Set ``stop`` (a ``threading.Event``) to stop; state is saved and a re-run continues.
+  ``run_apply`` blocks (run it in a worker thread from a UI); ``reporter`` is called from that thread and, for the
+  weights step's progress, from the transfer engine's threads (one at a time), so a UI should hand events over
+  (Textual: ``app.call_from_thread`` / ``post_message``). ``confirm`` is called from the ``run_apply`` thread.
 
 ``flymigrate.api.apply`` / ``flymigrate.api.preview`` wrap these with the loading and planning.
 """

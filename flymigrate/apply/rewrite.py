@@ -34,6 +34,8 @@ _SHIM_SEG_RE = re.compile(r"^\s*(?:(?:/usr/bin/|/sbin/|/usr/sbin/)?(?:ldconfig|n
                           r"|rm\s+-r?f?r?\s+/usr/local/cuda/lib64/stubs\S*)\s*$")
 _SPLIT_RE = re.compile(r"\s*(&&|;)\s*")
 
+# what is left of `ollama serve & sleep 5 && ollama pull X` once the pull is gone: scaffolding, dropped too
+_HELPER_SEG_RE = re.compile(r"^\s*(?:\S*ollama serve\b[^&]*&\s*)?(?:sleep\s+\d+\s*)?$")
 _FLY_VAR_RE = re.compile(r"\$\{(FLY_[A-Z_]+)(?::?-[^}]*)?\}|\$(FLY_[A-Z_]+)\b")
 
 
@@ -127,11 +129,15 @@ def _drop_segments(body: str, ctx: RewriteContext) -> tuple[str | None, list[str
         keep.append(seg)
     if not reasons:
         return body, []
-    if not keep or all(not s.strip() for s in keep):
+    if not keep or all(not s.strip() or _HELPER_SEG_RE.match(s) for s in keep):
         return None, reasons
     out = keep[0]
     for sep, seg in zip(keep_seps, keep[1:]):
         out += (" && " if sep == "&&" else "; ") + seg
+    try:
+        shlex.split(out)
+    except ValueError:  # the split cut through a quoted string: leave the line alone, say so
+        return body, ["!unsafe"]
     return out, reasons
 
 
@@ -243,6 +249,10 @@ def rewrite_dockerfile(text: str, ctx: RewriteContext, *, uses_gpu: bool, shown:
             body = ins.args if "\n" not in ins.args else None
             if body is not None:
                 kept, reasons = _drop_segments(body, ctx)
+                if reasons == ["!unsafe"]:
+                    ctx.notes.append(f"{shown}:{ins.line}: a Fly shim or baked weight download sits inside a quoted "
+                                     "command; remove it by hand")
+                    reasons = []
                 if reasons:
                     what = ", ".join(sorted(set(reasons)))
                     if kept is None:
@@ -317,6 +327,9 @@ def rewrite_script(text: str, ctx: RewriteContext, shown: str) -> str:
             continue
         indent = line[: len(line) - len(line.lstrip())]
         kept, reasons = _drop_segments(stripped, RewriteContext(ctx.app, ctx.target, ctx.app_slug, False))
+        if reasons == ["!unsafe"]:
+            ctx.notes.append(f"{shown}:{n}: a Fly driver shim sits inside a quoted command; remove it by hand")
+            reasons = []
         if reasons:
             if kept is None:
                 out.append(f"{indent}{MARK} removed Fly GPU driver shim: {stripped}")
