@@ -1,6 +1,6 @@
 """Plan + inputs + options -> one neutral :class:`ServiceSpec` the target file renderers read. Pure.
 
-Weights layout (decision, see module docs of :mod:`flymigrate.apply.weights_step`): when the source is a Hugging
+Weights layout (a decision): when the source is a Hugging
 Face repo and the app reads a Hugging Face cache (``HF_HOME`` / ``HF_HUB_CACHE`` / a mount that *is* a cache
 dir), the files are laid out as that cache (``hub/models--ORG--NAME/snapshots/<sha>/...`` + ``refs/main``).
 The app then runs unchanged: it still asks for ``ORG/NAME`` (so e.g. vLLM's served model name, which clients send,

@@ -100,3 +100,31 @@ def test_kill_during_step_then_rerun(step: str, tmp_path: Path, reference, cli_e
         for rel in ("Dockerfile", "start.sh", "client/chat.py"):
             assert (app / ".flymigrate" / "backup" / rel).read_bytes() == (EXAMPLE / rel).read_bytes()
         assert_no_canary(out, err, r.stdout, r.stderr, state.read_bytes(), where="kill/rerun output")
+
+
+def test_sigterm_exits_130_and_rerun_finishes(tmp_path: Path, reference, cli_env: dict[str, str]) -> None:
+    ref_tree, _ = reference
+    app = _copy(tmp_path, "term")
+    with ModalFake() as fake:
+        env = _env(cli_env, fake, tmp_path / "home", tmp_path / "state3")
+        env["FLYMIGRATE_APPLY_TEST_DELAY"] = "0.5"
+        proc = subprocess.Popen([sys.executable, "-m", "flymigrate", *_args(app)], env=env, cwd=str(ROOT),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+        state = app / ".flymigrate" / "state.json"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                st = json.loads(state.read_text())["targets"]["modal"]["steps"]
+            except (OSError, ValueError, KeyError):
+                st = {}
+            if st.get("base_urls", {}).get("status") == "running":
+                proc.send_signal(signal.SIGTERM)
+                break
+            time.sleep(0.01)
+        _out, err = proc.communicate(timeout=30)
+        assert proc.returncode == 130, err.decode()[-2000:]
+        assert b"run the same command again" in err
+        env.pop("FLYMIGRATE_APPLY_TEST_DELAY")
+        r = run_cli(_args(app), env)
+        assert r.returncode == 0, r.stderr
+        assert _final(app) == ref_tree
