@@ -670,6 +670,7 @@ def preview_deploy(ctx: Context) -> StepPreview:
         cmds.insert(0, "./create-secrets.sh < (the export's values, on stdin)")
     p = StepPreview("deploy", TITLES["deploy"], "ready", f"Deploy to {ctx.plan.target}: {shown}", commands=cmds)
     for c in generated_configs(ctx):
+        p.data[c.rel] = sha256_text(c.new)  # a changed config is deployed again
         for m in sorted(set(_PLACEHOLDER_RE.findall(c.new))):
             if m != "<BUCKET>" or ctx.plan.target == "cloudrun":
                 p.blocking.append(f"{c.rel} still has {m}")
