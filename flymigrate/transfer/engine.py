@@ -353,7 +353,10 @@ class _Run:
                         info = self.retry(f"UploadPart {number} of {fs.entry.path}", fs.entry.path,
                                           lambda: fs.upload.write_part(number, view))
                     else:
-                        algos = ("md5",) if self.check_md5 else ()
+                        # streamed from disk: the hasher thread's MD5 of this range is compared with the
+                        # ETag once both are known (in _multipart); without MD5 checks a crc32 of the
+                        # bytes sent is compared with the hasher's instead
+                        algos = () if self.check_md5 else ("crc32",)
 
                         def send() -> PartInfo:
                             body = RangeBody(lambda: self.src.open(fs.entry, 0), off, n, algos)
@@ -361,14 +364,13 @@ class _Run:
                                 r = fs.upload.write_part(number, body)
                             finally:
                                 body.close()
-                            fs.sent_md5[number] = body.digest("md5") if algos else None
-                            fs.sent_crc[number] = body.digest("crc32")
+                            if algos:
+                                fs.sent_crc[number] = body.digest("crc32")
                             return r  # type: ignore[no-any-return]
 
                         info = self.retry(f"UploadPart {number} of {fs.entry.path}", fs.entry.path, send)
-                        md5 = fs.sent_md5.get(number)
-                        if self.check_md5 and md5 is None:
-                            md5 = "?"  # could not hash what was sent: send it again
+                        fs.sent.add(number)
+                        break
                     if not self.check_md5 or info.etag == md5:
                         break
                     self.emit(Event("retry", fs.entry.path, message=f"part {number}: ETag {info.etag} != MD5 {md5}; re-sending"))
@@ -582,13 +584,10 @@ class _Run:
             raise fs.error
         if self.stop.is_set():
             raise _Stopped()
+        if self.streaming:
+            self._recheck_streamed(entry, fs, ps)
         digest = sha.hexdigest()
         bad = self._verify(entry, digest) or (self._changed(entry) if self.streaming else None)
-        if not bad and self.streaming:
-            # every byte sent must be a byte the sha256 saw: compare the per-part crc32 of both reads
-            diff = [n for n, c in fs.sent_crc.items() if c != fs.read_crc.get(n)]
-            if diff:
-                bad = f"parts {diff[:5]} were read differently by the upload and the hash pass (did the file change?)"
         if bad:
             self._abort_quietly(upload)
             self._fail(entry, bad)
@@ -614,6 +613,42 @@ class _Run:
             raise RemoteError(f"{path}: destination ETag {de.etag} does not match the parts sent.")
         self._finish(entry, digest, de)
 
+    def _recheck_streamed(self, entry: Entry, fs: _FileState, ps: int) -> None:
+        """Every streamed part: the server's ETag must be the MD5 the hasher computed over the same
+        range (or, with --no-part-md5, the crc32 of what was sent must match the hasher's). This ties
+        the sha256 to the bytes the server holds. Mismatching parts are sent again (3 tries)."""
+
+        def bad_parts() -> list[int]:
+            out = []
+            for n in sorted(fs.sent):
+                if self.check_md5:
+                    if fs.parts[n].etag != fs.read_md5.get(n):
+                        out.append(n)
+                elif fs.sent_crc.get(n) is None or fs.sent_crc.get(n) != fs.read_crc.get(n):
+                    out.append(n)
+            return out
+
+        for _ in range(3):
+            bad = bad_parts()
+            if not bad:
+                return
+            self.emit(Event("retry", entry.path, message=f"parts {bad[:5]} do not match what was read; re-sending"))
+            fs.sent.difference_update(bad)
+            for number in bad:
+                off = (number - 1) * ps
+                self.slots.acquire()
+                fs.pending_inc()
+                self.part_q.put((fs, number, None, min(ps, entry.size - off), off))
+            fs.wait(self.stop)
+            if fs.error is not None:
+                raise fs.error
+            if self.stop.is_set():
+                raise _Stopped()
+        bad = bad_parts()
+        if bad:
+            raise RemoteError(f"{entry.path}: parts {bad[:5]} kept differing from the source (did the file change "
+                              "during the copy, or is the network corrupting data?).")
+
     def _hash_and_dispatch(self, entry: Entry, fs: _FileState, server: dict[int, PartInfo], nparts: int, ps: int,
                            sha: Any) -> None:
         """Streaming mode: upload workers read their own ranges from disk, so this thread only hands
@@ -637,7 +672,7 @@ class _Run:
                     n = min(ps, entry.size - off)
                     sp = server.get(number)
                     have = sp is not None and sp.size == n
-                    md5 = hashlib.md5() if have and self.dst.caps.part_etag_is_md5 else None
+                    md5 = hashlib.md5() if (have and self.dst.caps.part_etag_is_md5) or self.check_md5 else None
                     crc = 0
                     left = n
                     while left:
@@ -648,14 +683,17 @@ class _Run:
                             herr.append(UserError(f"source file {entry.path!r} got shorter during the copy."))
                             return
                         sha.update(mv[:k])
-                        crc = zlib.crc32(mv[:k], crc)
+                        if not self.check_md5:
+                            crc = zlib.crc32(mv[:k], crc)
                         if md5 is not None:
                             md5.update(mv[:k])
                         left -= k
                     fs.read_crc[number] = f"{crc:08x}"
+                    if md5 is not None:
+                        fs.read_md5[number] = md5.hexdigest()
                     if have:
                         assert sp is not None
-                        if md5 is None or md5.hexdigest() == sp.etag:
+                        if md5 is None or fs.read_md5[number] == sp.etag:
                             self.j.add_part(entry.path, number, n, sp.etag)
                             fs.part_done(number, sp)
                             with self._mu:
@@ -830,9 +868,10 @@ class _FileState:
         self.entry = entry
         self.upload = upload
         self.parts: dict[int, PartInfo] = {}
-        self.sent_md5: dict[int, str | None] = {}
-        self.sent_crc: dict[int, str | None] = {}  # streaming: crc32 of the bytes each worker sent
+        self.sent: set[int] = set()  # streaming: parts uploaded by this run (checked in _recheck_streamed)
+        self.sent_crc: dict[int, str | None] = {}  # streaming, --no-part-md5: crc32 of the bytes each worker sent
         self.read_crc: dict[int, str] = {}  # streaming: crc32 of the same range in the sha256 pass
+        self.read_md5: dict[int, str] = {}  # streaming: MD5 of the same range in the sha256 pass
         self.error: BaseException | None = None
         self._pending = 0
         self._cv = threading.Condition()

@@ -10,7 +10,8 @@ Each request is read in full (headers + body by Content-Length or chunked), then
 coin: the connection is reset (RST, optionally after the body was forwarded: ``reset_after_rate``,
 the nastiest case -- the server did the work but the client never hears), or answered with
 500/503 (``error_rate``; 503s carry ``Retry-After: 0``), or forwarded upstream and the response relayed.
-``only_methods`` limits faults to e.g. {"PUT", "POST"}. ``fault_after_bytes``: no faults until that many
+``only_methods`` limits faults to e.g. {"PUT", "POST"}. ``corrupt_rate``: flip one byte in the middle of
+a forwarded request body (the server stores bad bytes and answers with their MD5: checksum tests). ``fault_after_bytes``: no faults until that many
 body bytes went through (lets a test get past setup calls). ``delay`` slows every forwarded request.
 Also usable as a plain counting proxy (all rates 0).
 """
@@ -98,6 +99,9 @@ class _Handler(socketserver.BaseRequestHandler):
                     sock.sendall(b"HTTP/1.1 " + fault.encode() + b" Injected\r\nContent-Type: application/xml\r\n" + extra
                                  + b"Content-Length: " + str(len(msg)).encode() + b"\r\n\r\n" + msg)
                     continue
+                if body and p._corrupt(method):
+                    i = len(body) // 2
+                    body = body[:i] + bytes([body[i] ^ 0x55]) + body[i + 1 :]
                 if p.delay:
                     time.sleep(p.delay)
                 if upstream is None:
@@ -155,7 +159,8 @@ class _Server(socketserver.ThreadingTCPServer):
 class FaultyProxy:
     def __init__(self, upstream_host: str, upstream_port: int, *, reset_rate: float = 0.0, error_rate: float = 0.0,
                  reset_after_rate: float = 0.0, seed: int = 0, only_methods: set[str] | None = None,
-                 fault_after_bytes: int = 0, delay: float = 0.0, max_faults: int | None = None) -> None:
+                 fault_after_bytes: int = 0, delay: float = 0.0, max_faults: int | None = None,
+                 corrupt_rate: float = 0.0) -> None:
         self.upstream_host = upstream_host
         self.upstream_port = upstream_port
         self.reset_rate = reset_rate
@@ -165,6 +170,7 @@ class FaultyProxy:
         self.fault_after_bytes = fault_after_bytes
         self.delay = delay
         self.max_faults = max_faults
+        self.corrupt_rate = corrupt_rate  # flip one byte of a forwarded request body (checksum tests)
         self._rng = random.Random(seed)
         self._mu = threading.Lock()
         self.request_body_bytes = 0  # forwarded upstream (complete requests)
@@ -172,7 +178,7 @@ class FaultyProxy:
         self.response_body_bytes = 0
         self.requests = 0
         self.by_method: dict[str, int] = {}
-        self.faults: dict[str, int] = {"reset": 0, "500": 0, "503": 0, "reset_after": 0}
+        self.faults: dict[str, int] = {"reset": 0, "500": 0, "503": 0, "reset_after": 0, "corrupt": 0}
         self._srv: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -194,6 +200,17 @@ class FaultyProxy:
             if r < self.reset_after_rate:
                 return "reset_after"
             return None
+
+    def _corrupt(self, method: str) -> bool:
+        with self._mu:
+            if not self.corrupt_rate or (self.only_methods and method not in self.only_methods):
+                return False
+            if self.max_faults is not None and sum(self.faults.values()) >= self.max_faults:
+                return False
+            if self._rng.random() < self.corrupt_rate:
+                self.faults["corrupt"] += 1
+                return True
+            return False
 
     def start(self) -> FaultyProxy:
         self._srv = _Server(("127.0.0.1", 0), _Handler)

@@ -166,3 +166,29 @@ def test_hf_sha256_mismatch_is_never_marked_done(moto, bucket: str, base_env: di
     status = {p: s for p, s, _ in _journal_rows(state)}
     assert status["bad.safetensors"] == "failed" and status["good.safetensors"] == "done"
     assert not moto.client().list_multipart_uploads(Bucket=bucket).get("Uploads")
+
+
+@pytest.mark.parametrize("source", ["local", "hf"])
+def test_parts_corrupted_in_transit_are_detected_and_resent(tmp_path: Path, moto, bucket: str, base_env: dict[str, str],
+                                                            source: str) -> None:
+    files = {"big.bin": os.urandom(5 * MiB + 11), "small.bin": os.urandom(70_000)}
+    env = dict(base_env)
+    hub = None
+    if source == "local":
+        src = str(make_files(tmp_path / "w", files))
+    else:
+        hub = FakeHub({"acme/m": files}, token=HF_TOKEN).start()
+        env.update(HF_ENDPOINT=hub.url, HF_TOKEN=HF_TOKEN)
+        src = "hf://acme/m"
+    try:
+        with FaultyProxy("127.0.0.1", moto.port, corrupt_rate=0.3, only_methods={"PUT"}, seed=3, max_faults=4) as proxy:
+            r = run_cli(["transfer", src, f"runpod-volume://{bucket}/m", "--yes", "--endpoint-url", proxy.url,
+                         "--part-size", "1MiB"], env)
+            corrupted = proxy.faults["corrupt"]
+    finally:
+        if hub:
+            hub.stop()
+    assert r.returncode == 0, r.stderr
+    assert corrupted >= 1
+    assert "re-sending" in r.stderr
+    assert read_s3(moto, bucket, "m") == files
