@@ -21,7 +21,7 @@ from textual.widgets import ContentSwitcher, Footer, Input, ListItem, ListView, 
 from ..errors import FlymigrateError, Interrupted
 from ..model import STEP_IDS, TARGETS
 from . import core
-from .messages import SessionFailed, SessionLoaded, StepEnded, TransferEnded, TransferProgress
+from .messages import PreviewsLoaded, SessionFailed, SessionLoaded, StepEnded, TransferEnded, TransferProgress
 from .screens import ConfirmScreen, ErrorScreen, HelpScreen
 from .state import StepProgress, TuiState, load_state
 from .widgets import OverviewPage, StepPage, TargetPage, TransferPanel
@@ -96,7 +96,8 @@ class FlymigrateApp(App[int]):
     @work(thread=True, exclusive=True, group="session", exit_on_error=False)
     def _load_session(self) -> None:
         try:
-            session = core.load_session(self.app_dir, secrets_paths=self.secrets_paths, code_dirs=self.code_dirs)
+            session = core.load_session(self.app_dir, secrets_paths=self.secrets_paths, code_dirs=self.code_dirs,
+                                        preview_targets=(self.target,) if self.target else ())
         except FlymigrateError as err:
             self.post_message(SessionFailed("flymigrate could not read the app", err.message,
                                             (err.where + ": " if err.where else "") + (err.hint or "")))
@@ -106,6 +107,20 @@ class FlymigrateApp(App[int]):
                                             "Please report it; `flymigrate plan` with --debug shows details."))
             return
         self.post_message(SessionLoaded(session))
+
+    @work(thread=True, group="previews", exit_on_error=False)
+    def _load_previews(self, session: core.Session, target: str) -> None:
+        try:
+            previews, _ = core.load_previews(session, target)
+        except Exception:  # noqa: BLE001 -- the plan-based previews stay on screen
+            return
+        self.post_message(PreviewsLoaded(target, previews))
+
+    def on_previews_loaded(self, message: PreviewsLoaded) -> None:
+        if self.session is not None:
+            self.session.previews[message.target] = message.previews
+            if message.target == self.target:
+                self.refresh_all()
 
     # ---- rendering ------------------------------------------------------------------------------------------
 
@@ -132,10 +147,24 @@ class FlymigrateApp(App[int]):
                 "needs": pick("text-warning", "warning"), "lost": pick("text-error", "error"),
                 "heading": "bold " + pick("text-accent", "accent", "text-primary", "primary")}
 
+    def _sync_with_apply(self) -> None:
+        """Steps `flymigrate apply` finished (from the CLI too) show as done here."""
+        if self.target is None:
+            return
+        changed = False
+        for sid, status in core.applied_status(self.app_dir, self.target).items():
+            progress = self.saved.progress(self.target).steps.get(sid)
+            if progress is not None and status == "done" and progress.status in ("todo", "failed"):
+                progress.status, progress.result = "done", "done with flymigrate apply"
+                changed = True
+        if changed:
+            self.save()
+
     def refresh_all(self) -> None:
         session = self.session
         if session is None:
             return
+        self._sync_with_apply()
         styles = self.styles_for_text()
         where = core.TARGET_LABELS[self.target] if self.target else "(target not chosen: press t)"
         self._q("#titlebar", Static).update(f"flymigrate  {session.name} -> {where}")
@@ -256,6 +285,8 @@ class FlymigrateApp(App[int]):
         self.saved.progress(name)
         self.save()
         self.refresh_all()
+        if self.session is not None and name not in self.session.previews:
+            self._load_previews(self.session, name)
         self.notify(f"Target: {core.TARGET_LABELS[name]}. Progress for every target is kept.", timeout=3)
 
     @on(SelectionList.SelectedChanged)
@@ -321,6 +352,13 @@ class FlymigrateApp(App[int]):
         return progress
 
     def on_step_ended(self, message: StepEnded) -> None:
+        if self.session is not None and message.previews is not None and message.target:
+            self.session.previews[message.target] = message.previews
+            if message.target == self.target:
+                styles = self.styles_for_text()
+                for sid in STEP_IDS:
+                    if sid != message.step_id:
+                        self._q(f"#page-{sid}", StepPage).show(self.session, self.target, self._progress(sid), styles)
         if self.target is None:
             return
         progress = self.saved.progress(self.target).steps[message.step_id]
@@ -328,7 +366,9 @@ class FlymigrateApp(App[int]):
         if message.ok:
             progress.result = message.message
         self.save()
-        self._q(f"#page-{message.step_id}", StepPage).show_progress(progress)
+        if self.session is not None:
+            self._q(f"#page-{message.step_id}", StepPage).show(self.session, self.target, progress,
+                                                                self.styles_for_text())
         self._refresh_nav()
         if not message.ok:
             self.show_error(f"{core.STEP_SHORT[message.step_id]}: not run", message.message, message.hint)
@@ -420,16 +460,20 @@ class FlymigrateApp(App[int]):
 
     @work(thread=True, exclusive=True, group="step", exit_on_error=False)
     def _step_worker(self, session: core.Session, target: str, sid: str) -> None:
+        ended: StepEnded
         try:
             result = core.run_step(session, target, sid)
         except FlymigrateError as err:
-            self.post_message(StepEnded(sid, False, err.message, err.hint or ""))
-            return
+            ended = StepEnded(sid, False, err.message, err.hint or "", target)
         except Exception as err:  # noqa: BLE001 -- a panel, not a traceback
-            self.post_message(StepEnded(sid, False, f"unexpected error: {type(err).__name__}: {err}",
-                                        "Please report it."))
-            return
-        self.post_message(StepEnded(sid, True, result))
+            ended = StepEnded(sid, False, f"unexpected error: {type(err).__name__}: {err}", "Please report it.", target)
+        else:
+            ended = StepEnded(sid, True, result, "", target)
+        try:
+            ended.previews, _ = core.load_previews(session, target)  # the files changed: show what is left
+        except Exception:  # noqa: BLE001 -- keep the old previews
+            ended.previews = None
+        self.post_message(ended)
 
     @work(thread=True, exclusive=True, group="transfer", exit_on_error=False)
     def _transfer_worker(self, src: str, dst: str, stop: threading.Event) -> None:

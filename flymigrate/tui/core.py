@@ -38,6 +38,11 @@ class Session:
     comparison: Any | None  # flymigrate.compare.Comparison when that module is installed
     dockerfile_text: str | None
     inputs_read: tuple[tuple[str, str], ...]
+    secrets_paths: tuple[str, ...] = ()
+    code_dirs: tuple[str, ...] = ()
+    # apply's per-step previews (flymigrate.apply.StepPreview) per target; refreshed after a step runs
+    previews: dict[str, dict[str, Any]] = field(default_factory=dict)
+    preview_errors: dict[str, str] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -45,7 +50,7 @@ class Session:
 
 
 def load_session(app_dir: Path, *, secrets_paths: list[str] | None = None,
-                 code_dirs: list[str] | None = None) -> Session:
+                 code_dirs: list[str] | None = None, preview_targets: tuple[str, ...] = ()) -> Session:
     """Read the app once and plan it for every target (reads only)."""
     inp = api.load_inputs(app_dir, secrets_paths=secrets_paths or None, code_dirs=code_dirs or None)
     plans = {t: api.build_plan(inp, t) for t in TARGETS}
@@ -59,8 +64,41 @@ def load_session(app_dir: Path, *, secrets_paths: list[str] | None = None,
             comparison = compare_app(inp.app, plans[TARGETS[0]].weights.size_bytes)
         except FlymigrateError:
             comparison = None
-    return Session(app_dir=app_dir, app=inp.app, plans=plans, comparison=comparison,
-                   dockerfile_text=inp.dockerfile.text if inp.dockerfile else None, inputs_read=inp.inputs)
+    session = Session(app_dir=app_dir, app=inp.app, plans=plans, comparison=comparison,
+                      dockerfile_text=inp.dockerfile.text if inp.dockerfile else None, inputs_read=inp.inputs,
+                      secrets_paths=tuple(secrets_paths or ()), code_dirs=tuple(code_dirs or ()))
+    for t in preview_targets:
+        session.previews[t], err = load_previews(session, t)
+        if err:
+            session.preview_errors[t] = err
+    return session
+
+
+def apply_available() -> bool:
+    return callable(getattr(api, "preview", None)) and callable(getattr(api, "apply", None))
+
+
+def load_previews(session: Session, target: str) -> tuple[dict[str, Any], str | None]:
+    """``flymigrate apply``'s own previews (real diffs, generated files, secret names); empty without apply."""
+    if not apply_available():
+        return {}, None
+    try:
+        previews = api.preview(session.app_dir, target, secrets_paths=list(session.secrets_paths) or None,
+                               code_dirs=list(session.code_dirs) or None)
+    except FlymigrateError as err:
+        return {}, err.message
+    return {p.step: p for p in previews}, None
+
+
+def applied_status(app_dir: Path, target: str) -> dict[str, str]:
+    """Step statuses `flymigrate apply` recorded in APP_DIR/.flymigrate/state.json (done from the CLI too)."""
+    try:
+        from ..apply import read_state
+    except ImportError:
+        return {}
+    data = read_state(app_dir) or {}
+    steps = ((data.get("targets") or {}).get(target) or {}).get("steps") or {}
+    return {sid: str(st.get("status", "")) for sid, st in steps.items() if isinstance(st, dict)}
 
 
 # ---- what the screens show ----------------------------------------------------------------------------------
@@ -158,10 +196,40 @@ def _file_line(app_dir: Path, rel: str, line: int) -> str | None:
     return None
 
 
+def _apply_preview_lines(p: Any) -> list[str]:
+    out = [f"  {p.summary}"] if p.summary else []
+    out += [f"x {b}" for b in p.blocking]
+    for c in p.changes:
+        if not c.changed:
+            continue
+        out.append(f"@ {'new file' if c.old is None else 'change'} {c.rel}")
+        for line in c.diff().splitlines():
+            if line.startswith(("+++", "---")):
+                continue
+            if line.startswith("@@"):
+                out.append(f"  {line}")
+            elif line.startswith(("+", "-")):
+                out.append(line)
+            else:
+                out.append(f" {line}")
+    if p.secrets:
+        out.append("@ secrets (names only; values never shown)")
+        out += [f"+ {name}" for name in p.secrets]
+    out += [f"  $ {cmd}" for cmd in p.commands]
+    out += [f"  note: {n}" for n in p.notes]
+    return out
+
+
 def step_preview(session: Session, target: str, step_id: str) -> list[str]:
-    """The preview of one step as lines; a leading '+', '-', '?', '!' or '@' marks how to colour it."""
+    """The preview of one step as lines; a leading '+', '-', '?', '!', 'x' or '@' marks how to colour it.
+
+    Steps 2-5 show ``flymigrate apply``'s own preview (the exact diffs it would write) when apply is installed.
+    """
     plan = session.plans[target]
     step = plan.step(step_id)
+    ap = session.previews.get(target, {}).get(step_id)
+    if ap is not None and step_id != "weights":
+        return _apply_preview_lines(ap) + [f"? {n}" for n in step.needs] + [f"! {c}" for c in step.cannot]
     out: list[str] = []
     if step_id == "weights":
         w = plan.weights
@@ -177,6 +245,11 @@ def step_preview(session: Session, target: str, step_id: str) -> list[str]:
         for s in w.sources:
             if s is not w.chosen:
                 out.append(f"  also found: {s.description}")
+        if ap is not None:
+            out += [f"x {b}" for b in ap.blocking]
+            if ap.data.get("layout") == "hf-cache":
+                out.append("  note: the walkthrough copies the files as they are to the URL below; `flymigrate apply "
+                           "--only weights` also lays them out as a Hugging Face cache (snapshots/<commit>/)")
     elif step_id == "dockerfile":
         lines = (session.dockerfile_text or "").splitlines()
         in_df = [d for d in plan.docker_issues if d.line and d.where and d.where.split(":")[0].lower().endswith("dockerfile")]
@@ -269,17 +342,32 @@ def step_why(step_id: str) -> str:
 # ---- running steps ------------------------------------------------------------------------------------------
 
 
-def run_step(session: Session, target: str, step_id: str) -> str:
-    """Carry out one non-transfer step through the core's apply engine; returns a one-line result."""
-    apply_fn = getattr(api, "apply_step", None)
-    if apply_fn is None:
+def run_step(session: Session, target: str, step_id: str, stop: threading.Event | None = None) -> str:
+    """Carry out one non-transfer step with ``flymigrate apply --only STEP``; returns a one-line result."""
+    if not apply_available():
         raise UserError(
-            f"this build cannot carry out the {STEP_SHORT[step_id]} step from the walkthrough yet "
+            f"this build cannot carry out the {STEP_SHORT[step_id]} step from the walkthrough "
             "(its executor, `flymigrate apply`, is not installed).",
             hint="Make the changes shown in the preview by hand, then press m to mark the step done; "
             "your ticks and progress are kept.")
-    result = apply_fn(session.app_dir, target, step_id)
-    return str(getattr(result, "summary", result) or "done")
+    from ..apply import ApplyOptions
+
+    result = api.apply(session.app_dir, target, options=ApplyOptions(target=target, only=(step_id,), yes=True),
+                       stop=stop, secrets_paths=list(session.secrets_paths) or None,
+                       code_dirs=list(session.code_dirs) or None)
+    outcome = next((o for o in result.outcomes if o.step == step_id), None)
+    if outcome is None:
+        return "nothing to do"
+    if outcome.status == "blocked":
+        raise UserError(f"the {STEP_SHORT[step_id]} step is blocked: {outcome.message}.",
+                        hint="Do what it asks (see the preview), then press r again; or do the step by hand "
+                        "and press m.")
+    if outcome.status == "skipped":
+        raise UserError(f"this step needs you: {outcome.message}",
+                        hint="Do it by hand with the preview and the checks below, then press m to mark it done.")
+    if outcome.status == "failed":
+        raise UserError(f"the {STEP_SHORT[step_id]} step failed: {outcome.message}.", hint="Press r to try again.")
+    return outcome.message or outcome.status.replace("_", " ")
 
 
 # ---- the weight transfer ------------------------------------------------------------------------------------

@@ -44,3 +44,11 @@ class StepEnded(Message):
     ok: bool
     message: str
     hint: str = ""
+    target: str = ""
+    previews: dict[str, Any] | None = None  # apply's previews for the target, recomputed after the step ran
+
+
+@dataclass
+class PreviewsLoaded(Message):
+    target: str
+    previews: dict[str, Any]

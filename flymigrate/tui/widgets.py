@@ -13,7 +13,7 @@ from ..model import STEP_IDS, TARGETS
 from . import core
 from .state import StepProgress
 
-STYLE_BY_MARK = {"+": "diff-add", "-": "diff-del", "?": "needs", "!": "lost", "@": "heading"}
+STYLE_BY_MARK = {"+": "diff-add", "-": "diff-del", "?": "needs", "!": "lost", "x": "lost", "@": "heading"}
 STATUS_LABEL = {"ready": "ready", "manual": "needs you", "blocked": "blocked", "nothing_to_do": "nothing to do"}
 
 
@@ -29,6 +29,8 @@ def marked_lines(lines: list[str], styles: dict[str, str]) -> Text:
             line = "needs: " + line[2:]
         elif mark == "!":
             line = "lost:  " + line[2:]
+        elif mark == "x":
+            line = "blocked: " + line[2:]
         text.append(line, style=style)
         if i < len(lines) - 1:
             text.append("\n")

@@ -71,8 +71,8 @@ def test_a_person_walks_through_in_a_real_terminal(tmp_path: Path) -> None:
         screen = tmux.wait_for("value known")
         assert "API_KEY" in screen and HF_TOKEN_VALUE not in screen
         tmux.keys("2")
-        screen = tmux.wait_for("Make the image portable")
-        assert "- RUN ldconfig" in screen
+        tmux.wait_for("Make the image portable")
+        tmux.wait_for("-FROM python:3.11-slim")  # apply's own diff of the Dockerfile
         tmux.keys("r")
         tmux.wait_for("Run step 2")
         tmux.keys("n")  # cancel: nothing runs

@@ -97,14 +97,14 @@ async def test_step_preview_confirm_run_result_checks(make_app: Any, workdir: Pa
 
     ran: list[tuple[str, str]] = []
 
-    def fake_run_step(session: Any, target: str, step_id: str) -> str:
+    def fake_run_step(session: Any, target: str, step_id: str, stop: Any = None) -> str:
         ran.append((target, step_id))
         return f"{step_id} applied"
 
     monkeypatch.setattr(core, "run_step", fake_run_step)
-    expected_preview = {"dockerfile": "- RUN ldconfig", "secrets": "API_KEY",
-                        "base_urls": "+ 5: BASE_URL = os.environ.get(\"ACME_URL\", \"https://<workspace>--",
-                        "scaling": "+ scaledown_window = 300"}[step]
+    expected_preview = {"dockerfile": "-RUN ldconfig", "secrets": "API_KEY",
+                        "base_urls": "client/chat.py:5: https://acme-chat.fly.dev",
+                        "scaling": "scaledown_window=300"}[step]
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
         await settle(app, pilot)
@@ -137,7 +137,7 @@ async def test_step_preview_confirm_run_result_checks(make_app: Any, workdir: Pa
 async def test_step_without_executor_shows_a_readable_panel(make_app: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     from flymigrate import api
 
-    monkeypatch.delattr(api, "apply_step", raising=False)
+    monkeypatch.delattr(api, "apply", raising=False)
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
         await settle(app, pilot)
@@ -208,3 +208,25 @@ def test_importing_the_command_leaves_textual_out() -> None:
     code = "import sys, flymigrate.cli, flymigrate.commands.tui; print('textual' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     assert out.stdout.strip() == "False"
+
+
+async def test_dockerfile_step_runs_flymigrate_apply_for_real(make_app: Any, workdir: Path) -> None:
+    """No fakes: r, y writes the same Dockerfile `flymigrate apply --only dockerfile` writes."""
+    dockerfile = workdir / "acme-chat" / "Dockerfile"
+    assert "RUN ldconfig" in dockerfile.read_text()
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await pilot.press("2")
+        await pilot.pause()
+        assert "+FROM nvidia/cuda" in plain(app.query_one("#page-dockerfile .step-preview"))
+        await pilot.press("r", "y")
+        await settle(app, pilot)
+        assert type(app.screen).__name__ != "ErrorScreen"
+        assert "Done" in plain(app.query_one("#page-dockerfile .step-result"))
+        # the preview now shows what is left to change: nothing
+        assert "+FROM nvidia/cuda" not in plain(app.query_one("#page-dockerfile .step-preview"))
+    text = dockerfile.read_text()
+    assert "FROM nvidia/cuda" in text and "\nRUN ldconfig" not in text
+    state = json.loads((workdir / "acme-chat" / ".flymigrate" / "state.json").read_text())
+    assert state["targets"]["modal"]["steps"]["dockerfile"]["status"] == "done"
