@@ -12,6 +12,8 @@ Also reads ``fly.json`` / ``fly.yaml``, which flyctl accepts with the same schem
 from __future__ import annotations
 
 import json
+import re
+import stat
 import sys
 from pathlib import Path
 from typing import Any
@@ -166,6 +168,9 @@ def _unknown(ctx: _Ctx, table: dict[str, Any], known: set[str], label: str, *pat
                      *path, key)
 
 
+_DEEP_KEY_RE = re.compile(r"""^[ \t]*\[*[ \t]*(?:(?:[A-Za-z0-9_-]+|"[^"\n]*"|'[^'\n]*')[ \t]*\.[ \t]*){64}""", re.M)
+
+
 def _too_deep(shown: str) -> ConfigError:
     # the stdlib parsers recurse per [ / { level: a hostile or broken file must not become an internal error
     return ConfigError(f"{shown} nests arrays or tables too deeply to be a fly.toml.", where=None,
@@ -183,11 +188,20 @@ def load_fly_config(path: Path, *, display: str | None = None) -> FlyApp:
     if path.is_dir():
         raise ConfigError(f"{path} is a directory, not a fly.toml.", hint="Pass the file with --config PATH.")
     try:
-        size = path.stat().st_size
+        st = path.stat()
+        if not stat.S_ISREG(st.st_mode):
+            # /dev/zero, a FIFO or a socket would be read forever (or block): refuse before opening it
+            raise ConfigError(f"{shown} is not a regular file (a device, pipe or socket).",
+                              hint="Point --config at the app's fly.toml.")
+        size = st.st_size
         if size > MAX_CONFIG_BYTES:
             raise ConfigError(f"{shown} is {size // 1024} KiB; a fly.toml is a few KB, so this is not one.",
                               hint="Check the path given with --config.")
-        data = path.read_bytes()
+        with open(path, "rb") as fh:
+            data = fh.read(MAX_CONFIG_BYTES + 1)  # bounded even if the file grows while we read it
+        if len(data) > MAX_CONFIG_BYTES:
+            raise ConfigError(f"{shown} is over {MAX_CONFIG_BYTES // 1024} KiB; a fly.toml is a few KB, so this is "
+                              "not one.", hint="Check the path given with --config.")
     except PermissionError:
         raise ConfigError(f"cannot read {shown}: permission denied.", hint="Check the file's permissions.") from None
     except OSError as exc:
@@ -216,6 +230,9 @@ def load_fly_config(path: Path, *, display: str | None = None) -> FlyApp:
             raise _too_deep(shown) from None
         lines = None
     else:
+        if _DEEP_KEY_RE.search(text):
+            # tomllib's memory grows with the square of a dotted key's depth (20,000 parts: 1.5 GB)
+            raise _too_deep(shown)
         try:
             raw = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:

@@ -1,0 +1,315 @@
+"""Hostile and broken inputs through the real CLI (`python -m flymigrate plan ...`): each gets a clear error
+(exit 2) or a correct result (exit 0), in bounded time and memory, never a traceback, and never a write
+outside the app folder and the state directory (the sandbox: app, fake HOME, state dir, TMPDIR is snapshotted).
+
+Memory is the child's own peak RSS from wait4() (RUSAGE of that one child; RUSAGE_CHILDREN would be the max over
+every child this test process ever reaped)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, Sandbox
+
+MiB = 1024 * 1024
+FLY = '''app = "acme"
+primary_region = "ord"
+[build]
+  image = "ghcr.io/acme/app:1"
+[[vm]]
+  size = "a100-40gb"
+[http_service]
+  internal_port = 8000
+  auto_stop_machines = "stop"
+  min_machines_running = 0
+'''
+RESULTS: list[tuple[str, float, int, int]] = []  # (case, seconds, maxrss KiB, exit) -> printed at the end
+
+
+@dataclass
+class Measured:
+    returncode: int
+    stdout: str
+    stderr: str
+    seconds: float
+    maxrss_kib: int
+
+
+def run_measured(args: list[str], env: dict[str, str], cwd: Path, timeout: float = 120, label: str = "") -> Measured:
+    out, err = cwd.parent / ".m-out", cwd.parent / ".m-err"
+    t0 = time.monotonic()
+    with open(out, "wb") as fo, open(err, "wb") as fe:
+        p = subprocess.Popen([sys.executable, "-m", "flymigrate", *args], env=env, cwd=str(cwd), stdout=fo,
+                             stderr=fe, stdin=subprocess.DEVNULL)
+        deadline = t0 + timeout
+        while True:
+            pid, status, ru = os.wait4(p.pid, os.WNOHANG)
+            if pid:
+                break
+            if time.monotonic() > deadline:
+                p.kill()
+                os.wait4(p.pid, 0)
+                raise AssertionError(f"{label or args}: still running after {timeout}s")
+            time.sleep(0.02)
+    p.returncode = os.waitstatus_to_exitcode(status)
+    secs = time.monotonic() - t0
+    m = Measured(p.returncode, out.read_text("utf-8", "replace"), err.read_text("utf-8", "replace"), secs,
+                 ru.ru_maxrss)
+    out.unlink()
+    err.unlink()
+    RESULTS.append((label or " ".join(args[:2]), secs, m.maxrss_kib, m.returncode))
+    return m
+
+
+def check(m: Measured, *, codes: tuple[int, ...] = (0, 2), max_mib: int = 250, max_s: float = 60) -> None:
+    assert "Traceback" not in m.stderr and "Traceback" not in m.stdout, m.stderr[-2000:]
+    assert m.returncode in codes, (m.returncode, m.stderr[-2000:])
+    if m.returncode == 2:
+        assert m.stderr.startswith("flymigrate: error: ") and len(m.stderr) < 2000, m.stderr[:2000]
+    assert m.maxrss_kib < max_mib * 1024, f"peak RSS {m.maxrss_kib // 1024} MiB"
+    assert m.seconds < max_s, f"{m.seconds:.1f}s"
+
+
+@pytest.fixture
+def app(sandbox: Sandbox) -> Path:
+    (sandbox.app / "fly.toml").write_text(FLY)
+    return sandbox.app
+
+
+def plan(sandbox: Sandbox, *extra: str, label: str = "", timeout: float = 120) -> Measured:
+    return run_measured(["plan", str(sandbox.app), "--to", "modal", *extra], sandbox.env, sandbox.app, timeout,
+                        label)
+
+
+def assert_no_writes(sandbox: Sandbox, before: dict, allowed: tuple[str, ...] = ()) -> None:  # type: ignore[type-arg]
+    changed = [c for c in sandbox.changes(before) if not any(c[2:].startswith(a) for a in allowed)]
+    changed = [c for c in changed if not c[2:].startswith((".m-out", ".m-err"))]
+    assert not changed, changed
+
+
+# ------------------------------------------------------------------------------------------------ fly.toml
+def _fly_cases() -> dict[str, bytes]:
+    base = FLY.encode()
+    return {
+        "empty": b"",
+        "binary": os.urandom(4096),
+        "elf": b"\x7fELF\x02\x01\x01\x00" + os.urandom(2000),
+        "utf16-bom": FLY.encode("utf-16"),
+        "utf16be-bom": b"\xfe\xff" + FLY.encode("utf-16-be"),
+        "utf16-no-bom": FLY.encode("utf-16-le"),
+        "utf16-odd": b"\xff\xfe" + FLY.encode("utf-16-le")[:-1],
+        "utf8-bom": b"\xef\xbb\xbf" + base,
+        "crlf": base.replace(b"\n", b"\r\n"),
+        "cr-only": base.replace(b"\n", b"\r"),
+        "latin1": base.replace(b'"acme"', b'"acm\xe9"'),
+        "nested-arrays": b"x = " + b"[" * 100_000 + b"]" * 100_000 + b"\n" + base,
+        "nested-tables": b"x = " + b"{a=" * 50_000 + b"1" + b"}" * 50_000 + b"\n",
+        "dotted-key-deep": b".".join([b"k"] * 20_000) + b" = 1\n",
+        "table-header-deep": b"[" + b".".join([b"t"] * 20_000) + b"]\n",
+        "many-services": base + b"".join(b"[[services]]\ninternal_port = %d\n" % i for i in range(20_000)),
+        "huge-string": base + b'big = "' + b"a" * (3 * MiB) + b'"\n',
+        "huge": base + b"# " + b"x" * (5 * MiB) + b"\n",
+        "long-line": b"app = \"" + b"a" * 100_000 + b"\"\n",
+        "nul-inside": base.replace(b"ord", b"o\x00d"),
+        "unterminated": base + b'x = """never closed\n',
+        "dup-keys": base + b'app = "other"\n',
+        "wrong-types": b'app = 5\n[[vm]]\nsize = ["a"]\nmemory = {a=1}\n[http_service]\ninternal_port = "x"\n',
+        "yaml-bomb-as-toml": b'a: &a ["x","x"]\nb: &b [*a,*a]\n',
+        "surrogates": base + b'x = "\xed\xa0\x80"\n',
+    }
+
+
+@pytest.mark.parametrize("case", list(_fly_cases()))
+def test_broken_fly_toml(sandbox: Sandbox, app: Path, case: str) -> None:
+    (app / "fly.toml").write_bytes(_fly_cases()[case])
+    before = sandbox.snap()
+    m = plan(sandbox, label=f"fly.toml:{case}")
+    check(m)
+    assert_no_writes(sandbox, before)
+    if case in ("utf16-bom", "utf16be-bom", "utf8-bom", "crlf"):
+        assert m.returncode == 0, m.stderr  # a correct result: these are fine files in another dress
+        assert "acme" in m.stdout
+
+
+@pytest.mark.parametrize("suffix,data", [
+    ("json", b"[" * 200_000 + b"]" * 200_000),
+    ("json", b'{"app": "acme", "vm": [{"size": "a100-40gb"}]}'),
+    ("yaml", b"a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
+             b"c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]\n"
+             b"e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d]\nf: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e]\n"
+             b"g: &g [*f, *f, *f, *f, *f, *f, *f, *f, *f]\nh: &h [*g, *g, *g, *g, *g, *g, *g, *g, *g]\n"),
+    ("yaml", b"- " * 50_000 + b"x\n"),
+    ("yaml", b"!!python/object/apply:os.system ['touch /tmp/flymigrate-pwned']\n"),
+], ids=["json-deep", "json-ok", "yaml-billion-laughs", "yaml-deep", "yaml-python-tag"])
+def test_broken_fly_json_and_yaml(sandbox: Sandbox, app: Path, suffix: str, data: bytes) -> None:
+    (app / f"fly.{suffix}").write_bytes(data)
+    before = sandbox.snap()
+    m = plan(sandbox, "--config", str(app / f"fly.{suffix}"), label=f"fly.{suffix}:{data[:12]!r}")
+    check(m)
+    assert_no_writes(sandbox, before)
+    assert not os.path.exists("/tmp/flymigrate-pwned")
+
+
+@pytest.mark.parametrize("kind", ["dev-zero", "dev-urandom", "fifo", "dir", "symlink-loop", "dangling",
+                                  "unreadable", "link-to-dev-zero"])
+def test_fly_toml_that_is_not_a_file(sandbox: Sandbox, app: Path, kind: str) -> None:
+    cfg = app / "fly.toml"
+    cfg.unlink()
+    if kind == "dev-zero":
+        cfg = Path("/dev/zero")
+    elif kind == "dev-urandom":
+        cfg = Path("/dev/urandom")
+    elif kind == "fifo":
+        os.mkfifo(cfg)
+    elif kind == "dir":
+        cfg.mkdir()
+    elif kind == "symlink-loop":
+        cfg.symlink_to(app / "fly.toml")
+    elif kind == "dangling":
+        cfg.symlink_to(app / "nowhere.toml")
+    elif kind == "unreadable":
+        cfg.write_text(FLY)
+        cfg.chmod(0)
+        if os.geteuid() == 0:
+            pytest.skip("root reads any file")
+    elif kind == "link-to-dev-zero":
+        cfg.symlink_to("/dev/zero")
+    before = sandbox.snap()
+    m = plan(sandbox, "--config", str(cfg), label=f"config:{kind}", timeout=60)
+    check(m, codes=(2,), max_s=30)
+    assert_no_writes(sandbox, before)
+
+
+# ------------------------------------------------------------------------------------------------ secrets
+@pytest.mark.parametrize("kind", ["sparse-200MB", "dev-zero", "fifo", "dir", "binary", "utf16", "latin1",
+                                  "crlf-bom", "one-huge-line", "many-lines", "nul-env"])
+def test_hostile_secrets_files(sandbox: Sandbox, app: Path, kind: str) -> None:
+    p = sandbox.root / "secrets.env"
+    if kind == "sparse-200MB":
+        with open(p, "wb") as fh:
+            fh.truncate(200 * MiB)  # sparse: instant, takes no disk
+    elif kind == "dev-zero":
+        p = Path("/dev/zero")
+    elif kind == "fifo":
+        os.mkfifo(p)
+    elif kind == "dir":
+        p.mkdir()
+    elif kind == "binary":
+        p.write_bytes(os.urandom(10_000))
+    elif kind == "utf16":
+        p.write_bytes("HF_TOKEN=hf_abcdefgh\nK='v #x'\n".encode("utf-16"))
+    elif kind == "latin1":
+        p.write_bytes(b"K=caf\xe9\n")
+    elif kind == "crlf-bom":
+        p.write_bytes(b"\xef\xbb\xbfHF_TOKEN=hf_abcdefgh\r\nK=v\r\n")
+    elif kind == "one-huge-line":
+        p.write_bytes(b"K=" + b"v" * (12 * MiB) + b"\n")
+    elif kind == "many-lines":
+        p.write_bytes(b"".join(b"K%d=value%d\n" % (i, i) for i in range(300_000)))
+    elif kind == "nul-env":
+        p.write_bytes(b"PATH=/bin\x00FLY_APP_NAME=acme\x00HOME=/root\x00K=v\x00")
+    if p.exists() and p.is_file() and not str(p).startswith("/dev"):
+        p.chmod(0o600)
+    before = sandbox.snap()
+    m = plan(sandbox, "--secrets", str(p), label=f"secrets:{kind}", timeout=90)
+    check(m, max_s=45)
+    assert_no_writes(sandbox, before)
+    if kind in ("utf16", "crlf-bom", "nul-env", "many-lines"):
+        assert m.returncode == 0, m.stderr
+    if kind in ("sparse-200MB", "dev-zero", "fifo", "dir", "binary"):
+        assert m.returncode == 2
+
+
+# ------------------------------------------------------------------------------------------------ client code
+def test_million_line_source_and_links(sandbox: Sandbox, app: Path, tmp_path: Path) -> None:
+    code = app / "client"
+    code.mkdir()
+    line = b"    r = post(url, p)  # x\n"  # 27 bytes: 27 MB, under the scanner's 32 MiB per-file cap
+    with open(code / "big.py", "wb") as fh:
+        chunk = line * 10_000
+        for _ in range(100):
+            fh.write(chunk)
+        fh.write(b'URL = "https://acme.fly.dev/v1"\n')
+    with open(code / "huge-generated.py", "wb") as fh:  # over the cap: skipped with a finding, not read
+        fh.write(b'U = "https://acme.fly.dev"\n')
+        fh.truncate(40 * MiB)
+    (code / "one-line.js").write_bytes(b"var u='https://acme.fly.dev';" + b"x=1;" * (2 * MiB) + b"\n")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.py").write_text('U = "https://acme.fly.dev/outside"\n')
+    (code / "to-outside.py").symlink_to(outside / "secret.py")
+    (code / "dir-outside").symlink_to(outside)
+    (code / "loop").symlink_to(code)
+    (code / "self-loop").symlink_to(code / "self-loop")
+    (code / "dangling.py").symlink_to(code / "nope.py")
+    (code / "abs-etc").symlink_to("/etc")
+    (code / "dev-zero.py").symlink_to("/dev/zero")
+    os.mkfifo(code / "pipe.py")
+    (code / "inside-link.py").symlink_to(code / "big.py")
+    before = sandbox.snap()
+    m = run_measured(["plan", str(app), "--to", "modal", "--format", "json", "--code", str(code)], sandbox.env, app,
+                     label="1M-line file + links")
+    check(m, codes=(0,), max_mib=300, max_s=60)
+    assert_no_writes(sandbox, before)
+    import json
+
+    urls = json.loads(m.stdout)["base_urls"]
+    paths = sorted({u["path"] for u in urls})
+    assert any(p.endswith("big.py") for p in paths), paths
+    assert any(p.endswith("one-line.js") for p in paths), paths
+    assert not any("outside" in p or "secret" in p for p in paths), paths
+    assert not any("huge-generated" in p for p in paths)
+    assert any(f["code"] == "scan-skipped-large" for f in json.loads(m.stdout)["findings"])
+    big = [u for u in urls if u["path"].endswith("big.py") or u["path"].endswith("inside-link.py")]
+    assert len(big) == 1 and big[0]["line"] == 1_000_001, big  # found once (deduped by inode), right line
+
+
+@pytest.fixture(scope="module")
+def big_tree(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    import tempfile
+
+    # on tmpfs when there is one: 200k files on the shared disk took ~60 s to create, on /dev/shm a few
+    base = Path(tempfile.mkdtemp(prefix="fm-trust-tree-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None))
+    root = base / "client"
+    t0 = time.monotonic()
+    n = 0
+    for d in range(400):
+        sub = root / f"pkg{d:03d}" / "mod"
+        sub.mkdir(parents=True)
+        sp = str(sub)
+        for f in range(500):
+            fd = os.open(f"{sp}/m{f:03d}.py", os.O_WRONLY | os.O_CREAT, 0o644)
+            os.write(fd, b"x = 1\n" if f else b'URL = "http://acme.flycast:8000/p"\n')
+            os.close(fd)
+            n += 1
+    assert n == 200_000
+    print(f"generated {n} files in {time.monotonic() - t0:.1f}s")
+    yield root
+    shutil.rmtree(base, ignore_errors=True)
+
+
+def test_200k_file_client_tree(sandbox: Sandbox, app: Path, big_tree: Path) -> None:
+    before = sandbox.snap()
+    m = run_measured(["plan", str(app), "--to", "runpod", "--format", "json", "--code", str(big_tree)], sandbox.env,
+                     app, label="200k-file tree", timeout=180)
+    check(m, codes=(0,), max_mib=300, max_s=90)
+    assert_no_writes(sandbox, before)
+    import json
+
+    assert len(json.loads(m.stdout)["base_urls"]) == 400
+
+
+def test_report_sizes(capsys: pytest.CaptureFixture[str]) -> None:
+    """Not a check: prints the measured time / peak RSS of every case above (seen with -s or in the log)."""
+    with capsys.disabled():
+        for case, secs, rss, code in sorted(RESULTS, key=lambda r: -r[1])[:15]:
+            print(f"  {case[:50]:50} exit {code:3}  {secs:6.2f}s  {rss // 1024:5} MiB")
