@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import stat
 from pathlib import Path
 
 from ..errors import ConfigError
@@ -61,10 +62,17 @@ def parse_dockerfile_text(text: str, shown: str) -> Dockerfile:
 
 def load_dockerfile(path: Path, shown: str) -> Dockerfile:
     try:
-        if path.stat().st_size > MAX_DOCKERFILE_BYTES:
+        st = path.stat()
+        if stat.S_ISDIR(st.st_mode):
+            raise IsADirectoryError
+        if not stat.S_ISREG(st.st_mode):  # /dev/zero or a FIFO would be read forever
+            raise ConfigError(f"{shown} is not a regular file (a device, pipe or socket).",
+                              hint="Check [build] dockerfile in fly.toml.")
+        if st.st_size > MAX_DOCKERFILE_BYTES:
             raise ConfigError(f"{shown} is larger than {MAX_DOCKERFILE_BYTES // (1024 * 1024)} MiB; that is not a "
                               "Dockerfile.", hint="Check [build] dockerfile in fly.toml.")
-        data = path.read_bytes()
+        with open(path, "rb") as fh:
+            data = fh.read(MAX_DOCKERFILE_BYTES + 1)
     except FileNotFoundError:
         raise ConfigError(f"{shown} does not exist.", hint="Check [build] dockerfile in fly.toml.") from None
     except IsADirectoryError:

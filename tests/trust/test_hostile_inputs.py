@@ -313,3 +313,45 @@ def test_report_sizes(capsys: pytest.CaptureFixture[str]) -> None:
     with capsys.disabled():
         for case, secs, rss, code in sorted(RESULTS, key=lambda r: -r[1])[:15]:
             print(f"  {case[:50]:50} exit {code:3}  {secs:6.2f}s  {rss // 1024:5} MiB")
+
+
+# ------------------------------------------------------------------------------------------------ Dockerfile
+FLY_DF = FLY.replace('  image = "ghcr.io/acme/app:1"', '  dockerfile = "{df}"')
+
+
+@pytest.mark.parametrize("kind", ["abs-dev-zero", "rel-dev-zero", "link-dev-zero", "fifo", "binary", "utf16",
+                                  "huge", "continuations", "long-line", "dir", "missing", "deep-heredoc"])
+def test_hostile_dockerfiles(sandbox: Sandbox, app: Path, kind: str) -> None:
+    df = "Dockerfile"
+    p = app / "Dockerfile"
+    if kind == "abs-dev-zero":
+        df = "/dev/zero"
+    elif kind == "rel-dev-zero":
+        df = "../" * 30 + "dev/zero"
+    elif kind == "link-dev-zero":
+        p.symlink_to("/dev/zero")
+    elif kind == "fifo":
+        os.mkfifo(p)
+    elif kind == "binary":
+        p.write_bytes(os.urandom(5000))
+    elif kind == "utf16":
+        p.write_bytes("FROM python:3.11\r\nCMD [\"python\", \"app.py\"]\r\n".encode("utf-16"))
+    elif kind == "huge":
+        with open(p, "wb") as fh:
+            fh.write(b"FROM python:3.11\n")
+            fh.truncate(100 * MiB)
+    elif kind == "continuations":
+        p.write_bytes(b"FROM python:3.11\nRUN " + b"echo x \\\n" * 200_000 + b"true\n")
+    elif kind == "long-line":
+        p.write_bytes(b"FROM python:3.11\nENV " + b" ".join(b"K%d=v" % i for i in range(100_000)) + b"\n")
+    elif kind == "dir":
+        p.mkdir()
+    elif kind == "deep-heredoc":
+        p.write_bytes(b"FROM python:3.11\nRUN <<EOF\n" + b"echo hi\n" * 100_000 + b"\n")
+    (app / "fly.toml").write_text(FLY_DF.format(df=df))
+    before = sandbox.snap()
+    m = plan(sandbox, label=f"Dockerfile:{kind}", timeout=60)
+    check(m, max_s=30)
+    assert_no_writes(sandbox, before)
+    if kind in ("utf16", "continuations", "long-line", "deep-heredoc"):
+        assert m.returncode == 0, m.stderr
