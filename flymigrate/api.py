@@ -12,7 +12,7 @@ from pathlib import Path
 
 from .errors import ConfigError, UserError
 from .gpus import GPU_SIZE_PRESETS, normalise_gpu_kind
-from .model import Finding, FlyApp, GpuSpec, Plan, SecretsExport
+from .model import Dockerfile, Finding, FlyApp, GpuSpec, Plan, SecretsExport
 from .parse.dockerfile import env_names, load_dockerfile
 from .parse.flytoml import load_fly_config
 from .parse.secrets import load_secrets, merge_exports
@@ -66,15 +66,31 @@ def _read_small_text(p: Path) -> str | None:
     return data.decode("utf-8", errors="replace")
 
 
-def _scripts(app: FlyApp, root: Path) -> dict[str, str]:
-    """The app's own shell scripts and [[files]] sources (where driver shims and IPv6 binds hide)."""
+def _scripts(app: FlyApp, root: Path, df: Dockerfile | None = None) -> dict[str, str]:
+    """The app's own scripts, where driver shims and IPv6 binds hide: [[files]] sources, files the Dockerfile
+    COPYs/ADDs, ``*.sh`` / ``*entrypoint*`` / ``start*``, and any small file with a ``#!`` line, two levels deep."""
     out: dict[str, str] = {}
     cands: list[Path] = []
     for f in app.files:
         if f.local_path:
             cands.append(root / f.local_path)
-    for depth_glob in ("*.sh", "*/*.sh", "*entrypoint*", "*/*entrypoint*", "start*", "*/start*"):
-        cands += sorted(root.glob(depth_glob))
+    if df is not None:
+        for ins in df.instructions:
+            if ins.keyword in ("COPY", "ADD") and "--from" not in ins.args:
+                toks = [t for t in ins.args.replace("[", " ").replace("]", " ").replace(",", " ").split()
+                        if not t.startswith("--")]
+                cands += [root / t.strip("\"'") for t in toks[:-1] if t.strip("\"'") not in (".", "./")]
+    for depth_glob in ("*", "*/*"):
+        for p in sorted(root.glob(depth_glob)):
+            if p.name.endswith(".sh") or "entrypoint" in p.name or p.name.startswith("start"):
+                cands.append(p)
+            elif p.is_file() and not p.suffix and p.stat().st_size <= MAX_SCRIPT_BYTES:
+                try:
+                    with open(p, "rb") as fh:
+                        if fh.read(2) == b"#!":
+                            cands.append(p)
+                except OSError:
+                    pass
     root_real = os.path.realpath(root)
     for p in cands:
         try:
@@ -85,6 +101,8 @@ def _scripts(app: FlyApp, root: Path) -> dict[str, str]:
             continue
         rel = _display(p, root)
         if rel in out or any(part in {".git", "node_modules", ".venv", "venv", ".flymigrate"} for part in Path(rel).parts):
+            continue
+        if p.name in ("fly.toml", "Dockerfile") or p.suffix in (".md", ".toml", ".json", ".lock", ".txt"):
             continue
         text = _read_small_text(p)
         if text is not None:
@@ -186,7 +204,7 @@ def load_inputs(
             gpu_override = parse_gpu_arg(gpu)
         except ValueError as exc:
             raise UserError(str(exc)) from None
-    return PlanInputs(app=app, dockerfile=df, secrets=export, scan=scan, scripts=_scripts(app, root),
+    return PlanInputs(app=app, dockerfile=df, secrets=export, scan=scan, scripts=_scripts(app, root, df),
                       gpu_override=gpu_override, gpu_hints=tuple(_gpu_hints(root)),
                       image_env_names=tuple(env_names(df)) if df else (), inputs=tuple(inputs),
                       findings=tuple(findings))

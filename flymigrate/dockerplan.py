@@ -26,6 +26,16 @@ BAKED_RE = re.compile(
 )
 CUDA_BASE_HINTS = ("cuda", "nvidia", "pytorch", "tensorflow", "vllm", "ollama", "tritonserver", "cudnn", "nvcr.io",
                    "runpod/", "huggingface/", "ghcr.io/ggerganov", "local-ai", "cublas", "livebook", "colab")
+# installs that bring their own CUDA user space (pip wheels pull nvidia-*-cu12, ollama bundles its runtime);
+# the targets inject the driver (libcuda) just as Fly did, so such images need no CUDA base image
+BUNDLES_CUDA_RE = re.compile(
+    r"\b(pip3?|uv\s+pip|python3?\s+-m\s+pip|poetry|conda|mamba)\b[^\n]*\b(install|add)\b[^\n]*"
+    r"\b(torch|vllm|xformers|sglang|nvidia-[a-z0-9-]+-cu1\d|jax\[cuda\d*[^\]]*\]|tensorflow\[and-cuda\]|"
+    r"onnxruntime-gpu|cupy-cuda\w+|openai-whisper|faster-whisper|ctranslate2|diffusers|sentence-transformers|"
+    r"text-generation-server|tensorrt)\b"
+    r"|ollama\.com/install\.sh|\bapt(-get)?\s+install[^\n]*\b(cuda-|libcublas|libcudnn|nvidia-cuda)",
+    re.I,
+)
 CPU_BASE_RE = re.compile(r"^(docker\.io/)?(library/)?(ubuntu|debian|python|alpine|node|elixir|hexpm/elixir|"
                          r"golang|rust|buildpack-deps|fedora|amazonlinux|busybox|archlinux)(:|@|$)", re.I)
 
@@ -68,7 +78,8 @@ def analyze(
                                           "time: slow builds, huge images, every cold start pulls them again.",
                                           where, ins.line, "move the download into the weights step (mounted "
                                           "volume) and drop it from the image"))
-        if uses_gpu and final_from is not None:
+        bundles_cuda = any(ins.keyword == "RUN" and BUNDLES_CUDA_RE.search(ins.args) for ins in df.instructions)
+        if uses_gpu and final_from is not None and not bundles_cuda:
             image = (df.base_images() or [""])[-1]
             if CPU_BASE_RE.match(image) and not any(h in image.lower() for h in CUDA_BASE_HINTS):
                 issues.append(DockerIssue("no-cuda", f"the base image {image} has no CUDA user-space libraries; on "

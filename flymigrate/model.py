@@ -246,12 +246,22 @@ class Dockerfile:
     instructions: tuple[DockerInstruction, ...] = ()
 
     def base_images(self) -> list[str]:
+        """FROM images in order, with ``ARG`` defaults declared before them substituted (``FROM ${BASE}``)."""
+        import re
+
+        args: dict[str, str] = {}
         out = []
+        seen_from = False
         for ins in self.instructions:
+            if ins.keyword == "ARG" and not seen_from:
+                name, _, default = ins.args.partition("=")
+                args[name.strip()] = default.strip().strip("\"'")
             if ins.keyword == "FROM":
+                seen_from = True
                 toks = [t for t in ins.args.split() if not t.startswith("--")]
                 if toks:
-                    out.append(toks[0])
+                    out.append(re.sub(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?", lambda m: args.get(m.group(1), m.group(0)),
+                                      toks[0]))
         return out
 
 

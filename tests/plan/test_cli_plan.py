@@ -104,7 +104,8 @@ def test_plan_steps_order_and_content():
     assert d["scaling"]["max_concurrency"] == 16 and d["scaling"]["min"] == 0
     assert d["base_url"]["placeholder"] is True
     kinds = {i["kind"] for i in d["dockerfile_issues"]}
-    assert {"driver-shim", "no-cuda", "files", "ipv6-bind"} <= kinds
+    assert {"driver-shim", "files", "ipv6-bind"} <= kinds
+    assert "no-cuda" not in kinds  # pip install vllm brings CUDA wheels: no CUDA base image needed
 
 
 def test_cloudrun_blocks_two_gpus_plainly():
