@@ -358,3 +358,41 @@ def open_destination(url: ParsedURL, opts: AdapterOptions) -> Destination:
 
 def join_key(prefix: str, path: str) -> str:
     return f"{prefix}/{path}" if prefix else path
+
+
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def unsafe_name(path: str) -> str | None:
+    """Why a source-listed relative path must not be copied, or None when it is safe.
+
+    Remote names are untrusted (an S3 key, a Hub file name): ``..`` or ``.`` segments would climb out of the
+    destination prefix on anything filesystem-backed (a RunPod volume, a Modal volume, a local folder), a leading
+    ``/`` or an empty segment would land beside it, and control characters would forge log and terminal lines.
+    Backslash segments are checked too (``..\\x`` is ``../x`` to anything Windows-minded).
+    """
+    if not path:
+        return "empty name"
+    if path.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:[\\/]", path):
+        return "absolute path"
+    if _CONTROL_RE.search(path):
+        return "control character in the name"
+    for seg in re.split(r"[/\\]", path):
+        if seg in ("..", "."):
+            return f"'{seg}' segment"
+        if seg == "":
+            return "empty segment ('//')"
+    return None
+
+
+def check_names(paths: list[str], src: str) -> None:
+    """Refuse the whole transfer, before anything is copied, when the source lists an unsafe name."""
+    bad = [(p, r) for p in paths if (r := unsafe_name(p))]
+    if bad:
+        shown = ", ".join(f"{p.encode('unicode_escape').decode()!r} ({r})" for p, r in bad[:5])
+        more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
+        raise UserError(
+            f"{src} lists {len(bad)} file name(s) that are unsafe to copy: {shown}{more}. Nothing was copied.",
+            hint="Such names could write outside the destination folder; rename or remove them at the source, "
+            "or copy a narrower prefix.",
+        )

@@ -46,6 +46,7 @@ from ..errors import FlymigrateError, Interrupted, RemoteError, ResumableError, 
 from ..paths import ensure_private_dir, state_dir
 from .base import (
     MiB,
+    check_names,
     AdapterOptions,
     DestCaps,
     DestEntry,
@@ -1016,6 +1017,7 @@ def run_transfer(src_url: str, dst_url: str, options: TransferOptions | None = N
 
         rt("check destination", dst.check)
         entries = rt("list source", lambda: list(src.list()))
+        check_names([e.path for e in entries], src_url)  # remote names are untrusted: no '..', '/x', NUL
         journal.set_meta("src_resolved", src.describe())
         for w in getattr(src, "warnings", []) or []:
             result.warnings.append(w)
