@@ -87,6 +87,31 @@ def _map_error(exc: BaseException, what: str) -> BaseException:
     return exc
 
 
+def _with_deadline(fn: Any, seconds: float, what: str) -> Any:
+    """Run ``fn`` in a helper thread; give up after ``seconds``.
+
+    The modal SDK (1.6.4) PUTs blocks with an aiohttp session that has no timeout, so a connection that dies
+    silently would hang the transfer forever. On a deadline the attempt is abandoned (its thread is a daemon)
+    and a TransientError makes the engine retry; the retry re-sends only the blocks Modal still lacks.
+    """
+    box: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            box["value"] = fn()
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller
+            box["error"] = exc
+
+    t = threading.Thread(target=run, name="fm-modal-put", daemon=True)
+    t.start()
+    t.join(seconds)
+    if t.is_alive():
+        raise TransientError(f"{what}: the Modal upload made no progress for {seconds:.0f}s; retrying.", network=True)
+    if "error" in box:
+        raise box["error"]
+    return box.get("value")
+
+
 def staging_plan(sizes: list[int], staging_dir: str, concurrency: int) -> tuple[int, int]:
     """(bytes the staging area needs at peak, bytes free there). Peak = the ``concurrency`` largest files."""
     need = sum(sorted(sizes, reverse=True)[: max(1, concurrency)])
@@ -202,11 +227,17 @@ class ModalVolumeUpload:
             raise RemoteError(f"{self.remote}: staged file has {size} bytes, source has {self.entry.size}.")
         vol = self.dest.volume()
         what = f"modal-volume://{self.dest.name}{self.remote}"
-        try:
+
+        def upload() -> None:
             with vol.batch_upload(force=True) as batch:
                 batch.put_file(local_path, self.remote)
+
+        try:
+            _with_deadline(upload, self.dest.put_deadline(size), what)
         except FileExistsError as exc:  # pragma: no cover - force=True
             raise RemoteError(f"{what}: {exc}") from None
+        except TransientError:
+            raise
         except Exception as exc:
             raise _map_error(exc, what) from None
         # verify the commit: the volume lists the file with the right size
@@ -309,6 +340,13 @@ class ModalVolumeDestination:
                 rel = path[plen:]
             out[rel] = DestEntry(rel, int(e.size))
         return out
+
+    def put_deadline(self, size: int) -> float:
+        """Seconds one batch upload may take: 5 min + 1 MiB/s (FLYMIGRATE_MODAL_PUT_TIMEOUT overrides)."""
+        fixed = self.opts.env.get("FLYMIGRATE_MODAL_PUT_TIMEOUT")
+        if fixed:
+            return float(fixed)
+        return 300.0 + size / MiB
 
     def stat(self, path: str) -> DestEntry | None:
         from modal import exception as mexc

@@ -11,7 +11,8 @@ Anything else answers UNIMPLEMENTED (loudly), thanks to ``patch_mock_servicer``.
 
 Blocks are content addressed (sha256 of the block with trailing zeros stripped, as the client sends them)
 and survive across client processes for the lifetime of the fake, like the real server's block store.
-``bytes_received`` counts every block byte PUT to the fake, which is what resume measurements read.
+``bytes_received`` counts every block byte PUT to the fake as it arrives (a PUT cut off by a killed client
+counts too), which is what resume measurements read.
 Secret values are kept in memory only and never logged.
 
 Run standalone (for benchmarks)::
@@ -89,6 +90,11 @@ class ModalFake:
         self.bytes_served = 0
         # fault injection: the next N block PUTs fail with 503 (the client retries them)
         self.fail_next_puts = 0
+        self.put_delay = 0.0  # seconds before reading each block PUT (slows uploads for kill tests)
+        self.serialize_puts = False  # handle block PUTs one at a time (deterministic kill points)
+        self._put_lock: asyncio.Lock | None = None
+        self.bytes_stored = 0  # bytes of distinct blocks stored
+        self.put_shas: list[str] = []  # every complete block PUT, in order
         # optional override of the base URL used in put/get URLs (e.g. a faulty proxy in front)
         self.block_base_url: str | None = None
         self._ids = itertools.count(1)
@@ -125,6 +131,8 @@ class ModalFake:
         with self._lock:
             self.calls.clear()
             self.bytes_received = 0
+            self.bytes_stored = 0
+            self.put_shas = []
             self.block_puts = 0
             self.bytes_served = 0
 
@@ -206,12 +214,26 @@ class ModalFake:
         return f"{self.block_base_url or self.http_url}/block/{sha.hex()}"
 
     async def _http_put(self, request: Any) -> Any:
+        if self.serialize_puts:
+            if self._put_lock is None:
+                self._put_lock = asyncio.Lock()
+            async with self._put_lock:
+                return await self._http_put_one(request)
+        return await self._http_put_one(request)
+
+    async def _http_put_one(self, request: Any) -> Any:
         from aiohttp import web
 
         sha_hex = request.match_info["sha"]
-        body = await request.read()
+        if self.put_delay:
+            await asyncio.sleep(self.put_delay)
+        buf = bytearray()
+        async for chunk in request.content.iter_chunked(256 * 1024):
+            buf += chunk
+            with self._lock:
+                self.bytes_received += len(chunk)  # counted as it arrives: a cut-off PUT counts too
+        body = bytes(buf)
         with self._lock:
-            self.bytes_received += len(body)
             self.block_puts += 1
             if self.fail_next_puts > 0:
                 self.fail_next_puts -= 1
@@ -219,6 +241,9 @@ class ModalFake:
         if hashlib.sha256(body).hexdigest() != sha_hex:
             return web.Response(status=400, text="block digest mismatch")
         with self._lock:
+            self.put_shas.append(sha_hex)
+            if bytes.fromhex(sha_hex) not in self.blocks:
+                self.bytes_stored += len(body)
             self.blocks[bytes.fromhex(sha_hex)] = body
         return web.Response(status=200, body=b"put-ok:" + sha_hex.encode())
 
