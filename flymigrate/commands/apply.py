@@ -67,6 +67,23 @@ class _Printer:
             print(f"!! {ev.step} failed: {ev.message}", file=self.out, flush=True)
 
 
+def _warn_readable_secrets(paths: list[str]) -> None:
+    """The plan's `secrets-file-permissions` warning, shown by apply too (it holds values others can read)."""
+    from pathlib import Path
+
+    from ..errors import ConfigError
+    from ..parse.secrets import load_secrets
+
+    for p in paths:
+        try:
+            exp = load_secrets(Path(p), display=p)
+        except ConfigError:
+            continue  # apply reports it
+        for f in exp.findings:
+            if f.code == "secrets-file-permissions":
+                print(f"warning: {f.message}", file=sys.stderr, flush=True)
+
+
 def run(args: argparse.Namespace) -> int:
     import signal
     import threading
@@ -91,6 +108,7 @@ def run(args: argparse.Namespace) -> int:
                         volume_id=args.volume_id, datacenter=args.datacenter, bucket=args.bucket,
                         endpoint_url=args.endpoint_url, region=args.region, image=args.image,
                         state_dir=args.state_dir)
+    _warn_readable_secrets(args.secrets or [])
     stop = threading.Event()
 
     def on_term(signum: int, frame: Any) -> None:
