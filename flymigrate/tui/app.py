@@ -21,7 +21,8 @@ from textual.widgets import ContentSwitcher, Footer, Input, ListItem, ListView, 
 from ..errors import FlymigrateError, Interrupted
 from ..model import STEP_IDS, TARGETS
 from . import core
-from .messages import PreviewsLoaded, SessionFailed, SessionLoaded, StepEnded, TransferEnded, TransferProgress
+from .messages import (PreviewsLoaded, SessionFailed, SessionLoaded, StepEnded, TransferEnded, TransferProgress,
+                       WeightsPreviewReady)
 from .screens import ConfirmScreen, ErrorScreen, HelpScreen
 from .state import StepProgress, TuiState, load_state
 from .widgets import OverviewPage, StepPage, TargetPage, TransferPanel
@@ -66,6 +67,7 @@ class FlymigrateApp(App[int]):
         self.quitting = False
         self.crash: BaseException | None = None
         self.first_paint_at: float | None = None
+        self.weights_previews: dict[str, Any] = {}  # apply's weights preview per target, with the typed settings
 
     # ---- layout ---------------------------------------------------------------------------------------------
 
@@ -154,7 +156,7 @@ class FlymigrateApp(App[int]):
         changed = False
         for sid, status in core.applied_status(self.app_dir, self.target).items():
             progress = self.saved.progress(self.target).steps.get(sid)
-            if progress is not None and status == "done" and progress.status in ("todo", "failed"):
+            if progress is not None and status == "done" and progress.status != "done":
                 progress.status, progress.result = "done", "done with flymigrate apply"
                 changed = True
         if changed:
@@ -178,13 +180,9 @@ class FlymigrateApp(App[int]):
     def _progress(self, sid: str) -> StepProgress | None:
         return self.saved.progress(self.target).steps[sid] if self.target else None
 
-    def _weights_urls(self) -> tuple[str, str]:
+    def _weights_fields(self) -> dict[str, str]:
         assert self.session is not None and self.target is not None
-        tp = self.saved.progress(self.target)
-        w = self.session.plans[self.target].weights
-        src = tp.weights_src or (w.chosen.url if w.chosen and w.chosen.url else "")
-        dst = tp.weights_dst or (w.destination_url or "")
-        return src, dst
+        return {**core.weights_defaults(self.session, self.target), **self.saved.progress(self.target).weights_fields}
 
     def _refresh_weights_panel(self) -> None:
         panel = self._q(TransferPanel)
@@ -192,16 +190,42 @@ class FlymigrateApp(App[int]):
             panel.display = False
             return
         panel.display = True
-        src, dst = self._weights_urls()
+        fields = self._weights_fields()
         running = self.transfer_stop is not None
-        panel.set_urls(src, dst, editable=not running)
+        panel.set_fields(self.target, fields, editable=not running)
+        preview = self.weights_previews.get(self.target)
+        panel.show_destination(preview, core.weights_cli(self.session, self.target, fields), self.styles_for_text())
         if not running:
             progress = self._progress("weights")
-            try:
-                saved = core.saved_transfer(src, dst) if src and dst else None
-            except Exception:  # noqa: BLE001 -- an unreadable journal must not stop the walkthrough
-                saved = None
-            panel.show_saved(saved, progress.status if progress else "todo")
+            snap = None
+            if preview is not None and preview.data.get("dest"):
+                try:
+                    snap = core.TransferWatch(str(preview.data.get("src", "")), str(preview.data["dest"])).poll()
+                except Exception:  # noqa: BLE001 -- an unreadable journal must not stop the walkthrough
+                    snap = None
+            panel.show_snapshot(snap, progress.status if progress else "todo")
+
+    @work(thread=True, exclusive=True, group="weights-preview", exit_on_error=False)
+    def _weights_preview_worker(self, session: core.Session, target: str, fields: dict[str, str]) -> None:
+        try:
+            preview = core.weights_preview(session, target, fields)
+        except FlymigrateError as err:
+            self.post_message(WeightsPreviewReady(target, None, err.message))
+            return
+        except Exception as err:  # noqa: BLE001 -- shown in the panel, not as a traceback
+            self.post_message(WeightsPreviewReady(target, None, f"{type(err).__name__}: {err}"))
+            return
+        self.post_message(WeightsPreviewReady(target, preview, ""))
+
+    def on_weights_preview_ready(self, message: WeightsPreviewReady) -> None:
+        if message.preview is not None:
+            self.weights_previews[message.target] = message.preview
+        else:
+            self.weights_previews.pop(message.target, None)
+        if message.target == self.target and self.screen_stack:
+            self._refresh_weights_panel()
+            if message.error:
+                self.notify(message.error, severity="error", timeout=6)
 
     def _refresh_nav(self) -> None:
         for sid in STEP_IDS:
@@ -244,6 +268,8 @@ class FlymigrateApp(App[int]):
 
     def on_session_loaded(self, message: SessionLoaded) -> None:
         self.session = message.session
+        if self.target is not None:
+            self._weights_preview_worker(self.session, self.target, self._weights_fields())
         if self.target is not None and self.saved.target != self.target:
             self.saved.target = self.target
             self.save()
@@ -287,6 +313,8 @@ class FlymigrateApp(App[int]):
         self.refresh_all()
         if self.session is not None and name not in self.session.previews:
             self._load_previews(self.session, name)
+        if self.session is not None:
+            self._weights_preview_worker(self.session, name, self._weights_fields())
         self.notify(f"Target: {core.TARGET_LABELS[name]}. Progress for every target is kept.", timeout=3)
 
     @on(SelectionList.SelectedChanged)
@@ -297,28 +325,28 @@ class FlymigrateApp(App[int]):
         self.saved.progress(self.target).steps[page.step_id].checks = sorted(event.selection_list.selected)
         self.save()
 
-    @on(Input.Changed, "#weights-src, #weights-dst")
-    def _urls_edited(self, event: Input.Changed) -> None:
+    @on(Input.Changed, "TransferPanel Input")
+    def _fields_edited(self, event: Input.Changed) -> None:
         if self.target is None or self.session is None or self.transfer_stop is not None:
             return
-        src, dst = self._q(TransferPanel).urls()
+        defaults = core.weights_defaults(self.session, self.target)
+        fields = {k: v for k, v in self._q(TransferPanel).fields().items()
+                  if k in core.FIELDS_BY_TARGET[self.target] and v and v != defaults.get(k)}
         tp = self.saved.progress(self.target)
-        w = self.session.plans[self.target].weights
-        new_src = src if src != (w.chosen.url if w.chosen else "") else None
-        new_dst = dst if dst != (w.destination_url or "") else None
-        if (new_src, new_dst) != (tp.weights_src, tp.weights_dst):
-            tp.weights_src, tp.weights_dst = new_src, new_dst
+        if fields != tp.weights_fields:
+            tp.weights_fields = fields
             self.save()
 
-    @on(Input.Submitted, "#weights-src, #weights-dst")
-    def _urls_submitted(self) -> None:
-        self._refresh_weights_panel()
+    @on(Input.Submitted, "TransferPanel Input")
+    def _fields_submitted(self) -> None:
+        if self.session is not None and self.target is not None:
+            self._weights_preview_worker(self.session, self.target, self._weights_fields())
         self._q("#page-weights").focus()
 
     def on_transfer_progress(self, message: TransferProgress) -> None:
         if not self.screen_stack:  # shutting down
             return
-        self._q(TransferPanel).show_snapshot(message.snapshot)
+        self._q(TransferPanel).show_snapshot(message.snapshot, "running")
 
     def on_transfer_ended(self, message: TransferEnded) -> None:
         self.transfer_stop = None
@@ -326,12 +354,14 @@ class FlymigrateApp(App[int]):
             self._record_transfer_end(message)
             return
         panel = self._q(TransferPanel)
-        panel.show_snapshot(message.snapshot)
         progress = self._record_transfer_end(message)
+        if message.preview is not None and message.target:
+            self.weights_previews[message.target] = message.preview
         if progress is not None:
             self._q("#page-weights", StepPage).show_progress(progress)
-            src, dst = self._weights_urls()
-            panel.set_urls(src, dst, editable=True)
+            self._refresh_weights_panel()
+            if message.snapshot is not None:
+                panel.show_snapshot(message.snapshot, progress.status)
             self._refresh_nav()
         self.refresh_bindings()
         if self.quitting:
@@ -426,10 +456,13 @@ class FlymigrateApp(App[int]):
         if sid == "weights":
             if self.transfer_stop is not None:
                 return
-            src, dst = self._q(TransferPanel).urls()
-            details = [f"Copy {src}", f"  to {dst}", "",
-                       "It is resumable: pause with s or quit with q at any time and",
-                       "continue later here or with:", f"  {core.cli_equivalent(src, dst)}"]
+            fields = self._weights_fields()
+            preview = self.weights_previews.get(self.target)
+            details = [preview.summary if preview is not None else f"Copy {fields.get('from')}"]
+            details += [f"blocked: {b}" for b in (preview.blocking if preview is not None else [])]
+            details += ["", "It is resumable: pause with s or quit with q at any time and",
+                        "continue later here or from a shell with:",
+                        f"  {core.weights_cli(self.session, self.target, fields)}"]
             question = "Start the weight transfer?"
         else:
             details = [line[2:] if line[:1] in "+-?!@ " else line
@@ -450,10 +483,11 @@ class FlymigrateApp(App[int]):
         self._q(f"#page-{sid}", StepPage).show_progress(progress)
         self._refresh_nav()
         if sid == "weights":
-            src, dst = self._q(TransferPanel).urls()
+            fields = self._weights_fields()
             self.transfer_stop = threading.Event()
-            self._q(TransferPanel).set_urls(src, dst, editable=False)
-            self._transfer_worker(src, dst, self.transfer_stop)
+            self._q(TransferPanel).set_fields(self.target, fields, editable=False)
+            self._q(TransferPanel).show_snapshot(None, "running")
+            self._transfer_worker(self.session, self.target, fields, self.transfer_stop)
         else:
             self._step_worker(self.session, self.target, sid)
         self.refresh_bindings()
@@ -476,35 +510,53 @@ class FlymigrateApp(App[int]):
         self.post_message(ended)
 
     @work(thread=True, exclusive=True, group="transfer", exit_on_error=False)
-    def _transfer_worker(self, src: str, dst: str, stop: threading.Event) -> None:
-        tracker = core.TransferTracker()
-        last_post = [0.0]
-
-        def on_event(ev: Any) -> None:
-            tracker.feed(ev)
-            now = time.monotonic()
-            if ev.kind in ("plan", "file_done", "file_failed", "retry", "file_skip") or now - last_post[0] >= 0.1:
-                last_post[0] = now
-                self.post_message(TransferProgress(tracker.snapshot()))
-
+    def _transfer_worker(self, session: core.Session, target: str, fields: dict[str, str],
+                         stop: threading.Event) -> None:
+        """Runs apply's weights step in a helper thread and polls the journals for live progress."""
         try:
-            result = core.run_weights(src, dst, stop, on_event)
-        except Interrupted:
-            snap = tracker.snapshot()
-            self.post_message(TransferEnded(snap, "stopped",
-                                            f"paused at {core.fmt_bytes(snap.bytes_done)} of "
-                                            f"{core.fmt_bytes(snap.bytes_total)}; state saved"))
-            return
-        except FlymigrateError as err:
-            self.post_message(TransferEnded(tracker.snapshot(), "failed", err.message, err.hint or ""))
-            return
-        except Exception as err:  # noqa: BLE001 -- a panel, not a traceback
-            self.post_message(TransferEnded(tracker.snapshot(), "failed", f"unexpected error: {type(err).__name__}: "
-                                            f"{err}", "State is saved; press r to try again. Please report it."))
-            return
-        snap = tracker.snapshot()
-        self.post_message(TransferEnded(snap, "done", f"{result.files_copied} file(s) copied, "
-                                        f"{result.files_skipped} already there; all verified", result=result))
+            preview = core.weights_preview(session, target, fields)
+        except Exception:  # noqa: BLE001 -- apply reports the same problem with a message below
+            preview = None
+        data = preview.data if preview is not None else {}
+        watch = core.TransferWatch(str(data.get("src", "")), str(data.get("dest", ""))) if data.get("dest") else None
+        outcome: dict[str, Any] = {}
+
+        def run() -> None:
+            try:
+                on_event = watch.on_apply_event if watch is not None else (lambda ev: None)
+                outcome["message"] = core.run_weights(session, target, fields, stop, on_event)
+            except BaseException as err:  # noqa: BLE001 -- handed to the worker below
+                outcome["error"] = err
+
+        runner = threading.Thread(target=run, name="fm-tui-weights", daemon=True)
+        runner.start()
+        while runner.is_alive():
+            runner.join(0.25)
+            if watch is not None:
+                try:
+                    self.post_message(TransferProgress(watch.poll()))
+                except Exception:  # noqa: BLE001 -- a journal being created; try again next tick
+                    pass
+        snap = None
+        if watch is not None:
+            try:
+                snap = watch.poll()
+            except Exception:  # noqa: BLE001
+                snap = None
+        err = outcome.get("error")
+        if err is None:
+            ended = TransferEnded(snap, "done", str(outcome.get("message", "done")))
+        elif isinstance(err, Interrupted):
+            where = (f" at {core.fmt_bytes(snap.bytes_done)} of {core.fmt_bytes(snap.bytes_total)}"
+                     if snap is not None and snap.started else "")
+            ended = TransferEnded(snap, "stopped", f"paused{where}; state saved")
+        elif isinstance(err, FlymigrateError):
+            ended = TransferEnded(snap, "failed", err.message, err.hint or "")
+        else:
+            ended = TransferEnded(snap, "failed", f"unexpected error: {type(err).__name__}: {err}",
+                                  "State is saved; press r to try again. Please report it.")
+        ended.target, ended.preview = target, preview
+        self.post_message(ended)
 
     def action_pause(self) -> None:
         if self.transfer_stop is not None:

@@ -236,7 +236,8 @@ def step_preview(session: Session, target: str, step_id: str) -> list[str]:
         out.append(f"@ from  {w.chosen.url if w.chosen and w.chosen.url else '(no source found)'}")
         if w.chosen:
             out.append(f"  {w.chosen.description}" + (f" ({w.chosen.where})" if w.chosen.where else ""))
-        out.append(f"@ to    {w.destination_url or '(no destination)'}")
+        if ap is None:
+            out.append(f"@ to    {w.destination_url or '(no destination)'}")
         if w.mount_path:
             out.append(f"  mounted where the app expects it: {w.mount_path}")
         for k, v in w.env:
@@ -245,11 +246,6 @@ def step_preview(session: Session, target: str, step_id: str) -> list[str]:
         for s in w.sources:
             if s is not w.chosen:
                 out.append(f"  also found: {s.description}")
-        if ap is not None:
-            out += [f"x {b}" for b in ap.blocking]
-            if ap.data.get("layout") == "hf-cache":
-                out.append("  note: the walkthrough copies the files as they are to the URL below; `flymigrate apply "
-                           "--only weights` also lays them out as a Hugging Face cache (snapshots/<commit>/)")
     elif step_id == "dockerfile":
         lines = (session.dockerfile_text or "").splitlines()
         in_df = [d for d in plan.docker_issues if d.line and d.where and d.where.split(":")[0].lower().endswith("dockerfile")]
@@ -371,6 +367,78 @@ def run_step(session: Session, target: str, step_id: str, stop: threading.Event 
 
 
 # ---- the weight transfer ------------------------------------------------------------------------------------
+#
+# The transfer runs through `flymigrate apply --only weights` (same URLs, same Hugging Face cache layout, same
+# journal as the CLI). Live progress is read from the transfer engine's journals (exact bytes per file, also
+# across the two transfers of the HF cache layout); retries come from apply's events.
+
+WEIGHTS_FIELDS: dict[str, tuple[str, str, str]] = {  # key -> (label, placeholder, apply flag)
+    "from": ("from", "hf://ORG/REPO, s3://BUCKET/PREFIX, a local folder", "--weights-from"),
+    "volume_id": ("volume", "RunPod network volume id", "--volume-id"),
+    "datacenter": ("dc", "RunPod datacenter, e.g. EU-RO-1", "--datacenter"),
+    "endpoint_url": ("endpoint", "S3 endpoint (default: from the datacenter)", "--endpoint-url"),
+    "bucket": ("bucket", "GCS bucket for the weights", "--bucket"),
+}
+FIELDS_BY_TARGET = {"modal": ("from",), "runpod": ("from", "volume_id", "datacenter", "endpoint_url"),
+                    "cloudrun": ("from", "bucket")}
+
+
+def weights_defaults(session: Session, target: str) -> dict[str, str]:
+    w = session.plans[target].weights
+    return {"from": w.chosen.url if w.chosen and w.chosen.url else ""}
+
+
+def _weights_options(target: str, fields: dict[str, str]) -> Any:
+    from ..apply import ApplyOptions
+
+    def get(key: str) -> str | None:
+        value = fields.get(key, "").strip()
+        return value if value and key in FIELDS_BY_TARGET[target] else None
+
+    return ApplyOptions(target=target, only=("weights",), yes=True, weights_from=get("from"),
+                        volume_id=get("volume_id"), datacenter=get("datacenter"), bucket=get("bucket"),
+                        endpoint_url=get("endpoint_url"))
+
+
+def weights_preview(session: Session, target: str, fields: dict[str, str]) -> Any | None:
+    """apply's preview of the weights step with these settings (None without apply)."""
+    if not apply_available():
+        return None
+    previews = api.preview(session.app_dir, target, options=_weights_options(target, fields),
+                           secrets_paths=list(session.secrets_paths) or None, code_dirs=list(session.code_dirs) or None)
+    return previews[0] if previews else None
+
+
+def weights_cli(session: Session, target: str, fields: dict[str, str]) -> str:
+    """The command that continues (or runs) the same transfer from a shell."""
+    import shlex
+
+    parts = ["flymigrate", "apply", str(session.app_dir), "--to", target, "--only", "weights"]
+    for key in FIELDS_BY_TARGET[target]:
+        value = fields.get(key, "").strip()
+        if value and not (key == "from" and value == weights_defaults(session, target)["from"]):
+            parts += [WEIGHTS_FIELDS[key][2], value]
+    return " ".join(shlex.quote(p) for p in parts)
+
+
+def run_weights(session: Session, target: str, fields: dict[str, str], stop: threading.Event,
+                on_event: Callable[[Any], None]) -> str:
+    """Run (or continue) the weights step; setting ``stop`` saves state and raises Interrupted."""
+    if not apply_available():
+        raise UserError("this build cannot move the weights from the walkthrough (`flymigrate apply` is not "
+                        "installed).", hint="Use `flymigrate transfer SRC DST`, then press m to mark the step done.")
+    result = api.apply(session.app_dir, target, options=_weights_options(target, fields), reporter=on_event,
+                       stop=stop, secrets_paths=list(session.secrets_paths) or None,
+                       code_dirs=list(session.code_dirs) or None)
+    outcome = next((o for o in result.outcomes if o.step == "weights"), None)
+    if outcome is None:
+        return "nothing to do"
+    if outcome.status == "blocked":
+        raise UserError(f"the weights step is blocked: {outcome.message}.",
+                        hint="Fill in the fields above (Enter refreshes the preview), then press r again.")
+    if outcome.status in ("skipped", "nothing_to_do"):
+        raise UserError(f"nothing was copied: {outcome.message}", hint="Fill in where the weights come from above.")
+    return outcome.message or outcome.status.replace("_", " ")
 
 
 @dataclass
@@ -378,12 +446,12 @@ class FileProgress:
     path: str
     total: int
     done: int = 0
-    status: str = "queued"  # queued | copying | done | skipped | failed
+    status: str = "pending"  # pending | uploading | done | skipped | failed
 
 
 @dataclass
 class TransferSnapshot:
-    """A copy of the counters, safe to hand to the UI thread."""
+    """What the transfer view shows, computed off the UI thread."""
 
     files: list[FileProgress]
     bytes_total: int
@@ -394,98 +462,80 @@ class TransferSnapshot:
     last_retry: str
     files_done: int
     files_total: int
-    phase: str  # starting | copying | done | stopped | failed
-    message: str = ""
+    started: bool  # a journal exists for this destination
+
+
+def _journal_files(path: str) -> list[FileProgress]:
+    import sqlite3
+
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=1)
+        try:
+            rows = db.execute("SELECT path, size, bytes_done, status FROM files ORDER BY path").fetchall()
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return []
+    out = []
+    for rel, size, done, status in rows:
+        done = size if status in ("done", "skipped") else min(done or 0, size)
+        out.append(FileProgress(rel, int(size), int(done), str(status)))
+    return out
+
+
+def _matching_journals(src: str, dest: str) -> list[dict[str, Any]]:
+    from ..transfer.engine import list_status
+
+    root = dest.rstrip("/")
+    out = []
+    for row in list_status():
+        rsrc, rdst = str(row.get("src") or ""), str(row.get("dst") or "").rstrip("/")
+        if not (rdst == root or rdst.startswith(root + "/")):
+            continue
+        if src and not (rsrc == src or rsrc.startswith(src + "@") or "hf-refs" in rsrc):
+            continue
+        out.append(row)
+    return out
 
 
 @dataclass
-class TransferTracker:
-    """Folds the engine's :class:`~flymigrate.transfer.engine.Event` stream into counters."""
+class TransferWatch:
+    """Turns journal polls and apply's retry events into :class:`TransferSnapshot` s."""
 
-    files: dict[str, FileProgress] = field(default_factory=dict)
-    bytes_total: int = 0
-    bytes_done: int = 0
+    src: str
+    dest: str
     retries: int = 0
-    planned_files: int = 0
     last_retry: str = ""
-    phase: str = "starting"
-    message: str = ""
     window: deque[tuple[float, int]] = field(default_factory=deque)
     clock: Callable[[], float] = time.monotonic
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def feed(self, ev: Any) -> None:
-        with self.lock:
-            k = ev.kind
-            if k == "plan":
-                self.planned_files = int(ev.data.get("to_copy", 0) or 0)
-                self.bytes_total = int(ev.total)
-                self.phase = "copying"
-                self.message = ev.message
-            elif k == "file_start":
-                fp = self.files.setdefault(ev.path or "", FileProgress(ev.path or "", int(ev.total)))
-                fp.total = int(ev.total) or fp.total
-                fp.status = "copying"
-            elif k in ("bytes", "resumed"):
-                fp = self.files.setdefault(ev.path or "", FileProgress(ev.path or "", 0))
-                fp.done += int(ev.bytes)
-                fp.status = "copying"
-                self.bytes_done += int(ev.bytes)
-                if k == "bytes":
-                    self.window.append((self.clock(), int(ev.bytes)))
-            elif k == "file_done":
-                fp = self.files.setdefault(ev.path or "", FileProgress(ev.path or "", int(ev.total)))
-                fp.status = "done"
-                fp.done = fp.total = int(ev.total) or fp.total
-            elif k == "file_skip":
-                self.files[ev.path or ""] = FileProgress(ev.path or "", int(ev.total), int(ev.total), "skipped")
-            elif k == "file_failed":
-                fp = self.files.setdefault(ev.path or "", FileProgress(ev.path or "", int(ev.total)))
-                fp.status = "failed"
-            elif k == "retry":
+    def on_apply_event(self, ev: Any) -> None:
+        data = getattr(ev, "data", {}) or {}
+        if data.get("event") == "retry":
+            with self.lock:
                 self.retries += 1
-                self.last_retry = (f"{ev.path}: " if ev.path else "") + ev.message
-            elif k == "done":
-                self.phase = "done"
-                self.message = ev.message
+                self.last_retry = ev.message
 
-    def snapshot(self) -> TransferSnapshot:
+    def poll(self) -> TransferSnapshot:
+        files: list[FileProgress] = []
+        rows = _matching_journals(self.src, self.dest)
+        for row in rows:
+            files += _journal_files(str(row.get("journal", "")))
+        total = sum(f.total for f in files)
+        done = sum(f.done for f in files)
         with self.lock:
             now = self.clock()
-            while self.window and now - self.window[0][0] > 5.0:
+            self.window.append((now, done))
+            while len(self.window) > 2 and now - self.window[0][0] > 5.0:
                 self.window.popleft()
-            span = max(0.5, now - self.window[0][0]) if self.window else 0.0
-            rate = sum(b for _, b in self.window) / span if span else 0.0
-            left = max(0, self.bytes_total - self.bytes_done)
-            eta = left / rate if rate > 0 else None
-            files = [FileProgress(f.path, f.total, f.done, f.status) for f in self.files.values()]
-            counted = [f for f in files if f.status != "skipped"]
-            return TransferSnapshot(files=sorted(files, key=lambda f: f.path), bytes_total=self.bytes_total,
-                                    bytes_done=min(self.bytes_done, self.bytes_total or self.bytes_done), rate=rate,
-                                    eta_s=eta, retries=self.retries, last_retry=self.last_retry,
-                                    files_done=sum(1 for f in counted if f.status == "done"),
-                                    files_total=max(self.planned_files, len(counted)), phase=self.phase, message=self.message)
-
-
-def saved_transfer(src: str, dst: str) -> dict[str, Any] | None:
-    """The engine's journal summary for this pair of URLs, if a transfer was started before."""
-    from ..transfer.engine import list_status
-
-    for row in list_status():
-        if row.get("src") == src and row.get("dst") == dst:
-            return row
-    return None
-
-
-def run_weights(src: str, dst: str, stop: threading.Event, on_event: Callable[[Any], None]) -> Any:
-    """Run (or continue) the transfer; setting ``stop`` makes the engine save state and raise Interrupted."""
-    from ..transfer.engine import TransferOptions, run_transfer
-
-    if "<" in src or "<" in dst:
-        raise UserError("the transfer URL still holds a placeholder (the part in <...>).",
-                        hint="Edit the source or destination above with the real value, then press r.")
-    return run_transfer(src, dst, TransferOptions(stop=stop), progress=on_event)
-
-
-def cli_equivalent(src: str, dst: str) -> str:
-    return f"flymigrate transfer {src} {dst}"
+            t0, d0 = self.window[0]
+            rate = (done - d0) / (now - t0) if now - t0 > 0.2 else 0.0
+            retries, last_retry = self.retries, self.last_retry
+        rate = max(rate, 0.0)
+        eta = (total - done) / rate if rate > 0 else None
+        counted = [f for f in files if f.status != "skipped"]
+        return TransferSnapshot(files=files, bytes_total=total, bytes_done=done, rate=rate, eta_s=eta,
+                                retries=retries, last_retry=last_retry,
+                                files_done=sum(1 for f in counted if f.status == "done"), files_total=len(counted),
+                                started=bool(rows))

@@ -31,11 +31,19 @@ class TransferProgress(Message):
 class TransferEnded(Message):
     """The transfer stopped: ``outcome`` is done | stopped | failed."""
 
-    snapshot: TransferSnapshot
+    snapshot: TransferSnapshot | None
     outcome: str
     message: str
     hint: str = ""
-    result: Any = None
+    target: str = ""
+    preview: Any = None  # apply's weights preview the run used
+
+
+@dataclass
+class WeightsPreviewReady(Message):
+    target: str
+    preview: Any  # flymigrate.apply.StepPreview, or None when it could not be computed
+    error: str = ""
 
 
 @dataclass

@@ -41,12 +41,13 @@ class StepProgress:
 @dataclass
 class TargetProgress:
     steps: dict[str, StepProgress] = field(default_factory=lambda: {s: StepProgress() for s in STEP_IDS})
-    weights_src: str | None = None  # the transfer URLs the user settled on (edited in the weights step)
-    weights_dst: str | None = None
+    # what the user typed on the weights page: from, volume_id, datacenter, endpoint_url, bucket
+    # (the same settings as `flymigrate apply --weights-from/--volume-id/...`; never a secret)
+    weights_fields: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        return {"steps": {k: v.to_json() for k, v in self.steps.items()}, "weights_src": self.weights_src,
-                "weights_dst": self.weights_dst}
+        return {"steps": {k: v.to_json() for k, v in self.steps.items()},
+                "weights_fields": dict(sorted(self.weights_fields.items()))}
 
     @classmethod
     def from_json(cls, data: Any) -> TargetProgress:
@@ -55,8 +56,9 @@ class TargetProgress:
             steps = data.get("steps") or {}
             for sid in STEP_IDS:
                 tp.steps[sid] = StepProgress.from_json(steps.get(sid))
-            tp.weights_src = data.get("weights_src") or None
-            tp.weights_dst = data.get("weights_dst") or None
+            wf = data.get("weights_fields") or {}
+            if isinstance(wf, dict):
+                tp.weights_fields = {str(k): str(v) for k, v in wf.items() if isinstance(v, str)}
         return tp
 
 

@@ -120,70 +120,73 @@ class TargetPage(Page):
 
 
 class TransferPanel(Static):
-    """Live view of the weight transfer: URLs, total and per-file progress, throughput, ETA, retries."""
+    """The weights transfer: where from / to (apply's settings), total and per-file progress, speed, ETA, retries."""
 
     def compose(self) -> ComposeResult:
-        with Horizontal(classes="url-row"):
-            yield Label("from", classes="url-label")
-            yield Input(id="weights-src", placeholder="hf://ORG/REPO, s3://..., a local path")
-        with Horizontal(classes="url-row"):
-            yield Label("to", classes="url-label")
-            yield Input(id="weights-dst", placeholder="modal-volume://..., runpod-volume://..., gs://...")
+        for key, (label, placeholder, _flag) in core.WEIGHTS_FIELDS.items():
+            with Horizontal(classes="field-row", id=f"row-{key}"):
+                yield Label(label, classes="field-label")
+                yield Input(id=f"weights-{key}", placeholder=placeholder, compact=True)
+        yield Static("", id="weights-dest")
         yield ProgressBar(id="transfer-total", total=None, show_eta=False)
         yield Static("Not started. Press r to start the transfer.", id="transfer-stats")
         yield Static("", id="transfer-cli")
-        table: DataTable[str] = DataTable(id="transfer-files", cursor_type="row", zebra_stripes=False)
+        table: DataTable[str] = DataTable(id="transfer-files", cursor_type="row")
         yield table
 
     def on_mount(self) -> None:
-        table = self.query_one("#transfer-files", DataTable)
-        table.add_columns("file", "size", "progress", "state")
+        self.query_one("#transfer-files", DataTable).add_columns("file", "size", "progress", "state")
 
-    def set_urls(self, src: str, dst: str, editable: bool) -> None:
-        for wid, value in (("#weights-src", src), ("#weights-dst", dst)):
-            box = self.query_one(wid, Input)
+    def set_fields(self, target: str, fields: dict[str, str], editable: bool) -> None:
+        shown = core.FIELDS_BY_TARGET[target]
+        for key in core.WEIGHTS_FIELDS:
+            self.query_one(f"#row-{key}").display = key in shown
+            box = self.query_one(f"#weights-{key}", Input)
+            value = fields.get(key, "")
             if box.value != value:
-                box.value = value
+                with box.prevent(Input.Changed):
+                    box.value = value
             box.disabled = not editable
-        self.query_one("#transfer-cli", Static).update(
-            Text("From a shell: " + core.cli_equivalent(src, dst), style="dim"))
 
-    def urls(self) -> tuple[str, str]:
-        return (self.query_one("#weights-src", Input).value.strip(), self.query_one("#weights-dst", Input).value.strip())
+    def fields(self) -> dict[str, str]:
+        return {key: self.query_one(f"#weights-{key}", Input).value.strip() for key in core.WEIGHTS_FIELDS}
 
-    def show_saved(self, saved: dict[str, object] | None, status: str) -> None:
+    def show_destination(self, preview: object | None, cli: str, styles: dict[str, str]) -> None:
+        t = Text()
+        if preview is not None:
+            t.append("to  ", style="bold")
+            t.append(str(getattr(preview, "summary", "")))
+            for b in getattr(preview, "blocking", []):
+                t.append("\nblocked: " + b, style=styles["lost"])
+        self.query_one("#weights-dest", Static).update(t)
+        self.query_one("#transfer-cli", Static).update(Text("From a shell: " + cli, style="dim"))
+
+    def show_snapshot(self, snap: core.TransferSnapshot | None, status: str) -> None:
         bar = self.query_one("#transfer-total", ProgressBar)
         stats = self.query_one("#transfer-stats", Static)
-        if saved is None:
-            bar.update(total=None, progress=0)
-            stats.update("Not started. Press r to start the transfer." if status != "done" else "Done.")
-            return
-        total = int(saved.get("bytes_total") or 0)  # type: ignore[call-overload]
-        done = int(saved.get("bytes_done") or 0)  # type: ignore[call-overload]
-        bar.update(total=max(total, 1), progress=done)
-        files = saved.get("files") or {}
-        left = sum(int(files.get(k, 0)) for k in ("pending", "uploading", "failed"))  # type: ignore[union-attr]
-        if saved.get("finished") and not left:
-            stats.update(f"Done: {core.fmt_bytes(total)} copied and verified.")
-        else:
-            stats.update(f"Paused at {core.fmt_bytes(done)} of {core.fmt_bytes(total)}; {left} file(s) left. "
-                         "Press r to resume where it stopped.")
-
-    def show_snapshot(self, snap: core.TransferSnapshot) -> None:
-        bar = self.query_one("#transfer-total", ProgressBar)
-        if snap.bytes_total:
-            bar.update(total=snap.bytes_total, progress=snap.bytes_done)
-        pct = 100.0 * snap.bytes_done / snap.bytes_total if snap.bytes_total else 0.0
-        lines = [f"{core.fmt_bytes(snap.bytes_done)} of {core.fmt_bytes(snap.bytes_total)} ({pct:.0f}%)  "
-                 f"{core.fmt_bytes(snap.rate)}/s  ETA {core.fmt_duration(snap.eta_s)}",
-                 f"files {snap.files_done}/{snap.files_total}  retries {snap.retries}"
-                 + (f"  last: {snap.last_retry[:60]}" if snap.last_retry else "")]
-        self.query_one("#transfer-stats", Static).update("\n".join(lines))
         table = self.query_one("#transfer-files", DataTable)
+        if snap is None or not snap.started:
+            bar.update(total=None, progress=0)
+            stats.update("Running: listing the files..." if status == "running"
+                         else "Done." if status == "done" else "Not started. Press r to start the transfer.")
+            table.clear()
+            return
+        bar.update(total=max(snap.bytes_total, 1), progress=snap.bytes_done)
+        pct = 100.0 * snap.bytes_done / snap.bytes_total if snap.bytes_total else 0.0
+        head = f"{core.fmt_bytes(snap.bytes_done)} of {core.fmt_bytes(snap.bytes_total)} ({pct:.0f}%)"
+        if status == "running":
+            lines = [f"{head}  {core.fmt_bytes(snap.rate)}/s  ETA {core.fmt_duration(snap.eta_s)}"]
+        elif status == "done":
+            lines = [f"Done: {head}, verified."]
+        else:
+            lines = [f"Paused at {head}. Press r to resume where it stopped."]
+        lines.append(f"files {snap.files_done}/{snap.files_total} done  retries {snap.retries}"
+                     + (f"  last: {snap.last_retry[:50]}" if snap.last_retry else ""))
+        stats.update("\n".join(lines))
         table.clear()
         for f in snap.files:
             frac = f.done / f.total if f.total else (1.0 if f.status in ("done", "skipped") else 0.0)
-            filled = int(round(frac * 10))
+            filled = int(frac * 10)
             table.add_row(f.path[-28:], core.fmt_bytes(f.total), "█" * filled + "░" * (10 - filled) + f" {frac:4.0%}",
                           f.status, key=f.path)
 

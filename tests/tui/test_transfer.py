@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import os
+import shlex
 import subprocess
 import sys
 import uuid
@@ -27,16 +29,16 @@ FILE_SIZE = 96 * 1024
 
 
 @pytest.fixture
-def s3_dest(moto: Any, monkeypatch: pytest.MonkeyPatch, workdir: Path) -> Iterator[dict[str, Any]]:
+def volume(moto: Any, monkeypatch: pytest.MonkeyPatch, workdir: Path) -> Iterator[dict[str, Any]]:
+    """A RunPod network volume (moto behind a slow proxy) and local weights to move there."""
     from servers.faulty_proxy import FaultyProxy
 
-    bucket = "tui-" + uuid.uuid4().hex[:10]
+    bucket = "vol" + uuid.uuid4().hex[:10]
     moto.client().create_bucket(Bucket=bucket)
     proxy = FaultyProxy(moto.host, int(moto.port), delay=0.25, only_methods={"PUT"}).start()
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testkey")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testsecret")
     monkeypatch.setenv("AWS_REGION", "us-east-1")
-    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", proxy.url)
     monkeypatch.setenv("FLYMIGRATE_BACKOFF_BASE", "0.05")
     src = workdir / "weights"
     src.mkdir()
@@ -45,23 +47,27 @@ def s3_dest(moto: Any, monkeypatch: pytest.MonkeyPatch, workdir: Path) -> Iterat
         data = hashlib.sha256(str(i).encode()).digest() * (FILE_SIZE // 32)
         (src / f"shard-{i:02d}.bin").write_bytes(data)
         files[f"shard-{i:02d}.bin"] = data
-    yield {"bucket": bucket, "src": str(src), "dst": f"s3://{bucket}/models/acme", "files": files, "proxy": proxy,
-           "moto": moto}
+    fields = {"from": str(src), "volume_id": bucket, "datacenter": "EU-RO-1", "endpoint_url": proxy.url}
+    yield {"bucket": bucket, "fields": fields, "files": files, "proxy": proxy, "moto": moto}
     proxy.stop()
 
 
-def dest_objects(s3: dict[str, Any]) -> dict[str, bytes]:
-    c = s3["moto"].client()
+def dest_objects(vol: dict[str, Any]) -> dict[str, bytes]:
+    c = vol["moto"].client()
     out = {}
-    for obj in c.list_objects_v2(Bucket=s3["bucket"], Prefix="models/acme/").get("Contents", []):
-        out[obj["Key"].rsplit("/", 1)[1]] = c.get_object(Bucket=s3["bucket"], Key=obj["Key"])["Body"].read()
+    for obj in c.list_objects_v2(Bucket=vol["bucket"], Prefix="acme-chat/").get("Contents", []):
+        out[obj["Key"].rsplit("/", 1)[1]] = c.get_object(Bucket=vol["bucket"], Key=obj["Key"])["Body"].read()
     return out
 
 
-async def set_urls(app: Any, pilot: Any, src: str, dst: str) -> None:
-    app.query_one("#weights-src").value = src
-    app.query_one("#weights-dst").value = dst
-    await pilot.pause()
+async def fill_in(app: Any, pilot: Any, fields: dict[str, str]) -> None:
+    """Type the settings a person would on the weights page, then Enter to refresh the preview."""
+    for key, value in fields.items():
+        box = app.query_one(f"#weights-{key}")
+        box.focus()
+        box.value = value
+    await pilot.press("enter")
+    await settle(app, pilot)
 
 
 async def wait_until(pilot: Any, cond: Any, timeout: float = 30.0) -> None:
@@ -72,91 +78,98 @@ async def wait_until(pilot: Any, cond: Any, timeout: float = 30.0) -> None:
         await pilot.pause(0.05)
 
 
-async def test_quit_mid_transfer_then_resume_in_the_tui(make_app: Any, s3_dest: dict[str, Any],
+async def test_quit_mid_transfer_then_resume_in_the_tui(make_app: Any, volume: dict[str, Any],
                                                        workdir: Path) -> None:
-    app = make_app()
+    app = make_app(target="runpod")
     async with app.run_test(size=SIZE) as pilot:
         await settle(app, pilot)
         await pilot.press("1")
-        await set_urls(app, pilot, s3_dest["src"], s3_dest["dst"])
+        await fill_in(app, pilot, volume["fields"])
+        assert f"runpod-volume://{volume['bucket']}/acme-chat/" in plain(app.query_one("#weights-dest"))
         await pilot.press("r")
         await pilot.pause()
         assert type(app.screen).__name__ == "ConfirmScreen"
         await pilot.press("y")
         stats = app.query_one("#transfer-stats")
-        await wait_until(pilot, lambda: "files " in plain(stats) and not plain(stats).startswith("0 B")
-                         and "files 0/" not in plain(stats))
+        await wait_until(pilot, lambda: "/s" in plain(stats) and "files 0/" not in plain(stats))
         text = plain(stats)
-        assert "/s" in text and "ETA" in text and "retries 0" in text
-        assert f"/{N_FILES}" in text and app.query_one("#transfer-files").row_count >= 1
-        assert app.query_one("#weights-src").disabled  # URLs are locked while it runs
-        assert app.saved.progress("modal").steps["weights"].status == "running"
+        assert "ETA" in text and "retries 0" in text and f"/{N_FILES} done" in text
+        assert app.query_one("#transfer-files").row_count == N_FILES  # every file, with its own progress
+        assert app.query_one("#weights-from").disabled  # settings are locked while it runs
+        assert app.saved.progress("runpod").steps["weights"].status == "running"
         await pilot.press("q")  # quit in the middle: the engine saves state, then the app exits
         await wait_until(pilot, lambda: not app.is_running, timeout=30)
     assert app.crash is None
-    copied_before = dest_objects(s3_dest)
+    copied_before = dest_objects(volume)
     assert 0 < len(copied_before) < N_FILES, "the quit must land in the middle of the transfer"
-    tui_json = (workdir / "acme-chat" / ".flymigrate" / "tui.json").read_text()
-    assert '"status": "paused"' in tui_json and s3_dest["dst"] in tui_json
+    tui_json = json.loads((workdir / "acme-chat" / ".flymigrate" / "tui.json").read_text())
+    assert tui_json["targets"]["runpod"]["steps"]["weights"]["status"] == "paused"
+    assert tui_json["targets"]["runpod"]["weights_fields"]["volume_id"] == volume["bucket"]
 
     app = make_app(target=None)  # come back: it is where it was
     async with app.run_test(size=SIZE) as pilot:
         await settle(app, pilot)
         await pilot.press("1")
-        await pilot.pause()
-        assert app.query_one("#weights-src").value == s3_dest["src"]
-        assert app.query_one("#weights-dst").value == s3_dest["dst"]
+        await settle(app, pilot)
+        for key, value in volume["fields"].items():
+            assert app.query_one(f"#weights-{key}").value == value
         assert "Paused at" in plain(app.query_one("#transfer-stats"))
         assert "Paused" in plain(app.query_one("#page-weights .step-result"))
-        assert f"flymigrate transfer {s3_dest['src']} {s3_dest['dst']}" in plain(app.query_one("#transfer-cli"))
-        s3_dest["proxy"].delay = 0.0
+        assert "flymigrate apply acme-chat --to runpod --only weights" in plain(app.query_one("#transfer-cli"))
+        volume["proxy"].delay = 0.0
         await pilot.press("r", "y")
         await wait_until(pilot, lambda: app.transfer_stop is None and
-                         app.saved.progress("modal").steps["weights"].status != "running", timeout=60)
+                         app.saved.progress("runpod").steps["weights"].status != "running", timeout=60)
         await settle(app, pilot)
-        progress = app.saved.progress("modal").steps["weights"]
+        progress = app.saved.progress("runpod").steps["weights"]
         assert progress.status == "done", progress.result
-        assert "already there" in progress.result
-        skipped = [r for r in app.query_one("#transfer-files").rows]
-        assert len(skipped) == N_FILES
+        assert f"{len(copied_before)} already there" in progress.result
+        assert "Done:" in plain(app.query_one("#transfer-stats"))
         assert "✓ 1. Weights" in plain(app.query_one("#nav-weights").query_one("Static"))
-    assert dest_objects(s3_dest) == s3_dest["files"]
+    assert dest_objects(volume) == volume["files"]
 
 
-async def test_pause_in_the_tui_then_finish_with_the_cli(make_app: Any, s3_dest: dict[str, Any]) -> None:
-    app = make_app()
+async def test_pause_in_the_tui_then_finish_with_the_cli(make_app: Any, volume: dict[str, Any],
+                                                        workdir: Path) -> None:
+    app = make_app(target="runpod")
     async with app.run_test(size=SIZE) as pilot:
         await settle(app, pilot)
         await pilot.press("1")
-        await set_urls(app, pilot, s3_dest["src"], s3_dest["dst"])
+        await fill_in(app, pilot, volume["fields"])
         await pilot.press("r", "y")
         stats = app.query_one("#transfer-stats")
-        await wait_until(pilot, lambda: "files " in plain(stats) and "files 0/" not in plain(stats))
+        await wait_until(pilot, lambda: "/s" in plain(stats) and "files 0/" not in plain(stats))
         await pilot.press("s")  # pause
         await wait_until(pilot, lambda: app.transfer_stop is None)
         await settle(app, pilot)
-        assert app.saved.progress("modal").steps["weights"].status == "paused"
+        assert app.saved.progress("runpod").steps["weights"].status == "paused"
         assert "Paused" in plain(app.query_one("#page-weights .step-result"))
-        assert not app.query_one("#weights-src").disabled
-    before = dest_objects(s3_dest)
+        assert not app.query_one("#weights-from").disabled
+        command = plain(app.query_one("#transfer-cli")).removeprefix("From a shell: ")
+    before = dest_objects(volume)
     assert 0 < len(before) < N_FILES
-    s3_dest["proxy"].delay = 0.0
+    volume["proxy"].delay = 0.0
+    argv = shlex.split(command)
+    assert argv[0] == "flymigrate"
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    r = subprocess.run([sys.executable, "-m", "flymigrate", "transfer", s3_dest["src"], s3_dest["dst"], "--yes"],
-                       env=env, capture_output=True, text=True, timeout=120)
-    assert r.returncode == 0, r.stderr
-    assert f"{len(before)} already there" in r.stdout
-    assert dest_objects(s3_dest) == s3_dest["files"]
+    r = subprocess.run([sys.executable, "-m", "flymigrate", *argv[1:], "--yes"], cwd=workdir, env=env,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert dest_objects(volume) == volume["files"]
+    app = make_app(target=None)  # the TUI sees what the CLI finished
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        assert app.saved.progress("runpod").steps["weights"].status == "done"
 
 
-async def test_placeholder_url_is_a_readable_error(make_app: Any) -> None:
-    app = make_app(target="runpod")  # runpod-volume://<VOLUME_ID>/... until the user fills it in
+async def test_blocked_weights_step_is_a_readable_error(make_app: Any) -> None:
+    app = make_app(target="runpod")  # no volume id yet: apply says the step is blocked
     async with app.run_test(size=SIZE) as pilot:
         await settle(app, pilot)
         await pilot.press("1", "r", "y")
         await wait_until(pilot, lambda: type(app.screen).__name__ == "ErrorScreen")
         assert "placeholder" in plain(app.screen.query_one("#error-message"))
-        assert "Edit the source or destination" in plain(app.screen.query_one("#error-hint"))
+        assert "Fill in the fields above" in plain(app.screen.query_one("#error-hint"))
         await pilot.press("escape")
         await settle(app, pilot)
         assert app.saved.progress("runpod").steps["weights"].status == "failed"
