@@ -40,6 +40,20 @@ CPU_BASE_RE = re.compile(r"^(docker\.io/)?(library/)?(ubuntu|debian|python|alpin
                          r"golang|rust|buildpack-deps|fedora|amazonlinux|busybox|archlinux)(:|@|$)", re.I)
 
 
+def needs_cuda_base(df: Dockerfile) -> str | None:
+    """The final base image when it has no CUDA user space and nothing the Dockerfile installs brings one
+    (pip CUDA wheels, ollama, apt cuda packages). One decision, used by the plan and by the rewrite."""
+    images = df.base_images()
+    if not images:
+        return None
+    image = images[-1]
+    if not CPU_BASE_RE.match(image) or any(h in image.lower() for h in CUDA_BASE_HINTS):
+        return None
+    if any(ins.keyword == "RUN" and BUNDLES_CUDA_RE.search(ins.args) for ins in df.instructions):
+        return None
+    return image
+
+
 def _line_of(text: str, match_start: int) -> int:
     return text.count("\n", 0, match_start) + 1
 
@@ -78,15 +92,13 @@ def analyze(
                                           "time: slow builds, huge images, every cold start pulls them again.",
                                           where, ins.line, "move the download into the weights step (mounted "
                                           "volume) and drop it from the image"))
-        bundles_cuda = any(ins.keyword == "RUN" and BUNDLES_CUDA_RE.search(ins.args) for ins in df.instructions)
-        if uses_gpu and final_from is not None and not bundles_cuda:
-            image = (df.base_images() or [""])[-1]
-            if CPU_BASE_RE.match(image) and not any(h in image.lower() for h in CUDA_BASE_HINTS):
-                issues.append(DockerIssue("no-cuda", f"the base image {image} has no CUDA user-space libraries; on "
-                                          "Fly the host injected the driver libs. Off Fly the image needs CUDA "
-                                          "(a nvidia/cuda runtime base, or CUDA wheels such as torch+cu12).",
-                                          f"{df.path}:{final_from.line}", final_from.line,
-                                          "switch the base to nvidia/cuda:12.4.1-cudnn-runtime-ubuntu22.04"))
+        image = needs_cuda_base(df) if uses_gpu else None
+        if image is not None and final_from is not None:
+            issues.append(DockerIssue("no-cuda", f"the base image {image} has no CUDA user-space libraries and "
+                                      "nothing installed brings them; on Fly the host injected the driver libs. "
+                                      "Off Fly the image needs CUDA (a nvidia/cuda runtime base, or CUDA wheels "
+                                      "such as torch+cu12).", f"{df.path}:{final_from.line}", final_from.line,
+                                      "switch the base to nvidia/cuda:12.4.1-cudnn-runtime-ubuntu22.04"))
     # --- fly.toml parts that were applied at deploy time
     for f in app.files:
         if FLY_ENTRYPOINT_D_RE.search(f.guest_path):

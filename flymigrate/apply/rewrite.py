@@ -23,7 +23,7 @@ import re
 import shlex
 from dataclasses import dataclass, field
 
-from ..dockerplan import BAKED_RE, CPU_BASE_RE, CUDA_BASE_HINTS, FLY_ENTRYPOINT_D_RE
+from ..dockerplan import BAKED_RE, FLY_ENTRYPOINT_D_RE, needs_cuda_base
 from ..model import FlyApp
 from ..parse.dockerfile import parse_dockerfile_text
 
@@ -210,10 +210,6 @@ def runpod_link_lines(ctx: RewriteContext) -> list[str]:
             f"RUN mkdir -p {parent} && rm -rf {ctx.mount_path} && ln -s {ctx.runpod_mount} {ctx.mount_path}"]
 
 
-def _is_cpu_base(image: str) -> bool:
-    return bool(CPU_BASE_RE.match(image)) and not any(h in image.lower() for h in CUDA_BASE_HINTS)
-
-
 def rewrite_dockerfile(text: str, ctx: RewriteContext, *, uses_gpu: bool, shown: str = "Dockerfile") -> str:
     """The portable Dockerfile. Idempotent on its own output (a second pass changes nothing)."""
     df = parse_dockerfile_text(text, shown)
@@ -224,6 +220,7 @@ def rewrite_dockerfile(text: str, ctx: RewriteContext, *, uses_gpu: bool, shown:
     replace: dict[int, list[str]] = {}  # first line index -> new lines; the rest of the span is removed
     spans: dict[int, int] = {}
     final_from = max((i for i, ins in enumerate(df.instructions) if ins.keyword == "FROM"), default=None)
+    cuda_swap = uses_gpu and needs_cuda_base(df) is not None  # the same decision the plan shows
     first_cmd_final = None
     explicit = explicit_command_lines(ctx.app)
     for idx, ins in enumerate(df.instructions):
@@ -231,10 +228,10 @@ def rewrite_dockerfile(text: str, ctx: RewriteContext, *, uses_gpu: bool, shown:
         original = "\n".join(lines[start:end])
         kw = ins.keyword
         new: list[str] | None = None
-        if kw == "FROM" and idx == final_from and uses_gpu:
+        if kw == "FROM" and idx == final_from and cuda_swap:
             toks = ins.args.split()
             img_i = next((i for i, t in enumerate(toks) if not t.startswith("--")), None)
-            if img_i is not None and _is_cpu_base(toks[img_i]):
+            if img_i is not None and cuda_swap:
                 old_img = toks[img_i]
                 toks[img_i] = CUDA_BASE
                 new = [f"{MARK} was FROM {old_img} (no CUDA user-space; on Fly the host injected the driver libs)",
