@@ -73,7 +73,9 @@ class HFSource:
                 raise RemoteError(f"hf://{self.repo}: no size for {s.rfilename!r}.")
             sha = s.lfs.sha256 if s.lfs else None
             size = s.lfs.size if s.lfs else s.size
-            yield Entry(s.rfilename, int(size), sha256=sha, etag=f"{self.commit}:{s.blob_id or ''}")
+            # content-derived version token (git blob id): a moved branch with the same bytes keeps
+            # half-done uploads resumable; a changed file restarts
+            yield Entry(s.rfilename, int(size), sha256=sha, etag=s.blob_id or self.commit)
 
     def file_url(self, path: str) -> str:
         assert self.commit

@@ -1,10 +1,19 @@
 """The crash-safe transfer journal: one SQLite database per (source, destination) pair.
 
 Why SQLite (stdlib ``sqlite3``) rather than a hand-rolled JSON-lines file: every state change is
-one small transaction; with ``journal_mode=WAL`` and ``synchronous=FULL`` a commit is durable once
-it returns and the database is consistent after ``kill -9`` or power loss between any two
-instructions (the WAL is replayed or ignored as a whole, never half-applied). It needs no
-compaction, and ``flymigrate status`` can query it while a transfer runs (WAL lets readers in).
+one small transaction, applied whole or not at all; the database is consistent after ``kill -9``
+or power loss between any two instructions (the WAL is replayed or ignored frame by frame, never
+half-applied, no torn JSON line to repair). It needs no compaction, and ``flymigrate status`` can
+query it while a transfer runs (WAL lets readers in).
+
+Durability level: ``journal_mode=WAL`` + ``synchronous=NORMAL``. A committed transaction survives
+the process being killed at any point (it is in the OS page cache); only an OS crash / power loss
+can roll back the last few commits -- never corrupt. That is safe here because the journal is a
+cache of what the **server** knows: part records are re-derived from ``ListParts``, a lost "done"
+mark makes the next run compare the destination file (size + hash) and skip it, and an upload id
+lost that way leaves an unfinished upload that the end-of-run cleanup aborts. ``FULL`` would fsync
+every part and every small file under one lock (measured: ~18 ms each on this disk, 3.6 s for 200
+files) for no gain in correctness. The WAL is checkpointed (with fsync) when the run ends.
 
 A second run on the same journal is refused: the run holds an exclusive ``flock`` on
 ``<journal>.lock`` for its whole life (released by the kernel when the process dies, so a
@@ -100,7 +109,7 @@ class Journal:
         self._mu = threading.Lock()
         self.db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
         self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=FULL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(SCHEMA)
         for suffix in ("-wal", "-shm"):
             p = Path(str(self.path) + suffix)
@@ -133,6 +142,11 @@ class Journal:
 
     def close(self) -> None:
         try:
+            try:
+                with self._mu:
+                    self.db.execute("PRAGMA wal_checkpoint(FULL)")
+            except sqlite3.Error:
+                pass
             self.db.close()
         finally:
             if self._lock_fd is not None:
