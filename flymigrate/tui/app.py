@@ -16,7 +16,7 @@ from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
-from textual.widgets import ContentSwitcher, Footer, Input, ListItem, ListView, RadioSet, SelectionList, Static
+from textual.widgets import ContentSwitcher, Footer, Input, ListItem, ListView, RadioSet, Static
 
 from ..errors import FlymigrateError, Interrupted
 from ..model import STEP_IDS, TARGETS
@@ -25,7 +25,7 @@ from .messages import (PreviewsLoaded, SessionFailed, SessionLoaded, StepEnded, 
                        WeightsPreviewReady)
 from .screens import ConfirmScreen, ErrorScreen, HelpScreen
 from .state import StepProgress, TuiState, load_state
-from .widgets import OverviewPage, StepPage, TargetPage, TransferPanel
+from .widgets import CheckItem, OverviewPage, StepPage, TargetPage, TransferPanel
 
 PAGES: tuple[str, ...] = ("overview", "target", *STEP_IDS)
 PAGE_LABELS = {"overview": "Overview", "target": "Target", **{s: f"{i}. {core.STEP_SHORT[s]}"
@@ -317,12 +317,12 @@ class FlymigrateApp(App[int]):
             self._weights_preview_worker(self.session, name, self._weights_fields())
         self.notify(f"Target: {core.TARGET_LABELS[name]}. Progress for every target is kept.", timeout=3)
 
-    @on(SelectionList.SelectedChanged)
-    def _checks_changed(self, event: SelectionList.SelectedChanged[int]) -> None:
-        page = event.selection_list.parent
-        if not isinstance(page, StepPage) or self.target is None:
+    @on(CheckItem.Toggled)
+    def _checks_changed(self, event: CheckItem.Toggled) -> None:
+        page = next((a for a in event.item.ancestors if isinstance(a, StepPage)), None)
+        if page is None or self.target is None:
             return
-        self.saved.progress(self.target).steps[page.step_id].checks = sorted(event.selection_list.selected)
+        self.saved.progress(self.target).steps[page.step_id].checks = page.checked()
         self.save()
 
     @on(Input.Changed, "TransferPanel Input")

@@ -7,7 +7,10 @@ from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
-from textual.widgets import DataTable, Input, Label, ProgressBar, RadioButton, RadioSet, SelectionList, Static
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.message import Message
+from textual.widgets import DataTable, Input, Label, ProgressBar, RadioButton, RadioSet, Static
 
 from ..model import STEP_IDS, TARGETS
 from . import core
@@ -35,6 +38,49 @@ def marked_lines(lines: list[str], styles: dict[str, str]) -> Text:
         if i < len(lines) - 1:
             text.append("\n")
     return text
+
+
+class CheckItem(Horizontal):
+    """One manual check: space, Enter or a click ticks it. Long text wraps under itself."""
+
+    can_focus = True
+    BINDINGS = [Binding("space,enter", "toggle", "Tick"), Binding("down", "app.focus_next", show=False),
+                Binding("up", "app.focus_previous", show=False)]
+
+    class Toggled(Message):
+        def __init__(self, item: CheckItem) -> None:
+            super().__init__()
+            self.item = item
+
+    def __init__(self, text: str, index: int, checked: bool) -> None:
+        super().__init__(classes="check-item")
+        self.text = text
+        self.index = index
+        self.checked = checked
+
+    def compose(self) -> ComposeResult:
+        yield Static(self._mark(), classes="check-mark")
+        yield Static(self.text, classes="check-text", markup=False)
+
+    def _mark(self) -> str:
+        return "[x]" if self.checked else "[ ]"
+
+    def set_checked(self, checked: bool) -> None:
+        self.checked = checked
+        self.set_class(checked, "-checked")
+        if self.is_mounted:
+            self.query_one(".check-mark", Static).update(self._mark())
+
+    def on_mount(self) -> None:
+        self.set_class(self.checked, "-checked")
+
+    def action_toggle(self) -> None:
+        self.set_checked(not self.checked)
+        self.post_message(self.Toggled(self))
+
+    def on_click(self) -> None:
+        self.focus()
+        self.action_toggle()
 
 
 class Page(VerticalScroll):
@@ -165,8 +211,8 @@ class TransferPanel(Static):
         bar = self.query_one("#transfer-total", ProgressBar)
         stats = self.query_one("#transfer-stats", Static)
         table = self.query_one("#transfer-files", DataTable)
+        bar.display = table.display = snap is not None and snap.started  # nothing to show before a run
         if snap is None or not snap.started:
-            bar.update(total=None, progress=0)
             stats.update("Running: listing the files..." if status == "running"
                          else "Done." if status == "done" else "Not started. Press r to start the transfer.")
             table.clear()
@@ -206,8 +252,8 @@ class StepPage(Page):
         yield Static("", classes="step-preview")
         if self.step_id == "weights":
             yield TransferPanel(id="transfer")
-        yield Static("Check by hand (space to tick)", classes="section")
-        yield SelectionList[int](classes="step-checks")
+        yield Static("Check by hand (tab to a check, space to tick)", classes="section")
+        yield Vertical(classes="step-checks")
 
     def show(self, session: core.Session, target: str | None, progress: StepProgress | None,
              styles: dict[str, str]) -> None:
@@ -217,7 +263,7 @@ class StepPage(Page):
             head.update(Text(f"Step {n} of 5: {core.STEP_SHORT[self.step_id]}", style="bold"))
             self.query_one(".step-preview", Static).update("Choose where to move the app first: press t.")
             self.query_one(".step-result", Static).update("")
-            self.query_one(".step-checks", SelectionList).clear_options()
+            self.query_one(".step-checks", Vertical).remove_children()
             return
         step = session.plans[target].step(self.step_id)
         t = Text(f"Step {n} of 5: {step.title}  ", style="bold")
@@ -231,12 +277,17 @@ class StepPage(Page):
             marked_lines(core.step_preview(session, target, self.step_id), styles))
         self.show_progress(progress)
         checks = core.step_checks(session, target, self.step_id)
-        sl: SelectionList[int] = self.query_one(".step-checks", SelectionList)
-        with sl.prevent(SelectionList.SelectedChanged):
-            sl.clear_options()
-            sl.add_options([(c, i, i in progress.checks) for i, c in enumerate(checks)])
-        if sl.option_count:
-            sl.highlighted = 0
+        box = self.query_one(".step-checks", Vertical)
+        items = list(box.query(CheckItem))
+        if [i.text for i in items] == list(checks):
+            for item in items:
+                item.set_checked(item.index in progress.checks)
+        else:
+            box.remove_children()
+            box.mount(*[CheckItem(c, i, i in progress.checks) for i, c in enumerate(checks)])
+
+    def checked(self) -> list[int]:
+        return sorted(i.index for i in self.query(CheckItem) if i.checked)
 
     def show_progress(self, progress: StepProgress) -> None:
         verb = "start the transfer (or resume it)" if self.step_id == "weights" else "run this step"

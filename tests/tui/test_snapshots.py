@@ -40,8 +40,9 @@ class TestScreens:
         assert snap_compare(make_app(), terminal_size=SIZE, run_before=settle_then("2"))
 
     def test_weights_step_light_theme(self, snap_compare: Any, make_app: Any) -> None:
-        """Step 1 on the light theme: source, destination, the transfer not started."""
-        assert snap_compare(make_app(), terminal_size=SIZE, run_before=settle_then("1", "d"))
+        """Step 1 for RunPod on the light theme, scrolled to apply's settings and the blocked destination."""
+        assert snap_compare(make_app(target="runpod"), terminal_size=SIZE,
+                            run_before=settle_then("1", "d", "tab", "end"))
 
     def test_confirm_before_running(self, snap_compare: Any, make_app: Any) -> None:
         """Nothing runs before the confirmation."""

@@ -60,8 +60,7 @@ async def test_changing_target_keeps_progress(make_app: Any, workdir: Path) -> N
         await settle(app, pilot)
         await pilot.press("2")  # Dockerfile step
         await pilot.press("m")  # mark done by hand
-        checks = app.query_one("#page-dockerfile .step-checks")
-        checks.focus()
+        app.query_one("#page-dockerfile .check-item").focus()
         await pilot.press("space")  # tick the first check
         await pilot.pause()
         await pilot.press("t")
@@ -86,7 +85,8 @@ async def test_changing_target_keeps_progress(make_app: Any, workdir: Path) -> N
         await pilot.pause()
         assert app.target == "modal"
         assert "Done: marked done by hand" in plain(app.query_one("#page-dockerfile .step-result"))
-        assert list(app.query_one("#page-dockerfile .step-checks").selected) == [0]
+        assert app.query_one("#page-dockerfile").checked() == [0]
+        assert "[x]" in plain(app.query_one("#page-dockerfile .check-item .check-mark"))
         assert "✓ 2. Dockerfile" in plain(app.query_one("#nav-dockerfile").query_one("Static"))
 
 
@@ -125,9 +125,9 @@ async def test_step_preview_confirm_run_result_checks(make_app: Any, workdir: Pa
         await settle(app, pilot)
         assert ran == [("modal", step)]
         assert f"Done: {step} applied" in plain(page.query_one(".step-result"))
-        checks = page.query_one(".step-checks")
-        assert checks.option_count >= 2
-        checks.focus()
+        items = list(page.query(".check-item"))
+        assert len(items) >= 2
+        items[0].focus()
         await pilot.press("down", "space")
         await pilot.pause()
     data = saved(workdir)["targets"]["modal"]["steps"][step]
