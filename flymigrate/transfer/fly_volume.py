@@ -169,7 +169,7 @@ class _ProcReader:
     def __enter__(self) -> _ProcReader:
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
 

@@ -202,6 +202,19 @@ class ModalVolumeUpload:
             self._fh.close()
             self._fh = None
         path = self._path()
+        if self.sha256:
+            # the source told us its sha256 (HF LFS, Fly listing): check the staged copy before it goes out,
+            # including a copy staged by an earlier, killed run
+            h = hashlib.sha256()
+            with open(path, "rb") as fh:
+                for chunk in iter(lambda: fh.read(4 * MiB), b""):
+                    h.update(chunk)
+            if h.hexdigest() != self.sha256.lower():
+                os.unlink(path)
+                raise RemoteError(
+                    f"{self.remote}: the staged copy does not match the source's sha256; it was removed. "
+                    "Run the same command again to stage it anew."
+                )
         de = self.put_file(path, self.sha256)
         try:
             os.unlink(path)
@@ -229,7 +242,8 @@ class ModalVolumeUpload:
         what = f"modal-volume://{self.dest.name}{self.remote}"
 
         def upload() -> None:
-            with vol.batch_upload(force=True) as batch:
+            ctx = self.dest.upload_context(vol)
+            with ctx as batch:
                 batch.put_file(local_path, self.remote)
 
         try:
@@ -340,6 +354,24 @@ class ModalVolumeDestination:
                 rel = path[plen:]
             out[rel] = DestEntry(rel, int(e.size))
         return out
+
+    def upload_context(self, vol: Any) -> Any:
+        """``vol.batch_upload(force=True)``, but with fewer blocks in flight (v2 volumes).
+
+        ``batch_upload`` PUTs up to 128 blocks (1 GiB) at once, so a kill half-way through a file leaves every
+        block half-sent and a rerun re-sends nearly all of it (measured: 256 MiB killed at 50 % -> 256 MiB sent
+        again). The same upload class with ``put_concurrency`` (default 8, FLYMIGRATE_MODAL_PUT_CONCURRENCY)
+        bounds the re-send to that many 8 MiB blocks. Falls back to ``batch_upload`` if the SDK changes.
+        """
+        if self.version == 2:
+            try:
+                from modal.volume import VolumeUploadContextManager2
+
+                conc = int(self.opts.env.get("FLYMIGRATE_MODAL_PUT_CONCURRENCY") or 8)
+                return VolumeUploadContextManager2(vol.object_id, vol.client, force=True, put_concurrency=max(1, conc))
+            except (ImportError, TypeError, AttributeError, ValueError):
+                pass
+        return vol.batch_upload(force=True)
 
     def put_deadline(self, size: int) -> float:
         """Seconds one batch upload may take: 5 min + 1 MiB/s (FLYMIGRATE_MODAL_PUT_TIMEOUT overrides)."""

@@ -50,7 +50,7 @@ def _patch_emulator() -> None:
         response.status = objects.GoogleHTTPStatus.RESUME_INCOMPLETE
         received = storage.get_resumable_byte_count(upload_id)
         if received > 0:
-            response["Range"] = "bytes=0-{}".format(received - 1)
+            response["Range"] = f"bytes=0-{received - 1}"
 
     objects._resumable_incomplete = _resumable_incomplete
 
@@ -125,7 +125,7 @@ class GcsEmulator:
     def __enter__(self) -> GcsEmulator:
         return self.start()
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stop()
 
 

@@ -182,7 +182,7 @@ class ModalFake:
     def __enter__(self) -> ModalFake:
         return self.start()
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stop()
 
     async def _serve(self, ready: threading.Event) -> None:

@@ -14,7 +14,7 @@ ROOT = TESTS.parent
 if str(TESTS) not in sys.path:
     sys.path.insert(0, str(TESTS))
 
-from transfer_dest.fixtures import (  # noqa: E402,F401
+from transfer_dest.fixtures import (  # noqa: F401
     FlyWorld,
     dst_gcs,
     dst_modal,

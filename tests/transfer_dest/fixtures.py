@@ -22,8 +22,8 @@ ROOT = TESTS.parent
 if str(TESTS) not in sys.path:
     sys.path.insert(0, str(TESTS))
 
-from servers.gcs_emulator import GcsEmulator  # noqa: E402
-from servers.modal_fake import ModalFake  # noqa: E402
+from servers.gcs_emulator import GcsEmulator
+from servers.modal_fake import ModalFake
 
 FAKE_FLYCTL = Path(__file__).with_name("fake_flyctl.py")
 MODAL_TOKEN_SECRET = "as-CANARY-modal-secret-0b7e"

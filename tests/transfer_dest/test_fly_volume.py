@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import os
+import uuid
 from pathlib import Path
 
 import pytest
-
-import uuid
-
 from servers.gcs_emulator import GcsEmulator
 
 from .conftest import run_cli

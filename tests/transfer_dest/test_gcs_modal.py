@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from servers.faulty_proxy import FaultyProxy
 from servers.gcs_emulator import GcsEmulator
 from servers.modal_fake import BLOCK_SIZE, ModalFake
