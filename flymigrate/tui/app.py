@@ -9,20 +9,27 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from rich.color import Color
 from textual import on, work
 from textual.app import App, ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
 from textual.widgets import ContentSwitcher, Footer, Input, ListItem, ListView, RadioSet, Static
 
 from ..errors import FlymigrateError, Interrupted
 from ..model import STEP_IDS, TARGETS
 from . import core
-from .messages import (PreviewsLoaded, SessionFailed, SessionLoaded, StepEnded, TransferEnded, TransferProgress,
-                       WeightsPreviewReady)
+from .messages import (
+    PreviewsLoaded,
+    SessionFailed,
+    SessionLoaded,
+    StepEnded,
+    TransferEnded,
+    TransferProgress,
+    WeightsPreviewReady,
+)
 from .screens import ConfirmScreen, ErrorScreen, HelpScreen
 from .state import StepProgress, TuiState, load_state
 from .widgets import CheckItem, OverviewPage, StepPage, TargetPage, TransferPanel
@@ -39,7 +46,7 @@ class FlymigrateApp(App[int]):
     CSS_PATH = "app.tcss"
     TITLE = "flymigrate"
     ENABLE_COMMAND_PALETTE = False
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("question_mark", "help", "Help", key_display="?"),
         Binding("q,ctrl+q", "quit", "Quit", key_display="q"),
         Binding("n", "next_page", "Next"),
@@ -141,7 +148,7 @@ class FlymigrateApp(App[int]):
                 try:
                     Color.parse(value)
                     return value
-                except Exception:  # noqa: BLE001 -- not a plain colour ("auto 87%"): try the next one
+                except Exception:  # noqa: BLE001, S112 -- not a plain colour ("auto 87%"): try the next one
                     continue
             return ""
 
@@ -535,7 +542,7 @@ class FlymigrateApp(App[int]):
             if watch is not None:
                 try:
                     self.post_message(TransferProgress(watch.poll()))
-                except Exception:  # noqa: BLE001 -- a journal being created; try again next tick
+                except Exception:  # noqa: BLE001, S110 -- a journal being created; try again next tick
                     pass
         snap = None
         if watch is not None:

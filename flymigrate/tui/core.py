@@ -8,6 +8,7 @@ turns those results into lines to show and keeps transfer progress counters.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections import deque
@@ -115,9 +116,9 @@ def fmt_bytes(n: float | None) -> str:
 
 
 def fmt_duration(s: float | None) -> str:
-    if s is None or s != s or s < 0:
+    if s is None or math.isnan(s) or s < 0:
         return "--"
-    s = int(round(s))
+    s = round(s)
     if s >= 3600:
         return f"{s // 3600}h{(s % 3600) // 60:02d}m"
     if s >= 60:

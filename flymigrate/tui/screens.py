@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from textual import on
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Static
@@ -34,7 +36,7 @@ The mouse works too: click the list, buttons and checks."""
 
 
 class HelpScreen(ModalScreen[None]):
-    BINDINGS = [Binding("escape,q,question_mark,enter", "close", "Close")]
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,q,question_mark,enter", "close", "Close")]
 
     def compose(self) -> ComposeResult:
         with Vertical(id="help-box", classes="dialog"):
@@ -51,7 +53,7 @@ class HelpScreen(ModalScreen[None]):
 class ConfirmScreen(ModalScreen[bool]):
     """Ask before anything changes; y / Enter runs, n / Esc cancels."""
 
-    BINDINGS = [Binding("y", "answer(True)", "Run"), Binding("n,escape", "answer(False)", "Cancel")]
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("y", "answer(True)", "Run"), Binding("n,escape", "answer(False)", "Cancel")]
 
     def __init__(self, question: str, details: list[str]) -> None:
         super().__init__()
@@ -85,7 +87,7 @@ class ConfirmScreen(ModalScreen[bool]):
 class ErrorScreen(ModalScreen[None]):
     """A readable error panel: what happened and what to do. Never a traceback."""
 
-    BINDINGS = [Binding("escape,enter,q", "close", "Close")]
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,enter,q", "close", "Close")]
 
     def __init__(self, title: str, message: str, hint: str = "") -> None:
         super().__init__()

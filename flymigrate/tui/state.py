@@ -123,5 +123,9 @@ def load_state(app_dir: Path) -> TuiState:
     st.target = target if target in TARGETS else None
     for name, tp in (data.get("targets") or {}).items():
         if name in TARGETS:
-            st.targets[name] = TargetProgress.from_json(tp)
+            st.targets[name] = progress = TargetProgress.from_json(tp)
+            for sid, step in progress.steps.items():
+                if step.status == "running":  # the last session ended without saying how (killed, crashed)
+                    step.status = "paused" if sid == "weights" else "todo"
+                    step.result = "interrupted; state is saved" if sid == "weights" else ""
     return st

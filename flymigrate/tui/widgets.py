@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from rich import box
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.containers import Horizontal, VerticalScroll
-from textual.binding import Binding
-from textual.containers import Vertical
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.widgets import DataTable, Input, Label, ProgressBar, RadioButton, RadioSet, Static
 
@@ -44,7 +45,7 @@ class CheckItem(Horizontal):
     """One manual check: space, Enter or a click ticks it. Long text wraps under itself."""
 
     can_focus = True
-    BINDINGS = [Binding("space,enter", "toggle", "Tick"), Binding("down", "app.focus_next", show=False),
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("space,enter", "toggle", "Tick"), Binding("down", "app.focus_next", show=False),
                 Binding("up", "app.focus_previous", show=False)]
 
     class Toggled(Message):

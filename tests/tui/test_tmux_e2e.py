@@ -52,7 +52,7 @@ class Tmux:
             time.sleep(0.1)
 
     def kill(self) -> None:
-        subprocess.run(["tmux", "kill-session", "-t", self.name], capture_output=True)
+        subprocess.run(["tmux", "kill-session", "-t", self.name], capture_output=True, check=False)
 
 
 def test_a_person_walks_through_in_a_real_terminal(tmp_path: Path) -> None:

@@ -152,8 +152,8 @@ async def test_pause_in_the_tui_then_finish_with_the_cli(make_app: Any, volume: 
     argv = shlex.split(command)
     assert argv[0] == "flymigrate"
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    r = subprocess.run([sys.executable, "-m", "flymigrate", *argv[1:], "--yes"], cwd=workdir, env=env,
-                       capture_output=True, text=True, timeout=120)
+    r = await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "flymigrate", *argv[1:], "--yes"], cwd=workdir,
+                                env=env, capture_output=True, text=True, timeout=120, check=False)
     assert r.returncode == 0, r.stdout + r.stderr
     assert dest_objects(volume) == volume["files"]
     app = make_app(target=None)  # the TUI sees what the CLI finished

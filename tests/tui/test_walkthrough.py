@@ -229,3 +229,50 @@ async def test_dockerfile_step_runs_flymigrate_apply_for_real(make_app: Any, wor
     assert "\nRUN ldconfig" not in dockerfile.read_text()
     state = json.loads((workdir / "acme-chat" / ".flymigrate" / "state.json").read_text())
     assert state["targets"]["modal"]["steps"]["dockerfile"]["status"] == "done"
+
+
+async def test_an_unexpected_error_is_kept_off_the_screen(make_app: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from flymigrate.tui.widgets import OverviewPage
+
+    def boom(*args: Any) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(OverviewPage, "show", boom)
+    app = make_app()
+    with pytest.raises(RuntimeError):
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(app, pilot)
+    assert isinstance(app.crash, RuntimeError)
+    app._print_error_renderables()  # what Textual would print on exit: nothing
+    assert not app._exit_renderables
+
+
+def test_the_command_hands_a_crash_to_the_cli_error_boundary(workdir: Path, monkeypatch: pytest.MonkeyPatch,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    from flymigrate import cli
+    from flymigrate.tui import app as tui_app
+
+    class CrashedApp:
+        crash = RuntimeError("boom")
+
+        def run(self) -> None:
+            return None
+
+    monkeypatch.setattr(tui_app, "create_app", lambda *a, **k: CrashedApp())
+    assert cli.main(["tui", "acme-chat"]) == 1
+    err = capsys.readouterr().err
+    assert "internal error: RuntimeError" in err and "Traceback" not in err
+    assert cli.main(["tui", "no-such-folder"]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_a_session_that_died_mid_step_comes_back_paused(workdir: Path) -> None:
+    from flymigrate.tui.state import load_state
+
+    state_file = workdir / "acme-chat" / ".flymigrate" / "tui.json"
+    state_file.parent.mkdir()
+    state_file.write_text(json.dumps({"schema": "flymigrate/tui/v1", "target": "modal", "targets": {"modal": {
+        "steps": {"weights": {"status": "running"}, "dockerfile": {"status": "running"}}}}}))
+    st = load_state(workdir / "acme-chat")
+    assert st.progress("modal").steps["weights"].status == "paused"
+    assert st.progress("modal").steps["dockerfile"].status == "todo"
