@@ -311,3 +311,14 @@ def test_modal_secret_create_through_sdk(modal_fake: ModalFake, tmp_path: Path, 
         create_secret("flymigrate-acme-env", {"HF_TOKEN": "hf_CANARY3"}, overwrite=False)
     assert "CANARY" not in str(ei.value)
     assert "hf_CANARY" not in repr(modal_fake.secrets)
+
+
+def test_crc32c_combine_matches_whole_buffer_crc() -> None:
+    import google_crc32c
+
+    from flymigrate.transfer.gcs import crc32c_combine
+
+    for a_len, b_len in ((0, 5), (1, 0), (1000, 123457), (256 * 1024, 3)):
+        a, b = os.urandom(a_len), os.urandom(b_len)
+        got = crc32c_combine(google_crc32c.value(a), google_crc32c.value(b), len(b))
+        assert got == google_crc32c.value(a + b)
