@@ -17,7 +17,7 @@ import traceback
 from collections.abc import Sequence
 
 from . import __version__
-from .errors import EXIT_INTERNAL, EXIT_INTERRUPTED, FlymigrateError
+from .errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_RESUMABLE, FlymigrateError
 
 # Each command lives in flymigrate/commands/<name>.py with add_parser(subparsers) and run(args) -> int.
 # Command modules must import nothing heavy at module level (start-up time is measured).
@@ -60,6 +60,22 @@ def _crash_log(exc: BaseException) -> str | None:
         return None
 
 
+def _disk_full(exc: BaseException) -> str | None:
+    """`` (PATH)`` / ``""`` when ``exc`` (or what it wraps) is a full disk or quota, else None."""
+    import errno
+
+    seen = 0
+    e: BaseException | None = exc
+    while e is not None and seen < 5:
+        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
+            return f" ({e.filename})" if e.filename else ""
+        if type(e).__name__ in ("OperationalError", "DatabaseError") and "disk is full" in str(e):
+            return ""  # sqlite3: the journal could not grow
+        e = e.__cause__ or e.__context__
+        seen += 1
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
@@ -87,6 +103,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         return 0
     except Exception as exc:  # the one place an unexpected error is caught
+        full = _disk_full(exc)
+        if full is not None:
+            print(f"flymigrate: error: no space left on the disk{full}. Nothing finished was lost; free some space "
+                  "(or point FLYMIGRATE_STATE_DIR at a bigger disk) and run the same command again.", file=sys.stderr)
+            return EXIT_RESUMABLE
         if args.debug:
             from .redact import redact
 

@@ -10,6 +10,9 @@ Each request is read in full (headers + body by Content-Length or chunked), then
 coin: the connection is reset (RST, optionally after the body was forwarded: ``reset_after_rate``,
 the nastiest case -- the server did the work but the client never hears), or answered with
 500/503 (``error_rate``; 503s carry ``Retry-After: 0``), or forwarded upstream and the response relayed.
+``throttle_rate``: 429 with Retry-After: 0. ``stall_rate``: a GET response stops half-way, stays silent for
+``stall_seconds`` and is then reset. ``deny_after``: credentials revoked -- every request after that many forwarded
+ones is answered 403 InvalidAccessKeyId (``proxy.deny = True/False`` does it by hand).
 ``only_methods`` limits faults to e.g. {"PUT", "POST"}. ``corrupt_rate``: flip one byte in the middle of
 a forwarded request body (the server stores bad bytes and answers with their MD5: checksum tests). ``fault_after_bytes``: no faults until that many
 body bytes went through (lets a test get past setup calls). ``delay`` slows every forwarded request.
@@ -86,6 +89,18 @@ class _Handler(socketserver.BaseRequestHandler):
                     headers = [(k, v) for k, v in headers if k.lower() != "transfer-encoding"]
                     headers.append(("Content-Length", str(len(body))))
                 fault = p._pick(method)
+                if p._denied():
+                    p.faults["403"] += 1
+                    msg = b"<Error><Code>InvalidAccessKeyId</Code><Message>revoked</Message></Error>"
+                    sock.sendall(b"HTTP/1.1 403 Forbidden\r\nContent-Type: application/xml\r\nContent-Length: "
+                                 + str(len(msg)).encode() + b"\r\n\r\n" + msg)
+                    continue
+                if fault == "429":
+                    p.faults["429"] += 1
+                    msg = b"<Error><Code>SlowDown</Code><Message>Too Many Requests</Message></Error>"
+                    sock.sendall(b"HTTP/1.1 429 Too Many Requests\r\nRetry-After: 0\r\nContent-Type: application/xml"
+                                 b"\r\nContent-Length: " + str(len(msg)).encode() + b"\r\n\r\n" + msg)
+                    continue
                 if fault == "reset":
                     p.faults["reset"] += 1
                     _rst(sock)
@@ -120,6 +135,7 @@ class _Handler(socketserver.BaseRequestHandler):
                     p.faults["reset_after"] += 1
                     _rst(sock)
                     return
+                stall = fault == "stall" and method == "GET" and len(data) > 1
                 out = [f"HTTP/1.1 {resp.status} {resp.reason}\r\n".encode("latin-1")]
                 for k, v in resp.getheaders():
                     if k.lower() in ("transfer-encoding", "content-length", "connection"):
@@ -132,6 +148,12 @@ class _Handler(socketserver.BaseRequestHandler):
                     if cl is not None:
                         out.append(f"Content-Length: {cl}\r\n".encode())
                 out.append(b"\r\n")
+                if stall:  # headers and half the body, then silence, then the connection dies
+                    p.faults["stall"] += 1
+                    sock.sendall(b"".join(out) + data[: len(data) // 2])
+                    time.sleep(p.stall_seconds)
+                    _rst(sock)
+                    return
                 sock.sendall(b"".join(out) + (data if method != "HEAD" else b""))
                 with p._mu:
                     p.response_body_bytes += len(data)
@@ -160,7 +182,8 @@ class FaultyProxy:
     def __init__(self, upstream_host: str, upstream_port: int, *, reset_rate: float = 0.0, error_rate: float = 0.0,
                  reset_after_rate: float = 0.0, seed: int = 0, only_methods: set[str] | None = None,
                  fault_after_bytes: int = 0, delay: float = 0.0, max_faults: int | None = None,
-                 corrupt_rate: float = 0.0) -> None:
+                 corrupt_rate: float = 0.0, throttle_rate: float = 0.0, stall_rate: float = 0.0,
+                 stall_seconds: float = 2.0, deny_after: int | None = None) -> None:
         self.upstream_host = upstream_host
         self.upstream_port = upstream_port
         self.reset_rate = reset_rate
@@ -171,6 +194,11 @@ class FaultyProxy:
         self.delay = delay
         self.max_faults = max_faults
         self.corrupt_rate = corrupt_rate  # flip one byte of a forwarded request body (checksum tests)
+        self.throttle_rate = throttle_rate  # answer 429 + Retry-After: 0
+        self.stall_rate = stall_rate  # GET responses: half the body, stall_seconds of silence, then RST
+        self.stall_seconds = stall_seconds
+        self.deny_after = deny_after  # credentials "revoked": every request after this many forwarded gets 403
+        self.deny = False  # or revoke by hand (set True), restore with False
         self._rng = random.Random(seed)
         self._mu = threading.Lock()
         self.request_body_bytes = 0  # forwarded upstream (complete requests)
@@ -178,7 +206,8 @@ class FaultyProxy:
         self.response_body_bytes = 0
         self.requests = 0
         self.by_method: dict[str, int] = {}
-        self.faults: dict[str, int] = {"reset": 0, "500": 0, "503": 0, "reset_after": 0, "corrupt": 0}
+        self.faults: dict[str, int] = {"reset": 0, "500": 0, "503": 0, "reset_after": 0, "corrupt": 0, "429": 0, "stall": 0,
+                                          "403": 0}
         self._srv: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -199,7 +228,17 @@ class FaultyProxy:
             r -= self.error_rate
             if r < self.reset_after_rate:
                 return "reset_after"
+            r -= self.reset_after_rate
+            if r < self.throttle_rate:
+                return "429"
+            r -= self.throttle_rate
+            if r < self.stall_rate:
+                return "stall"
             return None
+
+    def _denied(self) -> bool:
+        with self._mu:
+            return self.deny or (self.deny_after is not None and self.requests >= self.deny_after)
 
     def _corrupt(self, method: str) -> bool:
         with self._mu:
