@@ -294,22 +294,28 @@ class ModalVolumeDestination:
     def describe(self) -> str:
         return f"modal-volume://{self.name}/{self.prefix}".rstrip("/")
 
-    def volume(self) -> Any:
+    def volume(self, create: bool = True) -> Any:
+        """The hydrated volume. ``create=False`` (check/list/stat) returns None when it does not exist yet, so a
+        dry run or a listing never creates a volume; the first upload does."""
         with self._lock:
             if self._vol is None:
-                self._vol = self._open_volume()
+                self._vol = self._open_volume(create)
             return self._vol
 
-    def _open_volume(self) -> Any:
+    def _open_volume(self, create: bool) -> Any:
         import modal
         from modal import exception as mexc
 
         env_name = self.opts.env.get("MODAL_ENVIRONMENT") or None
         what = f"modal-volume://{self.name}"
         try:
-            vol = modal.Volume.from_name(self.name, create_if_missing=True, version=2, environment_name=env_name)
+            vol = modal.Volume.from_name(self.name, create_if_missing=create, version=2, environment_name=env_name)
             vol.hydrate()
             self.version = 2
+        except mexc.NotFoundError:
+            if create:
+                raise UserError(f"{what}: Modal says the volume does not exist and could not be created.") from None
+            return None
         except mexc.InvalidError as exc:
             if "version" not in str(exc).lower():
                 raise _map_error(exc, what) from None
@@ -328,10 +334,13 @@ class ModalVolumeDestination:
         return vol
 
     def check(self) -> None:
-        self.volume()
+        """Credentials and reachability (a lookup; the volume itself is created by the first upload)."""
+        self.volume(create=False)
 
     def list(self) -> dict[str, DestEntry]:
-        vol = self.volume()
+        vol = self.volume(create=False)
+        if vol is None:
+            return {}
         from modal import exception as mexc
 
         try:
@@ -385,7 +394,10 @@ class ModalVolumeDestination:
 
         remote = join_key(self.prefix, path)
         try:
-            entries = self.volume().listdir(remote)
+            vol = self.volume(create=False)
+            if vol is None:
+                return None
+            entries = vol.listdir(remote)
         except (mexc.NotFoundError, FileNotFoundError):
             return None
         except Exception as exc:

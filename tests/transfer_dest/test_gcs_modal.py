@@ -322,3 +322,12 @@ def test_crc32c_combine_matches_whole_buffer_crc() -> None:
         a, b = os.urandom(a_len), os.urandom(b_len)
         got = crc32c_combine(google_crc32c.value(a), google_crc32c.value(b), len(b))
         assert got == google_crc32c.value(a + b)
+
+
+def test_modal_dry_run_creates_no_volume(modal_fake: ModalFake, env: dict[str, str], tmp_path: Path) -> None:
+    src = _src(tmp_path, {"a.bin": b"x" * 10})
+    vol = "dry-" + uuid.uuid4().hex[:8]
+    r = run_cli(["transfer", str(src), f"modal-volume://{vol}/m", "--dry-run"], {**env, **modal_env(modal_fake, tmp_path)})
+    assert r.returncode == 0, r.stderr
+    assert "would copy 1 of 1 files" in r.stdout
+    assert ("main", vol) not in modal_fake.volumes
