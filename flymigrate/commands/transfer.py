@@ -47,7 +47,10 @@ def add_parser(sub: Any) -> None:
         description="Copy model weights, resumably. Run the same command again after any interruption and it "
         "continues where it stopped. Credentials come from the environment: HF_TOKEN; AWS_ACCESS_KEY_ID / "
         "AWS_SECRET_ACCESS_KEY (+ AWS_ENDPOINT_URL_S3 for Tigris); RUNPOD_S3_ACCESS_KEY_ID / "
-        "RUNPOD_S3_SECRET_ACCESS_KEY for RunPod volumes.",
+        "RUNPOD_S3_SECRET_ACCESS_KEY for RunPod volumes; MODAL_TOKEN_ID / MODAL_TOKEN_SECRET (or ~/.modal.toml) "
+        "for modal-volume://; Google Application Default Credentials for gs://; for fly-volume:// a logged-in "
+        "flyctl on PATH (or FLY_API_TOKEN), which starts a small helper machine with the volume and removes it "
+        "at the end.",
     )
     p.add_argument("src", metavar="SRC", help="hf://ORG/REPO[@REV], a local path, s3://BUCKET/PREFIX, fly-volume://APP/VOLUME/PATH")
     p.add_argument("dst", metavar="DST", help="runpod-volume://VOLUME_ID/PREFIX, s3://BUCKET/PREFIX, gs://..., modal-volume://...")
