@@ -32,7 +32,7 @@ from .messages import (
 )
 from .screens import ConfirmScreen, ErrorScreen, HelpScreen
 from .state import StepProgress, TuiState, load_state
-from .widgets import CheckItem, OverviewPage, StepPage, TargetPage, TransferPanel
+from .widgets import STEP_SETTINGS, CheckItem, OverviewPage, StepPage, TargetPage, TransferPanel
 
 PAGES: tuple[str, ...] = ("overview", "target", *STEP_IDS)
 PAGE_LABELS = {"overview": "Overview", "target": "Target", **{s: f"{i}. {core.STEP_SHORT[s]}"
@@ -64,9 +64,10 @@ class FlymigrateApp(App[int]):
                  code_dirs: list[str] | None = None) -> None:
         super().__init__()
         self.app_dir = app_dir
-        self.secrets_paths = list(secrets_paths or [])
+        self.cli_secrets_paths = list(secrets_paths or [])
         self.code_dirs = list(code_dirs or [])
         self.saved: TuiState = load_state(app_dir)
+        self.secrets_paths = list(dict.fromkeys([*self.cli_secrets_paths, *self.saved.secrets_paths]))
         self.target: str | None = target or self.saved.target
         self.session: core.Session | None = None
         self.page = "overview"
@@ -106,7 +107,9 @@ class FlymigrateApp(App[int]):
     def _load_session(self) -> None:
         try:
             session = core.load_session(self.app_dir, secrets_paths=self.secrets_paths, code_dirs=self.code_dirs,
-                                        preview_targets=(self.target,) if self.target else ())
+                                        preview_targets=(self.target,) if self.target else (),
+                                        base_urls={t: tp.base_url for t, tp in self.saved.targets.items()
+                                                   if tp.base_url})
         except FlymigrateError as err:
             self.post_message(SessionFailed("flymigrate could not read the app", err.message,
                                             (err.where + ": " if err.where else "") + (err.hint or "")))
@@ -183,6 +186,13 @@ class FlymigrateApp(App[int]):
             self._q(f"#page-{sid}", StepPage).show(session, self.target, self._progress(sid), styles)
         self._refresh_weights_panel()
         self._refresh_nav()
+        if self.target is not None:
+            box = self._q("#setting-base_urls", Input)
+            if not box.has_focus:
+                box.value = self.saved.progress(self.target).base_url
+        self._q("#setting-secrets", Input).placeholder = (
+            f"reading: {', '.join(Path(p).name for p in self.secrets_paths)}; add more, comma-separated"
+             if self.secrets_paths else STEP_SETTINGS["secrets"][1])
 
     def _progress(self, sid: str) -> StepProgress | None:
         return self.saved.progress(self.target).steps[sid] if self.target else None
@@ -343,6 +353,40 @@ class FlymigrateApp(App[int]):
         if fields != tp.weights_fields:
             tp.weights_fields = fields
             self.save()
+
+    @on(Input.Submitted, "#setting-secrets")
+    def _secrets_submitted(self, event: Input.Submitted) -> None:
+        paths = [p.strip() for p in event.value.split(",") if p.strip()]
+        missing = [p for p in paths if not Path(p).is_file()]
+        if missing:
+            self.show_error("No such file", ", ".join(missing),
+                            "Give the path of your secrets export (a .env file, an env dump or `fly secrets list "
+                            "--json`), relative to the folder flymigrate was started in, or absolute.")
+            return
+        added = [str(Path(p).resolve()) for p in paths]
+        self.saved.secrets_paths = list(dict.fromkeys([*self.saved.secrets_paths, *added]))
+        self.save()
+        self.secrets_paths = list(dict.fromkeys([*self.cli_secrets_paths, *self.saved.secrets_paths]))
+        event.input.value = ""
+        self._q("#page-secrets").focus()  # so that keys navigate again
+        self.notify("Reading the secrets export (names only are shown)...", timeout=3)
+        self._load_session()
+
+    @on(Input.Submitted, "#setting-base_urls")
+    def _base_url_submitted(self, event: Input.Submitted) -> None:
+        import re
+
+        url = event.value.strip().rstrip("/")
+        if url and not re.match(r"^https?://[^\s/<>]+", url):
+            self.show_error("Not an http(s) URL", repr(url), "Example: https://acme--serve.modal.run")
+            return
+        if self.target is None or self.session is None:
+            return
+        self.saved.progress(self.target).base_url = url
+        self.save()
+        self.session.base_urls[self.target] = url
+        self._q("#page-base_urls").focus()
+        self._load_previews(self.session, self.target)
 
     @on(Input.Submitted, "TransferPanel Input")
     def _fields_submitted(self) -> None:

@@ -44,6 +44,7 @@ class Session:
     # apply's per-step previews (flymigrate.apply.StepPreview) per target; refreshed after a step runs
     previews: dict[str, dict[str, Any]] = field(default_factory=dict)
     preview_errors: dict[str, str] = field(default_factory=dict)
+    base_urls: dict[str, str] = field(default_factory=dict)  # the new endpoint per target, once the user knows it
 
     @property
     def name(self) -> str:
@@ -51,7 +52,8 @@ class Session:
 
 
 def load_session(app_dir: Path, *, secrets_paths: list[str] | None = None,
-                 code_dirs: list[str] | None = None, preview_targets: tuple[str, ...] = ()) -> Session:
+                 code_dirs: list[str] | None = None, preview_targets: tuple[str, ...] = (),
+                 base_urls: dict[str, str] | None = None) -> Session:
     """Read the app once and plan it for every target (reads only)."""
     inp = api.load_inputs(app_dir, secrets_paths=secrets_paths or None, code_dirs=code_dirs or None)
     plans = {t: api.build_plan(inp, t) for t in TARGETS}
@@ -67,7 +69,8 @@ def load_session(app_dir: Path, *, secrets_paths: list[str] | None = None,
             comparison = None
     session = Session(app_dir=app_dir, app=inp.app, plans=plans, comparison=comparison,
                       dockerfile_text=inp.dockerfile.text if inp.dockerfile else None, inputs_read=inp.inputs,
-                      secrets_paths=tuple(secrets_paths or ()), code_dirs=tuple(code_dirs or ()))
+                      secrets_paths=tuple(secrets_paths or ()), code_dirs=tuple(code_dirs or ()),
+                      base_urls=dict(base_urls or {}))
     for t in preview_targets:
         session.previews[t], err = load_previews(session, t)
         if err:
@@ -83,8 +86,12 @@ def load_previews(session: Session, target: str) -> tuple[dict[str, Any], str | 
     """``flymigrate apply``'s own previews (real diffs, generated files, secret names); empty without apply."""
     if not apply_available():
         return {}, None
+    from ..apply import ApplyOptions
+
     try:
-        previews = api.preview(session.app_dir, target, secrets_paths=list(session.secrets_paths) or None,
+        previews = api.preview(session.app_dir, target,
+                               options=ApplyOptions(target=target, base_url=session.base_urls.get(target) or None),
+                               secrets_paths=list(session.secrets_paths) or None,
                                code_dirs=list(session.code_dirs) or None)
     except FlymigrateError as err:
         return {}, err.message
@@ -349,7 +356,8 @@ def run_step(session: Session, target: str, step_id: str, stop: threading.Event 
             "your ticks and progress are kept.")
     from ..apply import ApplyOptions
 
-    result = api.apply(session.app_dir, target, options=ApplyOptions(target=target, only=(step_id,), yes=True),
+    options = ApplyOptions(target=target, only=(step_id,), yes=True, base_url=session.base_urls.get(target) or None)
+    result = api.apply(session.app_dir, target, options=options,
                        stop=stop, secrets_paths=list(session.secrets_paths) or None,
                        code_dirs=list(session.code_dirs) or None)
     outcome = next((o for o in result.outcomes if o.step == step_id), None)

@@ -44,10 +44,11 @@ class TargetProgress:
     # what the user typed on the weights page: from, volume_id, datacenter, endpoint_url, bucket
     # (the same settings as `flymigrate apply --weights-from/--volume-id/...`; never a secret)
     weights_fields: dict[str, str] = field(default_factory=dict)
+    base_url: str = ""  # the new endpoint URL for the base-URL step (`flymigrate apply --base-url`)
 
     def to_json(self) -> dict[str, Any]:
         return {"steps": {k: v.to_json() for k, v in self.steps.items()},
-                "weights_fields": dict(sorted(self.weights_fields.items()))}
+                "weights_fields": dict(sorted(self.weights_fields.items())), "base_url": self.base_url}
 
     @classmethod
     def from_json(cls, data: Any) -> TargetProgress:
@@ -56,6 +57,7 @@ class TargetProgress:
             steps = data.get("steps") or {}
             for sid in STEP_IDS:
                 tp.steps[sid] = StepProgress.from_json(steps.get(sid))
+            tp.base_url = str(data.get("base_url") or "")
             wf = data.get("weights_fields") or {}
             if isinstance(wf, dict):
                 tp.weights_fields = {str(k): str(v) for k, v in wf.items() if isinstance(v, str)}
@@ -67,13 +69,14 @@ class TuiState:
     path: Path
     target: str | None = None
     targets: dict[str, TargetProgress] = field(default_factory=dict)
+    secrets_paths: list[str] = field(default_factory=list)  # export files added in the walkthrough (paths only)
     unreadable: str | None = None  # set when an existing file could not be read (it is kept, not overwritten)
 
     def progress(self, target: str) -> TargetProgress:
         return self.targets.setdefault(target, TargetProgress())
 
     def to_json(self) -> dict[str, Any]:
-        return {"schema": SCHEMA, "target": self.target,
+        return {"schema": SCHEMA, "target": self.target, "secrets_paths": list(self.secrets_paths),
                 "targets": {k: v.to_json() for k, v in sorted(self.targets.items())}}
 
     def save(self) -> None:
@@ -121,6 +124,7 @@ def load_state(app_dir: Path) -> TuiState:
         return st
     target = data.get("target")
     st.target = target if target in TARGETS else None
+    st.secrets_paths = [str(p) for p in data.get("secrets_paths") or [] if isinstance(p, str)]
     for name, tp in (data.get("targets") or {}).items():
         if name in TARGETS:
             st.targets[name] = progress = TargetProgress.from_json(tp)

@@ -18,6 +18,9 @@ from . import core
 from .state import StepProgress
 
 STYLE_BY_MARK = {"+": "diff-add", "-": "diff-del", "?": "needs", "!": "lost", "x": "lost", "@": "heading"}
+# settings a step takes from the user (Enter applies them): the same as `flymigrate apply --secrets/--base-url`
+STEP_SETTINGS = {"secrets": ("export", "your `fly secrets` export file(s), comma-separated; Enter to read"),
+                 "base_urls": ("new URL", "https://... the new endpoint, once deployed; Enter to preview")}
 STATUS_LABEL = {"ready": "ready", "manual": "needs you", "blocked": "blocked", "nothing_to_do": "nothing to do"}
 
 
@@ -249,6 +252,11 @@ class StepPage(Page):
         yield Static("", classes="step-head")
         yield Static("", classes="step-result")
         yield Static("", classes="step-why")
+        if self.step_id in STEP_SETTINGS:
+            label, placeholder = STEP_SETTINGS[self.step_id]
+            with Horizontal(classes="field-row setting-row"):
+                yield Label(label, classes="field-label")
+                yield Input(id=f"setting-{self.step_id}", placeholder=placeholder, compact=True)
         yield Static("Preview: what will change", classes="section")
         yield Static("", classes="step-preview")
         if self.step_id == "weights":

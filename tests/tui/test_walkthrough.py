@@ -276,3 +276,40 @@ def test_a_session_that_died_mid_step_comes_back_paused(workdir: Path) -> None:
     st = load_state(workdir / "acme-chat")
     assert st.progress("modal").steps["weights"].status == "paused"
     assert st.progress("modal").steps["dockerfile"].status == "todo"
+
+
+async def test_secrets_export_and_new_url_can_be_given_in_the_walkthrough(make_app: Any, workdir: Path) -> None:
+    """Plain `flymigrate` has no --secrets: the export and, later, the new URL are typed on their pages."""
+    app = make_app(secrets=[])
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        assert "none found" in plain(app.query_one("#overview-body"))
+        await pilot.press("3")
+        box = app.query_one("#setting-secrets")
+        box.focus()
+        box.value = "acme-chat/fly-secrets.json, acme-chat/example.env"
+        await pilot.press("enter")
+        await settle(app, pilot)
+        overview = plain(app.query_one("#overview-body"))
+        assert "HF_TOKEN" in overview and "value known" in overview and HF_TOKEN_VALUE not in screen_text(app)
+        await pilot.press("4")
+        box = app.query_one("#setting-base_urls")
+        box.focus()
+        box.value = "https://acme--serve.modal.run"
+        await pilot.press("enter")
+        await settle(app, pilot)
+        preview = plain(app.query_one("#page-base_urls .step-preview"))
+        assert "acme--serve.modal.run" in preview and "client/chat.py" in preview
+        await pilot.press("r", "y")
+        await settle(app, pilot)
+        assert app.saved.progress("modal").steps["base_urls"].status == "done", screen_text(app)
+    assert "https://acme--serve.modal.run" in (workdir / "acme-chat" / "client" / "chat.py").read_text()
+    saved_text = (workdir / "acme-chat" / ".flymigrate" / "tui.json").read_text()
+    assert HF_TOKEN_VALUE not in saved_text
+    data = json.loads(saved_text)
+    assert data["targets"]["modal"]["base_url"] == "https://acme--serve.modal.run"
+    assert [Path(p).name for p in data["secrets_paths"]] == ["fly-secrets.json", "example.env"]
+    app = make_app(secrets=[])  # the export is remembered (its path, never its values)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        assert "value known" in plain(app.query_one("#overview-body"))
