@@ -32,5 +32,15 @@ def ensure_private_dir(path: Path) -> Path:
 
 
 def app_state_dir(app_dir: Path) -> Path:
-    """Per-app state for ``apply``: ``APP_DIR/.flymigrate/``."""
-    return app_dir / ".flymigrate"
+    """Per-app state for ``apply``: ``APP_DIR/.flymigrate/``.
+
+    A ``.flymigrate`` that is a symlink (or not a folder) is refused: a cloned repository could point it anywhere,
+    and state and backups of the user's files would then be written outside the app folder.
+    """
+    d = app_dir / ".flymigrate"
+    if d.is_symlink() or (d.exists() and not d.is_dir()):
+        from .errors import UserError
+
+        raise UserError(f"{d} is a symlink or not a folder; flymigrate keeps its state and backups there and will "
+                        "not write through it.", hint=f"Remove it (`rm {d}`) and run the command again.")
+    return d

@@ -355,3 +355,35 @@ def test_hostile_dockerfiles(sandbox: Sandbox, app: Path, kind: str) -> None:
     assert_no_writes(sandbox, before)
     if kind in ("utf16", "continuations", "long-line", "deep-heredoc"):
         assert m.returncode == 0, m.stderr
+
+
+# ------------------------------------------------------------------------------------------------ apply + links
+def test_apply_never_writes_through_links_out_of_the_app(sandbox: Sandbox, example_app: Path) -> None:
+    """A cloned repo may hold symlinks: client files, the Dockerfile, start.sh, even .flymigrate itself pointing
+    outside. apply must not write outside the app folder (and the state dir)."""
+    outside = sandbox.root / "outside"
+    outside.mkdir()
+    (outside / "ext.py").write_text('U = "http://acme-chat.flycast:8000/v1"\n')
+    (example_app / "client" / "ext.py").symlink_to(outside / "ext.py")
+    (example_app / "client" / "outdir").symlink_to(outside)
+    (example_app / "client" / "a_link.py").symlink_to("chat.py")
+    for name in ("Dockerfile", "start.sh"):
+        shutil.move(example_app / name, outside / name)
+        (example_app / name).symlink_to(outside / name)
+    elsewhere = sandbox.root / "elsewhere"
+    elsewhere.mkdir()
+    args = ["apply", str(example_app), "--to", "cloudrun", "--yes", "--skip", "weights", "--skip", "secrets",
+            "--base-url", "https://new.example.com"]
+    snap_out = {p: p.read_bytes() for p in outside.iterdir()}
+    # 1. .flymigrate -> elsewhere: refused, nothing written anywhere
+    (example_app / ".flymigrate").symlink_to(elsewhere)
+    m = run_measured(args, sandbox.env, example_app, label="apply .flymigrate link")
+    check(m, codes=(2,))
+    assert "symlink" in m.stderr and not list(elsewhere.iterdir())
+    (example_app / ".flymigrate").unlink()
+    # 2. links to outside files: never written through
+    m = run_measured(args, sandbox.env, example_app, label="apply with outside links")
+    check(m, codes=(0,))
+    assert {p: p.read_bytes() for p in outside.iterdir()} == snap_out
+    assert (example_app / "client" / "a_link.py").is_symlink()
+    assert not list(elsewhere.iterdir())
