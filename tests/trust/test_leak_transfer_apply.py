@@ -163,3 +163,20 @@ def test_apply_every_target_leaks_nothing(sandbox: Sandbox, example_app: Path, c
     # the secret did reach Modal (through the API, not argv)
     vals = modal_fake.secret_values("flymigrate-acme-chat-secrets")  # type: ignore[attr-defined]
     assert vals.get("OPENAI_API_KEY") == canaries.values["OPENAI_API_KEY"]
+
+
+def test_fly_volume_source_children_argv_hold_no_token(sandbox: Sandbox, moto, canaries: Canaries,
+                                                       s3_env: dict[str, str]) -> None:
+    """fly-volume:// runs flyctl (the stand-in) as child processes: their argv is sampled while they run."""
+    from transfer_dest.fixtures import FlyWorld
+
+    world = FlyWorld(sandbox.root / "fly")
+    world.add_volume("acme_models", {"config.json": b"{}", "w.safetensors": os.urandom(600_000)})
+    moto.client().create_bucket(Bucket="trustleakfly")
+    env = dict(s3_env, **world.env())
+    env["FLY_API_TOKEN"] = "FlyV1 " + canaries.values["FLY_API_TOKEN"]
+    run = run_watched(flymigrate("transfer", "fly-volume://acme-chat/acme_models/models/hf", "s3://trustleakfly/f",
+                                 "--yes"), env=env, interval=0.002)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.max_children >= 1 and any("flyctl" in a for a in run.argv_seen), run.argv_seen
+    canaries.assert_clean(run=run, paths=[sandbox.root])
