@@ -516,8 +516,11 @@ class FlymigrateApp(App[int]):
                         f"  {core.weights_cli(self.session, self.target, fields)}"]
             question = "Start the weight transfer?"
         else:
-            details = [line[2:] if line[:1] in "+-?!@ " else line
-                       for line in core.step_preview(self.session, self.target, sid) if line[:1] in "+?@"]
+            lines = core.step_preview(self.session, self.target, sid)
+            details = [lines[0].strip()] if lines and lines[0].startswith("  ") else []
+            details += [{"@": "", "x": "blocked: ", "?": "needs: "}[line[0]] + line[2:]
+                        for line in lines if line[:1] in "@x?"]
+            details.append("(the full preview is on the page behind this dialog)")
             question = f"Run step {STEP_IDS.index(sid) + 1}: {self.session.plans[self.target].step(sid).title}?"
 
         def answered(yes: bool | None) -> None:

@@ -43,7 +43,7 @@ class HelpScreen(ModalScreen[None]):
             yield Static("Keys", classes="dialog-title")
             with VerticalScroll():
                 yield Static(HELP_TEXT, id="help-text")
-            yield Button("Close", id="help-close", variant="primary")
+            yield Button("Close", id="help-close", variant="primary", compact=True)
 
     @on(Button.Pressed, "#help-close")
     def action_close(self) -> None:
@@ -66,8 +66,8 @@ class ConfirmScreen(ModalScreen[bool]):
             with VerticalScroll(id="confirm-details"):
                 yield Static("\n".join(self.details) or "Nothing else changes.", markup=False)
             with Horizontal(classes="buttons"):
-                yield Button("Run (y)", id="confirm-yes", variant="success")
-                yield Button("Cancel (n)", id="confirm-no")
+                yield Button("Run (y)", id="confirm-yes", variant="success", compact=True)
+                yield Button("Cancel (n)", id="confirm-no", compact=True)
 
     def on_mount(self) -> None:
         self.query_one("#confirm-yes", Button).focus()
@@ -103,7 +103,7 @@ class ErrorScreen(ModalScreen[None]):
                 if self.hint:
                     yield Static("What to do", classes="error-todo")
                     yield Static(self.hint, id="error-hint", markup=False)
-            yield Button("Close (Esc)", id="error-close", variant="primary")
+            yield Button("Close (Esc)", id="error-close", variant="primary", compact=True)
 
     @on(Button.Pressed, "#error-close")
     def action_close(self) -> None:

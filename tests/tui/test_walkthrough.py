@@ -313,3 +313,24 @@ async def test_secrets_export_and_new_url_can_be_given_in_the_walkthrough(make_a
     async with app.run_test(size=SIZE) as pilot:
         await settle(app, pilot)
         assert "value known" in plain(app.query_one("#overview-body"))
+
+
+async def test_the_mouse_works_for_dialogs_and_checks(make_app: Any) -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await pilot.click("#nav-scaling")
+        await pilot.press("r")
+        await pilot.pause()
+        assert type(app.screen).__name__ == "ConfirmScreen"
+        await pilot.click("#confirm-no")
+        await pilot.pause()
+        assert type(app.screen).__name__ != "ConfirmScreen"
+        assert app.saved.progress("modal").steps["scaling"].status == "todo"
+        page = app.query_one("#page-scaling")
+        page.scroll_end(animate=False)
+        await pilot.pause()
+        await pilot.click("#page-scaling .check-item")
+        await pilot.pause()
+        assert page.checked() == [0]
+        assert app.saved.progress("modal").steps["scaling"].checks == [0]
