@@ -58,13 +58,10 @@ def load_session(app_dir: Path, *, secrets_paths: list[str] | None = None,
     inp = api.load_inputs(app_dir, secrets_paths=secrets_paths or None, code_dirs=code_dirs or None)
     plans = {t: api.build_plan(inp, t) for t in TARGETS}
     comparison = None
-    try:
-        from ..compare import compare_app  # optional: the cost / cold-start model
-    except ImportError:  # pragma: no cover - older builds
-        compare_app = None
-    if compare_app is not None:
+    attach = getattr(api, "attach_comparison", None)  # the cost / cold-start model, as `flymigrate plan` adds it
+    if attach is not None:
         try:
-            comparison = compare_app(inp.app, plans[TARGETS[0]].weights.size_bytes)
+            comparison = getattr(attach(plans[TARGETS[0]], inp), "comparison", None)
         except FlymigrateError:
             comparison = None
     session = Session(app_dir=app_dir, app=inp.app, plans=plans, comparison=comparison,

@@ -163,10 +163,19 @@ class TargetPage(Page):
                       header_style=styles["heading"])
         table.add_column("", ratio=2, style="bold")
         for name in TARGETS:
-            table.add_column(core.TARGET_SHORT[name] + (" (chosen)" if name == target else ""), ratio=3)
+            table.add_column(core.TARGET_SHORT[name] + (" (chosen)" if name == target else ""), ratio=3,
+                             overflow="fold")
         for label, cells in core.target_facts(session):
             table.add_row(label, *(cells[n] for n in TARGETS))
-        self.query_one("#target-facts", Static).update(table)
+        rec = getattr(getattr(session.comparison, "recommendation", None), "text", "")
+        if rec:
+            from rich.console import Group
+
+            note = Text(rec + "\n(`flymigrate compare` shows the traffic assumed and how to change it.)",
+                        style="italic")
+            self.query_one("#target-facts", Static).update(Group(table, note))
+        else:
+            self.query_one("#target-facts", Static).update(table)
 
 
 class TransferPanel(Static):
