@@ -24,7 +24,7 @@ from .conftest import ROOT, SIZE, plain, settle
 
 pytestmark = pytest.mark.anyio
 
-N_FILES = 18
+N_FILES = 30
 FILE_SIZE = 96 * 1024
 
 
