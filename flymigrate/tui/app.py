@@ -541,6 +541,7 @@ class FlymigrateApp(App[int]):
             self.transfer_stop = threading.Event()
             self._q(TransferPanel).set_fields(self.target, fields, editable=False)
             self._q(TransferPanel).show_snapshot(None, "running")
+            self.call_after_refresh(lambda: self._q("#transfer-stats").scroll_visible(animate=False))
             self._transfer_worker(self.session, self.target, fields, self.transfer_stop)
         else:
             self._step_worker(self.session, self.target, sid)
