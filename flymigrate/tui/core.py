@@ -17,9 +17,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .. import api
 from ..errors import FlymigrateError, UserError
 from ..model import TARGETS, FlyApp, Plan, Step
+
+
+def _api() -> Any:
+    """The facade, imported on first use: parsing and planning are not needed for the first paint."""
+    from .. import api
+
+    return api
+
+
 
 TARGET_LABELS = {"modal": "Modal", "runpod": "RunPod Serverless", "cloudrun": "Google Cloud Run"}
 TARGET_SHORT = {"modal": "Modal", "runpod": "RunPod", "cloudrun": "Cloud Run"}
@@ -55,10 +63,10 @@ def load_session(app_dir: Path, *, secrets_paths: list[str] | None = None,
                  code_dirs: list[str] | None = None, preview_targets: tuple[str, ...] = (),
                  base_urls: dict[str, str] | None = None) -> Session:
     """Read the app once and plan it for every target (reads only)."""
-    inp = api.load_inputs(app_dir, secrets_paths=secrets_paths or None, code_dirs=code_dirs or None)
-    plans = {t: api.build_plan(inp, t) for t in TARGETS}
+    inp = _api().load_inputs(app_dir, secrets_paths=secrets_paths or None, code_dirs=code_dirs or None)
+    plans = {t: _api().build_plan(inp, t) for t in TARGETS}
     comparison = None
-    attach = getattr(api, "attach_comparison", None)  # the cost / cold-start model, as `flymigrate plan` adds it
+    attach = getattr(_api(), "attach_comparison", None)  # the cost / cold-start model, as `flymigrate plan` adds it
     if attach is not None:
         try:
             comparison = getattr(attach(plans[TARGETS[0]], inp), "comparison", None)
@@ -76,7 +84,7 @@ def load_session(app_dir: Path, *, secrets_paths: list[str] | None = None,
 
 
 def apply_available() -> bool:
-    return callable(getattr(api, "preview", None)) and callable(getattr(api, "apply", None))
+    return callable(getattr(_api(), "preview", None)) and callable(getattr(_api(), "apply", None))
 
 
 def load_previews(session: Session, target: str) -> tuple[dict[str, Any], str | None]:
@@ -86,7 +94,7 @@ def load_previews(session: Session, target: str) -> tuple[dict[str, Any], str | 
     from ..apply import ApplyOptions
 
     try:
-        previews = api.preview(session.app_dir, target,
+        previews = _api().preview(session.app_dir, target,
                                options=ApplyOptions(target=target, base_url=session.base_urls.get(target) or None),
                                secrets_paths=list(session.secrets_paths) or None,
                                code_dirs=list(session.code_dirs) or None)
@@ -354,7 +362,7 @@ def run_step(session: Session, target: str, step_id: str, stop: threading.Event 
     from ..apply import ApplyOptions
 
     options = ApplyOptions(target=target, only=(step_id,), yes=True, base_url=session.base_urls.get(target) or None)
-    result = api.apply(session.app_dir, target, options=options,
+    result = _api().apply(session.app_dir, target, options=options,
                        stop=stop, secrets_paths=list(session.secrets_paths) or None,
                        code_dirs=list(session.code_dirs) or None)
     outcome = next((o for o in result.outcomes if o.step == step_id), None)
@@ -410,7 +418,7 @@ def weights_preview(session: Session, target: str, fields: dict[str, str]) -> An
     """apply's preview of the weights step with these settings (None without apply)."""
     if not apply_available():
         return None
-    previews = api.preview(session.app_dir, target, options=_weights_options(target, fields),
+    previews = _api().preview(session.app_dir, target, options=_weights_options(target, fields),
                            secrets_paths=list(session.secrets_paths) or None, code_dirs=list(session.code_dirs) or None)
     return previews[0] if previews else None
 
@@ -433,7 +441,7 @@ def run_weights(session: Session, target: str, fields: dict[str, str], stop: thr
     if not apply_available():
         raise UserError("this build cannot move the weights from the walkthrough (`flymigrate apply` is not "
                         "installed).", hint="Use `flymigrate transfer SRC DST`, then press m to mark the step done.")
-    result = api.apply(session.app_dir, target, options=_weights_options(target, fields), reporter=on_event,
+    result = _api().apply(session.app_dir, target, options=_weights_options(target, fields), reporter=on_event,
                        stop=stop, secrets_paths=list(session.secrets_paths) or None,
                        code_dirs=list(session.code_dirs) or None)
     outcome = next((o for o in result.outcomes if o.step == "weights"), None)
