@@ -17,7 +17,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT, Sandbox
 from rig import RESUMABLE, SIGNALS, MiB, Rig, make_weights, tree_hashes
 
@@ -26,7 +25,7 @@ SIZES = {"model-00001.safetensors": 9 * MiB, "model-00002.safetensors": 5 * MiB,
 
 
 @pytest.fixture
-def rig(moto, tmp_path: Path) -> Iterator[Rig]:  # noqa: ANN001
+def rig(moto, tmp_path: Path) -> Iterator[Rig]:
     r = Rig(moto, tmp_path, SIZES, seed=7, proxy_kw={"delay": 0.004})
     yield r
     r.stop()
@@ -80,7 +79,7 @@ def test_random_kills_then_converge(rig: Rig) -> None:
     {"throttle_rate": 0.3},
     {"error_rate": 0.6},  # a bad day: most requests fail; runs stop resumably, reruns get there
 ], ids=["reset+5xx", "reset-after+429", "429-storm", "5xx-storm"])
-def test_connection_faults_converge(moto, tmp_path: Path, faults: dict) -> None:  # noqa: ANN001
+def test_connection_faults_converge(moto, tmp_path: Path, faults: dict) -> None:
     rig = Rig(moto, tmp_path, SIZES, seed=3, proxy_kw=faults)
     try:
         first = rig.run()
@@ -97,12 +96,11 @@ def test_connection_faults_converge(moto, tmp_path: Path, faults: dict) -> None:
         rig.stop()
 
 
-def test_stalls_mid_body_from_s3_and_hub_sources(moto, tmp_path: Path) -> None:  # noqa: ANN001
+def test_stalls_mid_body_from_s3_and_hub_sources(moto, tmp_path: Path) -> None:
     """The server stops half-way through a download, stays silent, then the connection dies."""
+    from rig import ROOT as R
     from servers.faulty_proxy import FaultyProxy
     from servers.hf_hub import FakeHub
-
-    from rig import ROOT as R
 
     files = {"a.safetensors": os.urandom(3 * MiB), "b.json": os.urandom(200_000)}
     c = moto.client()
@@ -125,7 +123,7 @@ def test_stalls_mid_body_from_s3_and_hub_sources(moto, tmp_path: Path) -> None: 
             for _ in range(4):
                 r = subprocess.run([sys.executable, "-m", "flymigrate", "transfer", src,
                                     f"runpod-volume://{dst_b}/{pfx}", "--yes", "--endpoint-url", moto.url,
-                                    "--part-size", "1MiB"], env=env, cwd=str(R), capture_output=True, text=True,
+                                    "--part-size", "1MiB"], env=env, cwd=str(R), capture_output=True, check=False, text=True,
                                    timeout=180)
                 assert "Traceback" not in r.stderr, r.stderr[-3000:]
                 if r.returncode == 0:
@@ -161,13 +159,13 @@ def tiny_disk(tmp_path: Path) -> Iterator[Path]:
     d.mkdir()
     if os.geteuid() != 0 or shutil.which("mount") is None:
         pytest.skip("needs root to mount a small tmpfs")
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=6m,mode=0700", "tmpfs", str(d)], capture_output=True)
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=6m,mode=0700", "tmpfs", str(d)], capture_output=True, check=False)
     if r.returncode:
         pytest.skip(f"cannot mount a tmpfs here: {r.stderr.decode()[:200]}")
     try:
         yield d
     finally:
-        subprocess.run(["umount", "-l", str(d)], capture_output=True)
+        subprocess.run(["umount", "-l", str(d)], capture_output=True, check=False)
 
 
 def test_full_disk_for_the_journal_then_space_freed(rig: Rig, tiny_disk: Path) -> None:
@@ -198,14 +196,14 @@ def test_full_disk_while_staging_for_modal(sandbox: Sandbox, tiny_disk: Path) ->
         hashes = make_weights(src, {"big.safetensors": 9 * MiB, "small.json": 1000})
         env = dict(sandbox.env, **fake.env(home=str(sandbox.home)), FLYMIGRATE_STATE_DIR=str(tiny_disk / "state"))
         args = [sys.executable, "-m", "flymigrate", "transfer", str(src), "modal-volume://diskvol/m", "--yes"]
-        r = subprocess.run(args, env=env, cwd=str(ROOT), capture_output=True, text=True, timeout=180)
+        r = subprocess.run(args, env=env, cwd=str(ROOT), capture_output=True, check=False, text=True, timeout=180)
         assert "Traceback" not in r.stderr, r.stderr[-3000:]
         assert r.returncode in (2, 4), (r.returncode, r.stderr[-2000:])
         assert "disk" in r.stderr.lower() or "space" in r.stderr.lower(), r.stderr[-1000:]
         assert tree_hashes(src) == hashes
         # more room: the same command finishes, with the right bytes
         env["FLYMIGRATE_STATE_DIR"] = str(sandbox.state)
-        r = subprocess.run(args, env=env, cwd=str(ROOT), capture_output=True, text=True, timeout=180)
+        r = subprocess.run(args, env=env, cwd=str(ROOT), capture_output=True, check=False, text=True, timeout=180)
         assert r.returncode == 0, r.stderr[-2000:]
         import hashlib
 
@@ -230,7 +228,7 @@ def test_apply_killed_at_random_points_never_loses_or_half_writes(sandbox: Sandb
     ref_app = sandbox.root / "ref"
     shutil.copytree(example_app, ref_app)
     env = dict(sandbox.env)
-    r = subprocess.run(_apply_args(ref_app), env=env, cwd=str(ROOT), capture_output=True, text=True, timeout=120)
+    r = subprocess.run(_apply_args(ref_app), env=env, cwd=str(ROOT), capture_output=True, check=False, text=True, timeout=120)
     assert r.returncode in (0, 2), r.stderr[-2000:]
     final = _user_files(ref_app)
     original = _user_files(example_app)
@@ -257,7 +255,7 @@ def test_apply_killed_at_random_points_never_loses_or_half_writes(sandbox: Sandb
         if changed:
             kept = set(tree_hashes(backup).values()) if backup.exists() else set()
             assert all(original[k] in kept for k in changed), changed
-    r = subprocess.run(_apply_args(example_app), env=env, cwd=str(ROOT), capture_output=True, text=True, timeout=120)
+    r = subprocess.run(_apply_args(example_app), env=env, cwd=str(ROOT), capture_output=True, check=False, text=True, timeout=120)
     assert "Traceback" not in r.stderr
     assert _user_files(example_app) == final
     assert kills > 0

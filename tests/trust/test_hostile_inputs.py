@@ -12,13 +12,12 @@ import shutil
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
-from conftest import ROOT, Sandbox
+from conftest import Sandbox
 
 MiB = 1024 * 1024
 FLY = '''app = "acme"
@@ -143,10 +142,10 @@ def test_broken_fly_toml(sandbox: Sandbox, app: Path, case: str) -> None:
 @pytest.mark.parametrize("suffix,data", [
     ("json", b"[" * 200_000 + b"]" * 200_000),
     ("json", b'{"app": "acme", "vm": [{"size": "a100-40gb"}]}'),
-    ("yaml", b"a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
-             b"c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]\n"
-             b"e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d]\nf: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e]\n"
-             b"g: &g [*f, *f, *f, *f, *f, *f, *f, *f, *f]\nh: &h [*g, *g, *g, *g, *g, *g, *g, *g, *g]\n"),
+    ("yaml", (b"a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
+              b"c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]\n"
+              b"e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d]\nf: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e]\n"
+              b"g: &g [*f, *f, *f, *f, *f, *f, *f, *f, *f]\nh: &h [*g, *g, *g, *g, *g, *g, *g, *g, *g]\n")),
     ("yaml", b"- " * 50_000 + b"x\n"),
     ("yaml", b"!!python/object/apply:os.system ['touch /tmp/flymigrate-pwned']\n"),
 ], ids=["json-deep", "json-ok", "yaml-billion-laughs", "yaml-deep", "yaml-python-tag"])
@@ -236,8 +235,7 @@ def test_million_line_source_and_links(sandbox: Sandbox, app: Path, tmp_path: Pa
     line = b"    r = post(url, p)  # x\n"  # 27 bytes: 27 MB, under the scanner's 32 MiB per-file cap
     with open(code / "big.py", "wb") as fh:
         chunk = line * 10_000
-        for _ in range(100):
-            fh.write(chunk)
+        fh.writelines(chunk for _ in range(100))
         fh.write(b'URL = "https://acme.fly.dev/v1"\n')
     with open(code / "huge-generated.py", "wb") as fh:  # over the cap: skipped with a finding, not read
         fh.write(b'U = "https://acme.fly.dev"\n')

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-
-from conftest import Sandbox, no_traceback
+from conftest import Sandbox
 from leak import Canaries, flymigrate, run_watched
 
 

@@ -11,8 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-
-from conftest import Sandbox, no_traceback
+from conftest import Sandbox
 from leak import Canaries, flymigrate, run_watched
 
 
@@ -129,7 +128,7 @@ def test_server_echoing_credentials_is_never_repeated(sandbox: Sandbox, canaries
         canaries.assert_clean(run=run, paths=[sandbox.root])
 
 
-def no_traceback_run(run) -> None:  # noqa: ANN001
+def no_traceback_run(run) -> None:
     assert "Traceback" not in run.stderr, run.stderr[-2000:]
 
 

@@ -11,14 +11,13 @@ import uuid
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT, Sandbox
 from leak import Canaries
 
 
 def run0(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     """The CLI under umask 000: whatever it creates gets exactly the mode it asks for."""
-    return subprocess.run([sys.executable, "-m", "flymigrate", *args], env=env, cwd=str(ROOT), capture_output=True,
+    return subprocess.run([sys.executable, "-m", "flymigrate", *args], env=env, cwd=str(ROOT), capture_output=True, check=False,
                           text=True, timeout=180, preexec_fn=lambda: os.umask(0))
 
 
@@ -37,7 +36,7 @@ def loose(root: Path) -> list[str]:
     return bad
 
 
-def test_transfer_state_is_private_under_umask_0(sandbox: Sandbox, moto) -> None:  # noqa: ANN001
+def test_transfer_state_is_private_under_umask_0(sandbox: Sandbox, moto) -> None:
     src = sandbox.root / "w"
     src.mkdir()
     (src / "a.bin").write_bytes(os.urandom(3 << 20))
@@ -57,7 +56,7 @@ def test_transfer_state_is_private_under_umask_0(sandbox: Sandbox, moto) -> None
     assert not loose(sandbox.state), loose(sandbox.state)
 
 
-def test_modal_staging_is_private_under_umask_0(sandbox: Sandbox, moto) -> None:  # noqa: ANN001
+def test_modal_staging_is_private_under_umask_0(sandbox: Sandbox, moto) -> None:
     from servers.modal_fake import ModalFake
 
     fake = ModalFake().start()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import tomllib
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, assume, example, given, settings
@@ -158,7 +157,9 @@ def _dump(obj: object) -> str:
     if isinstance(obj, bool):
         return "true" if obj else "false"
     if isinstance(obj, (int, float)):
-        return repr(obj) if not isinstance(obj, float) or obj == obj and abs(obj) != float("inf") else "0"
+        import math
+
+        return repr(obj) if not isinstance(obj, float) or math.isfinite(obj) else "0"
     if isinstance(obj, str):
         return json.dumps(obj)
     if isinstance(obj, list):
@@ -176,7 +177,7 @@ def _dump(obj: object) -> str:
 def test_fly_toml_structurally_wild_documents_only_config_error(tmp_path_factory: pytest.TempPathFactory,
                                                                  doc: dict[str, object]) -> None:
     """Valid TOML with every type in every place: a result or a ConfigError, nothing else."""
-    text = "\n".join(f"{k if '.' not in k else k} = {_dump(v)}" for k, v in doc.items()) + "\n"
+    text = "\n".join(f"{k} = {_dump(v)}" for k, v in doc.items()) + "\n"
     try:
         tomllib.loads(text)
     except tomllib.TOMLDecodeError:

@@ -8,10 +8,8 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-
 from conftest import Sandbox, cli, no_traceback
 
 HOSTILE = ["../../etc/passwd", "a/../../../escape.bin", "/abs/root.bin", "..", "./dot/./x.bin", "a//b.bin",
@@ -28,7 +26,7 @@ def env(sandbox: Sandbox, moto) -> dict[str, str]:
     return e
 
 
-def _s3_keys(moto, bucket: str) -> list[str]:  # noqa: ANN001
+def _s3_keys(moto, bucket: str) -> list[str]:
     c = moto.client()
     out = []
     for page in c.get_paginator("list_objects_v2").paginate(Bucket=bucket):
@@ -36,7 +34,7 @@ def _s3_keys(moto, bucket: str) -> list[str]:  # noqa: ANN001
     return out
 
 
-def _bucket(moto) -> str:  # noqa: ANN001
+def _bucket(moto) -> str:
     b = "rn-" + uuid.uuid4().hex[:12]
     moto.client().create_bucket(Bucket=b)
     return b
@@ -104,7 +102,7 @@ def hub_names() -> Iterator[tuple[object, list[str]]]:
 
 
 @pytest.mark.parametrize("i", range(5))
-def test_hostile_hub_file_names(sandbox: Sandbox, moto, env: dict[str, str], hub_names, i: int) -> None:  # noqa: ANN001
+def test_hostile_hub_file_names(sandbox: Sandbox, moto, env: dict[str, str], hub_names, i: int) -> None:
     hub, names = hub_names
     e = dict(env, HF_ENDPOINT=hub.url)  # type: ignore[attr-defined]
     dst = _bucket(moto)
@@ -138,7 +136,7 @@ def gcs_emu() -> Iterator[object]:
 @pytest.mark.parametrize("name", ["../../etc/passwd", "a/../../../x.bin", "/abs.bin"])
 @pytest.mark.parametrize("dest", ["modal", "gcs"])
 def test_hostile_names_into_modal_staging_and_gcs(sandbox: Sandbox, moto, env: dict[str, str], modal_fake, gcs_emu,
-                                                   name: str, dest: str) -> None:  # noqa: ANN001
+                                                   name: str, dest: str) -> None:
     src = _bucket(moto)
     c = moto.client()
     c.put_object(Bucket=src, Key=f"models/{name}" if not name.startswith("/") else f"models{name}", Body=b"evil")
