@@ -173,3 +173,22 @@ async def test_blocked_weights_step_is_a_readable_error(make_app: Any) -> None:
         await pilot.press("escape")
         await settle(app, pilot)
         assert app.saved.progress("runpod").steps["weights"].status == "failed"
+
+
+async def test_retries_are_counted_live(make_app: Any, volume: dict[str, Any]) -> None:
+    proxy = volume["proxy"]
+    proxy.delay = 0.0
+    proxy.error_rate = 1.0  # the first PUTs fail with 5xx; the engine retries them
+    proxy.max_faults = 3
+    app = make_app(target="runpod")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await pilot.press("1")
+        await fill_in(app, pilot, volume["fields"])
+        await pilot.press("r", "y")
+        await wait_until(pilot, lambda: app.transfer_stop is None and
+                         app.saved.progress("runpod").steps["weights"].status != "running", timeout=60)
+        await settle(app, pilot)
+        assert app.saved.progress("runpod").steps["weights"].status == "done"
+        assert "retries 3" in plain(app.query_one("#transfer-stats"))
+    assert dest_objects(volume) == volume["files"]
