@@ -7,7 +7,6 @@ here own every widget update and every write of the saved state.
 from __future__ import annotations
 
 import threading
-import time
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -74,7 +73,7 @@ class FlymigrateApp(App[int]):
         self.transfer_stop: threading.Event | None = None
         self.quitting = False
         self.crash: BaseException | None = None
-        self.first_paint_at: float | None = None
+        self.pending_secrets: list[str] = []  # export files just added, dropped again if they cannot be read
         self.weights_previews: dict[str, Any] = {}  # apply's weights preview per target, with the typed settings
 
     # ---- layout ---------------------------------------------------------------------------------------------
@@ -96,12 +95,7 @@ class FlymigrateApp(App[int]):
             self.show_error("Saved progress could not be read",
                             f"{self.saved.unreadable}. It was left as it is and nothing will be saved over it.",
                             "Move the file away (or fix it) and start flymigrate tui again to save progress.")
-        self.call_after_refresh(self._painted)
         self._load_session()
-
-    def _painted(self) -> None:
-        if self.first_paint_at is None:
-            self.first_paint_at = time.perf_counter()
 
     @work(thread=True, exclusive=True, group="session", exit_on_error=False)
     def _load_session(self) -> None:
@@ -114,7 +108,7 @@ class FlymigrateApp(App[int]):
             self.post_message(SessionFailed("flymigrate could not read the app", err.message,
                                             (err.where + ": " if err.where else "") + (err.hint or "")))
             return
-        except Exception as err:  # noqa: BLE001 -- shown as a panel, details in the crash log
+        except Exception as err:  # noqa: BLE001 -- shown as a panel, never as a traceback
             self.post_message(SessionFailed("Unexpected error while reading the app", f"{type(err).__name__}: {err}",
                                             "Please report it; `flymigrate plan` with --debug shows details."))
             return
@@ -285,6 +279,7 @@ class FlymigrateApp(App[int]):
 
     def on_session_loaded(self, message: SessionLoaded) -> None:
         self.session = message.session
+        self.pending_secrets = []
         if self.target is not None:
             self._weights_preview_worker(self.session, self.target, self._weights_fields())
         if self.target is not None and self.saved.target != self.target:
@@ -297,6 +292,13 @@ class FlymigrateApp(App[int]):
         self.refresh_bindings()
 
     def on_session_failed(self, message: SessionFailed) -> None:
+        if self.pending_secrets and self.session is not None:  # the new export is unreadable: keep the old session
+            self.saved.secrets_paths = [p for p in self.saved.secrets_paths if p not in self.pending_secrets]
+            self.save()
+            self.secrets_paths = list(dict.fromkeys([*self.cli_secrets_paths, *self.saved.secrets_paths]))
+            self.pending_secrets = []
+            self.show_error("The secrets export could not be read", message.message, message.hint)
+            return
         self._q("#overview-body", Static).update(f"{message.title}.\n\n{message.message}\n\n{message.hint}")
         self.show_error(message.title, message.message, message.hint)
 
@@ -364,6 +366,7 @@ class FlymigrateApp(App[int]):
                             "--json`), relative to the folder flymigrate was started in, or absolute.")
             return
         added = [str(Path(p).resolve()) for p in paths]
+        self.pending_secrets = [p for p in added if p not in self.saved.secrets_paths]
         self.saved.secrets_paths = list(dict.fromkeys([*self.saved.secrets_paths, *added]))
         self.save()
         self.secrets_paths = list(dict.fromkeys([*self.cli_secrets_paths, *self.saved.secrets_paths]))

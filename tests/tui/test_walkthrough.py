@@ -334,3 +334,20 @@ async def test_the_mouse_works_for_dialogs_and_checks(make_app: Any) -> None:
         await pilot.pause()
         assert page.checked() == [0]
         assert app.saved.progress("modal").steps["scaling"].checks == [0]
+
+
+async def test_an_unreadable_secrets_export_is_refused_and_not_remembered(make_app: Any, workdir: Path) -> None:
+    (workdir / "bad.json").write_text("{ this is not a secrets export")
+    app = make_app(secrets=[])
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await pilot.press("3")
+        box = app.query_one("#setting-secrets")
+        box.focus()
+        box.value = "bad.json"
+        await pilot.press("enter")
+        await settle(app, pilot)
+        assert type(app.screen).__name__ == "ErrorScreen"
+        assert "bad.json" in plain(app.screen.query_one("#error-message"))
+        await pilot.press("escape")
+        assert app.saved.secrets_paths == [] and app.session is not None
