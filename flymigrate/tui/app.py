@@ -320,9 +320,10 @@ class FlymigrateApp(App[int]):
         name = TARGETS[event.index]
         if name == self.target:
             return
-        if self.transfer_stop is not None:
-            self.show_error("The transfer is running", "The target cannot change while the weights are copying.",
-                            "Press s to pause the transfer first; it resumes where it stopped.")
+        if self.transfer_stop is not None or any(w.group == "step" and w.is_running for w in self.workers):
+            self.show_error("A step is running", "The target cannot change while a step runs or the weights copy.",
+                            "Wait for the step to finish, or press s to pause the transfer; it resumes where it "
+                            "stopped.")
             self._q(TargetPage).show(self.session, self.target, self.styles_for_text())  # type: ignore[arg-type]
             return
         self.target = name
@@ -426,6 +427,17 @@ class FlymigrateApp(App[int]):
         elif message.outcome == "done":
             self.notify("Weights copied and verified.", timeout=4)
 
+    def _record_step_end(self, message: StepEnded) -> StepProgress | None:
+        target = message.target or self.target
+        if target is None:
+            return None
+        progress = self.saved.progress(target).steps[message.step_id]
+        progress.status = "done" if message.ok else ("todo" if progress.status == "running" else progress.status)
+        if message.ok:
+            progress.result = message.message
+        self.save()
+        return progress
+
     def _record_transfer_end(self, message: TransferEnded) -> StepProgress | None:
         if self.target is None:
             return None
@@ -436,6 +448,10 @@ class FlymigrateApp(App[int]):
         return progress
 
     def on_step_ended(self, message: StepEnded) -> None:
+        if self.quitting:
+            self._record_step_end(message)
+            self.exit(0)
+            return
         if self.session is not None and message.previews is not None and message.target:
             self.session.previews[message.target] = message.previews
             if message.target == self.target:
@@ -443,14 +459,10 @@ class FlymigrateApp(App[int]):
                 for sid in STEP_IDS:
                     if sid != message.step_id:
                         self._q(f"#page-{sid}", StepPage).show(self.session, self.target, self._progress(sid), styles)
-        if self.target is None:
+        progress = self._record_step_end(message)
+        if progress is None:
             return
-        progress = self.saved.progress(self.target).steps[message.step_id]
-        progress.status = "done" if message.ok else ("todo" if progress.status == "running" else progress.status)
-        if message.ok:
-            progress.result = message.message
-        self.save()
-        if self.session is not None:
+        if self.session is not None and (message.target or self.target) == self.target:
             self._q(f"#page-{message.step_id}", StepPage).show(self.session, self.target, progress,
                                                                 self.styles_for_text())
         self._refresh_nav()
@@ -627,6 +639,12 @@ class FlymigrateApp(App[int]):
             self.transfer_stop.set()
             self.notify("Saving the transfer state before quitting (q again to leave now; nothing is lost "
                         "either way)...", timeout=10)
+            return
+        step_running = any(w.group == "step" and w.is_running for w in self.workers)
+        if step_running and not self.quitting:
+            self.quitting = True
+            self.notify("Letting the running step finish its write before quitting (q again to leave now)...",
+                        timeout=10)
             return
         self.exit(0)
 
