@@ -13,17 +13,24 @@ ResumableError 4, Interrupted 130); state is saved before any of them is raised.
 
 Pipeline (memory stays flat whatever the file size):
 
-* ``parallel`` file workers take files from a queue. Each reads its file **sequentially** into
-  buffers from one shared pool of preallocated ``bytearray`` s (``readinto``, no copies), feeding
-  the whole-file sha256 from the same buffers, in order.
-* Small files (one part) are PUT by the file worker itself. Parts of big files go to ``parallel``
-  upload workers; a buffer returns to the pool when its part is acknowledged. The pool holds
-  ``parallel + 2`` buffers, which is the bound on both memory and bytes in flight.
-* Each part's MD5 is computed by the upload worker and compared with the ETag the server returns.
+* ``parallel`` file workers take files from a queue (largest first); ``parallel`` upload workers
+  send parts. At most ``parallel`` parts / small files are in flight at any time.
+* **Seekable sources** (local files) into S3-style destinations are *streamed*: each upload worker
+  reads its own byte range from disk while sending it (:class:`~.streams.RangeBody`, 1 MiB reads,
+  nothing staged), so the part size (64 MiB default) costs no memory. A hasher thread reads the
+  file once, in order, for the whole-file sha256 and each part's MD5; every part's ETag must equal
+  that MD5 (a mismatch is re-sent), which ties the sha256 to the bytes the server holds.
+  Small files are one PUT each, hashed (MD5 + sha256) from the very bytes sent.
+* **HTTP sources** (Hugging Face, S3) are read sequentially (ranged GETs, resumed at the byte where a
+  connection dropped) into a pool of ``parallel + 2`` preallocated buffers (``readinto``); the
+  sha256 is fed from the same buffers, in order; upload workers MD5 the buffer and check the ETag.
 * After a restart the persisted upload id is reused: ``ListParts`` says which parts the server
   holds; those parts are re-read (to feed the sha256 and check their MD5) but not re-sent.
 * Before Complete, the sha256 is compared with the source's (HF LFS); a mismatch aborts the upload
-  and the file is reported as failed, never marked done. After Complete, HEAD checks the size.
+  and the file is reported as failed, never marked done. After Complete, HEAD checks the size (and
+  the multipart ETag).
+* GCS-style (``WriteMode.CHUNKS``) and Modal-style (``WriteMode.SPOOL``) destinations are driven
+  through the same journal; see :mod:`.base` for the contract.
 """
 
 from __future__ import annotations
@@ -69,6 +76,9 @@ DEFAULT_PARALLEL = 6
 STREAM_PART_SIZE = 64 * MiB  # seekable sources stream parts from disk: part size costs no memory
 STREAM_PARALLEL = 8
 HASH_CHUNK = 2 * MiB
+# where streamed parts get their MD5: "workers" (in parallel, on the bytes sent; a crc32 in both reads
+# ties them to the hasher's sha256) or "hasher" (one thread, one read; less CPU, but serial)
+MD5_WHERE = os.environ.get("FLYMIGRATE_MD5_WHERE", "hasher")
 MEMORY_BUDGET = 512 * MiB  # cap on pooled buffers when parts must be huge
 
 
@@ -357,7 +367,8 @@ class _Run:
                         # streamed from disk: the hasher thread's MD5 of this range is compared with the
                         # ETag once both are known (in _multipart); without MD5 checks a crc32 of the
                         # bytes sent is compared with the hasher's instead
-                        algos = () if self.check_md5 else ("crc32",)
+                        md5_here = self.check_md5 and MD5_WHERE == "workers"
+                        algos = ("md5", "crc32") if md5_here else (() if self.check_md5 else ("crc32",))
 
                         def send() -> PartInfo:
                             body = RangeBody(lambda: self.src.open(fs.entry, 0), off, n, algos)
@@ -365,8 +376,10 @@ class _Run:
                                 r = fs.upload.write_part(number, body)
                             finally:
                                 body.close()
-                            if algos:
+                            if "crc32" in algos:
                                 fs.sent_crc[number] = body.digest("crc32")
+                            if "md5" in algos:
+                                fs.sent_md5[number] = body.digest("md5")
                             return r  # type: ignore[no-any-return]
 
                         info = self.retry(f"UploadPart {number} of {fs.entry.path}", fs.entry.path, send)
@@ -477,12 +490,13 @@ class _Run:
             holder: dict[str, Any] = {}
 
             def send() -> DestEntry:
-                body = RangeBody(lambda: self.src.open(entry, 0), 0, entry.size, ("md5", "sha256"))
+                body = RangeBody(lambda: self.src.open(entry, 0), 0, entry.size, ("md5", "sha256") if self.check_md5 else ("sha256",))
                 try:
                     de = up.put(body, entry.sha256)  # type: ignore[attr-defined]
                 finally:
                     body.close()
-                holder["md5"], holder["sha256"] = body.digest("md5"), body.digest("sha256")
+                holder["md5"] = body.digest("md5") if self.check_md5 else None
+                holder["sha256"] = body.digest("sha256")
                 return de  # type: ignore[no-any-return]
 
             for _ in range(3):
@@ -622,9 +636,12 @@ class _Run:
         def bad_parts() -> list[int]:
             out = []
             for n in sorted(fs.sent):
-                if self.check_md5:
+                if self.check_md5 and MD5_WHERE != "workers":
                     if fs.parts[n].etag != fs.read_md5.get(n):
                         out.append(n)
+                    continue
+                if self.check_md5 and (fs.sent_md5.get(n) is None or fs.parts[n].etag != fs.sent_md5.get(n)):
+                    out.append(n)
                 elif fs.sent_crc.get(n) is None or fs.sent_crc.get(n) != fs.read_crc.get(n):
                     out.append(n)
             return out
@@ -673,7 +690,8 @@ class _Run:
                     n = min(ps, entry.size - off)
                     sp = server.get(number)
                     have = sp is not None and sp.size == n
-                    md5 = hashlib.md5() if (have and self.dst.caps.part_etag_is_md5) or self.check_md5 else None
+                    md5_all = self.check_md5 and MD5_WHERE != "workers"
+                    md5 = hashlib.md5() if (have and self.dst.caps.part_etag_is_md5) or md5_all else None
                     crc = 0
                     left = n
                     while left:
@@ -684,7 +702,7 @@ class _Run:
                             herr.append(UserError(f"source file {entry.path!r} got shorter during the copy."))
                             return
                         sha.update(mv[:k])
-                        if not self.check_md5:
+                        if not md5_all:
                             crc = zlib.crc32(mv[:k], crc)
                         if md5 is not None:
                             md5.update(mv[:k])
@@ -870,6 +888,7 @@ class _FileState:
         self.upload = upload
         self.parts: dict[int, PartInfo] = {}
         self.sent: set[int] = set()  # streaming: parts uploaded by this run (checked in _recheck_streamed)
+        self.sent_md5: dict[int, str | None] = {}  # streaming: MD5 of the bytes each worker sent
         self.sent_crc: dict[int, str | None] = {}  # streaming, --no-part-md5: crc32 of the bytes each worker sent
         self.read_crc: dict[int, str] = {}  # streaming: crc32 of the same range in the sha256 pass
         self.read_md5: dict[int, str] = {}  # streaming: MD5 of the same range in the sha256 pass

@@ -204,7 +204,8 @@ class RangeBody(io.RawIOBase):
             return None
         if algo == "crc32":
             return f"{self.crc32:08x}" if self._crc else None
-        return self._hashers[algo].hexdigest()
+        h = self._hashers.get(algo)
+        return h.hexdigest() if h is not None else None
 
     def close(self) -> None:
         if self._f is not None:
