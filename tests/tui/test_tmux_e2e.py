@@ -59,14 +59,21 @@ def test_a_person_walks_through_in_a_real_terminal(tmp_path: Path) -> None:
     shutil.copytree(EXAMPLE, tmp_path / "acme-chat", ignore=shutil.ignore_patterns(".flymigrate"))
     env = {"PYTHONPATH": str(ROOT), "FLYMIGRATE_STATE_DIR": str(tmp_path / "state"), "TERM": "xterm-256color",
            "PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path)}
-    cmd = (f"{shlex.quote(sys.executable)} -m flymigrate tui acme-chat "
-           "--secrets acme-chat/fly-secrets.json --secrets acme-chat/example.env")
-    tmux = Tmux(cmd, tmp_path, env)
+    cmd = f"{shlex.quote(sys.executable)} -m flymigrate"  # plain `flymigrate` inside the app folder
+    tmux = Tmux(cmd, tmp_path / "acme-chat", env)
     try:
         screen = tmux.wait_for("Where should the app go?")  # no target yet: the choice comes first
         assert "target not chosen" in screen and "GPU" in screen
         tmux.keys("Right", "Enter")  # the choice has focus: RunPod
         screen = tmux.wait_for("acme-chat -> RunPod Serverless")
+        tmux.keys("3")
+        tmux.wait_for("Recreate the secrets")
+        tmux.keys("Tab")  # to the export field
+        time.sleep(0.3)
+        tmux.keys("-l", "fly-secrets.json, example.env")
+        tmux.wait_for("export   fly-secrets.json, example.env")  # typed, as a person sees it; then Enter
+        tmux.keys("Enter")
+        tmux.wait_for("1 with a value, 1 missing")  # API_KEY has no value in the export
         tmux.keys("o")
         screen = tmux.wait_for("value known")
         assert "API_KEY" in screen and HF_TOKEN_VALUE not in screen
@@ -93,3 +100,4 @@ def test_a_person_walks_through_in_a_real_terminal(tmp_path: Path) -> None:
     assert data["target"] == "runpod"
     assert data["targets"]["runpod"]["steps"]["dockerfile"]["status"] == "done"
     assert HF_TOKEN_VALUE not in json.dumps(data)
+    assert [Path(p).name for p in data["secrets_paths"]] == ["fly-secrets.json", "example.env"]
