@@ -423,7 +423,9 @@ class FlymigrateApp(App[int]):
             self.exit(0)
             return
         if message.outcome == "failed":
-            self.show_error("The weight transfer stopped", message.message, message.hint)
+            started = message.snapshot is not None and message.snapshot.started
+            self.show_error("The weight transfer stopped" if started else "The weights step could not start",
+                            message.message, message.hint)
         elif message.outcome == "done":
             self.notify("Weights copied and verified.", timeout=4)
 

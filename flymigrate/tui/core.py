@@ -388,8 +388,8 @@ def run_step(session: Session, target: str, step_id: str, stop: threading.Event 
 
 WEIGHTS_FIELDS: dict[str, tuple[str, str, str]] = {  # key -> (label, placeholder, apply flag)
     "from": ("from", "hf://ORG/REPO, s3://BUCKET/PREFIX, a local folder", "--weights-from"),
-    "volume_id": ("volume", "RunPod network volume id", "--volume-id"),
-    "datacenter": ("dc", "RunPod datacenter, e.g. EU-RO-1", "--datacenter"),
+    "volume_id": ("volume id", "RunPod network volume id", "--volume-id"),
+    "datacenter": ("datacenter", "RunPod datacenter, e.g. EU-RO-1", "--datacenter"),
     "endpoint_url": ("endpoint", "S3 endpoint (default: from the datacenter)", "--endpoint-url"),
     "bucket": ("bucket", "GCS bucket for the weights", "--bucket"),
 }

@@ -23,6 +23,8 @@ HELP_TEXT = """\
                first (weights: start, or resume where it stopped)
   s            pause the weight transfer (its state is saved)
   m            mark a step done by hand (press again to undo)
+  Enter        in a field (weights settings, secrets export, new
+               URL): use it and refresh the preview
 
 [b]Anywhere[/b]
   d            switch between dark and light colours

@@ -48,5 +48,9 @@ class TestScreens:
         """Nothing runs before the confirmation."""
         assert snap_compare(make_app(), terminal_size=SIZE, run_before=settle_then("5", "r"))
 
+    def test_error_panel(self, snap_compare: Any, make_app: Any) -> None:
+        """A blocked step is a readable panel with what to do, never a traceback."""
+        assert snap_compare(make_app(target="runpod"), terminal_size=SIZE, run_before=settle_then("1", "r", "y"))
+
     def test_help(self, snap_compare: Any, make_app: Any) -> None:
         assert snap_compare(make_app(), terminal_size=SIZE, run_before=settle_then("question_mark"))

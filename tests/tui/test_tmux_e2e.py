@@ -71,7 +71,7 @@ def test_a_person_walks_through_in_a_real_terminal(tmp_path: Path) -> None:
         tmux.keys("Tab")  # to the export field
         time.sleep(0.3)
         tmux.keys("-l", "fly-secrets.json, example.env")
-        tmux.wait_for("export   fly-secrets.json, example.env")  # typed, as a person sees it; then Enter
+        tmux.wait_for("fly-secrets.json, example.env")  # typed, as a person sees it; then Enter
         tmux.keys("Enter")
         tmux.wait_for("1 with a value, 1 missing")  # API_KEY has no value in the export
         tmux.keys("o")
