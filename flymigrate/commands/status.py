@@ -55,4 +55,6 @@ def run(args: argparse.Namespace) -> int:
             print(f"  finished: {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(float(r['finished'])))}")
         for f in r.get("failed", []):
             print(f"  failed: {f}")
+        if state.startswith("incomplete") and r.get("resume_command"):
+            print(f"  continue with: {r['resume_command']}")
     return 0

@@ -1010,6 +1010,16 @@ def run_transfer(src_url: str, dst_url: str, options: TransferOptions | None = N
                             dry_run=opts.dry_run)
     journal.set_meta("src_url", src_url)
     journal.set_meta("dst_url", dst_url)
+    extra: list[str] = []
+    if opts.datacenter:
+        extra += ["--datacenter", opts.datacenter]
+    if opts.endpoint_url:
+        from urllib.parse import urlsplit, urlunsplit
+
+        u = urlsplit(opts.endpoint_url)  # never keep user:password@ from an endpoint URL
+        extra += ["--endpoint-url", urlunsplit((u.scheme, u.hostname + (f":{u.port}" if u.port else "") if u.hostname
+                                                else u.netloc, u.path, "", ""))]
+    journal.set_meta("cli_args", json.dumps(extra))
     t0 = time.monotonic()
     cb_mu = threading.Lock()
 

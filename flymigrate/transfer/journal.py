@@ -313,6 +313,15 @@ def read_only(path: Path) -> dict[str, Any]:
             "SELECT path, error FROM files WHERE status='failed' ORDER BY path LIMIT 20").fetchall()]
     finally:
         db.close()
+    import shlex
+
+    try:
+        extra = json.loads(meta.get("cli_args") or "[]")
+    except ValueError:
+        extra = []
+    src_url, dst_url = meta.get("src_url"), meta.get("dst_url")
+    resume = (" ".join(shlex.quote(a) for a in ["flymigrate", "transfer", src_url, dst_url, *extra, "--yes"])
+              if src_url and dst_url else None)
     files: dict[str, int] = {}
     total = done = 0
     for status, n, size, bd in rows:
@@ -321,4 +330,4 @@ def read_only(path: Path) -> dict[str, Any]:
         done += (size or 0) if status in ("done", "skipped") else (bd or 0)
     return {"src": meta.get("src_url", meta.get("src")), "dst": meta.get("dst_url", meta.get("dst")), "files": files, "bytes_total": total,
             "bytes_done": done, "failed": failed, "finished": meta.get("finished"),
-            "running": is_locked(path.with_suffix(".lock"))}
+            "running": is_locked(path.with_suffix(".lock")), "resume_command": resume}

@@ -243,3 +243,36 @@ def test_s3_single_object_source(tmp_path: Path, moto, bucket: str, state: Path)
     c.put_object(Bucket=bucket + "-src", Key="models/one.safetensors", Body=data)
     run_transfer(f"s3://{bucket}-src/models/one.safetensors", f"runpod-volume://{bucket}/m", _opts(state, moto))
     assert read_s3(moto, bucket, "m") == {"one.safetensors": data}
+
+
+def test_peak_memory_stays_flat_for_a_local_source(tmp_path: Path, moto, bucket: str, base_env: dict[str, str]) -> None:
+    """64 MiB parts x 8 in flight would be 512 MiB if parts were buffered; streamed, RSS stays small."""
+    import threading as th
+
+    src = tmp_path / "w"
+    src.mkdir()
+    with open(src / "big.bin", "wb") as f:
+        for _ in range(12):
+            f.write(os.urandom(8 * MiB))
+    p = subprocess.Popen([sys.executable, "-m", "flymigrate", "transfer", str(src), f"runpod-volume://{bucket}/m",
+                          "--endpoint-url", moto.url, "--yes", "--part-size", "16MiB", "--parallel", "6"],
+                         env=base_env, cwd=str(ROOT), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    peak = [0]
+    done = th.Event()
+
+    def watch() -> None:
+        while not done.is_set():
+            try:
+                for line in open(f"/proc/{p.pid}/status"):
+                    if line.startswith("VmHWM:"):
+                        peak[0] = max(peak[0], int(line.split()[1]))
+            except (OSError, ValueError):
+                pass
+            done.wait(0.02)
+
+    t = th.Thread(target=watch, daemon=True)
+    t.start()
+    _, err = p.communicate(timeout=120)
+    done.set()
+    assert p.returncode == 0, err
+    assert peak[0] / 1024 < 150, f"peak RSS {peak[0] / 1024:.0f} MiB"
