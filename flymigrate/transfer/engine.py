@@ -551,6 +551,8 @@ class _Run:
             # the source file changed since the upload started: the old parts are useless
             self.emit(Event("warning", path, message="source changed since the last run; restarting this file"))
             self._abort_quietly(self.dst.open_upload(entry, row.upload_state, None))
+        if upload is None and not (row and row.upload_state):
+            upload, server = self._adopt(entry, ps)
         if upload is None:
             upload = self.dst.open_upload(entry, None, entry.sha256)
             st = self.retry(f"CreateMultipartUpload {path}", path, upload.begin)
@@ -749,6 +751,35 @@ class _Run:
             self.slots.acquire()
             fs.pending_inc()
             self.part_q.put((fs, number, None, min(ps, entry.size - off), off))
+
+    def _adopt(self, entry: Entry, ps: int) -> tuple[Any, dict[int, PartInfo]]:
+        """No journal entry (state dir lost, other machine, an upload id lost to a power cut): look for
+        an unfinished upload of this key on the server whose parts have our part size, and continue it.
+        Its parts are still checked (size, and MD5 against the source) before they count."""
+        key = f"{self.dst.prefix}/{entry.path}" if getattr(self.dst, "prefix", "") else entry.path
+        try:
+            stale = [st for st in self.retry("ListMultipartUploads", entry.path, self.dst.list_stale_uploads)
+                     if st.get("key") == key]
+        except (FlymigrateError, UploadGone):
+            return None, {}
+        best: tuple[Any, dict[int, PartInfo]] = (None, {})
+        for st in stale:
+            up = self.dst.open_upload(entry, st, entry.sha256)
+            try:
+                parts = self.retry(f"ListParts {entry.path}", entry.path, up.list_parts)
+            except (FlymigrateError, UploadGone):
+                continue
+            last = -(-entry.size // ps)
+            fits = all((p.size == ps if n < last else p.size == entry.size - (last - 1) * ps) and n <= last
+                       for n, p in parts.items())
+            if fits and len(parts) > len(best[1]):
+                best = (up, parts)
+        if best[0] is not None:
+            self.j.start_upload(entry.path, ps, best[0].state)
+            self.j.upsert(entry.path, entry.size, entry.fingerprint(), "uploading")
+            self.emit(Event("resume", entry.path,
+                            message=f"found an unfinished upload on the server with {len(best[1])} parts; continuing it"))
+        return best
 
     def _abort_quietly(self, upload: Any) -> None:
         try:

@@ -276,3 +276,26 @@ def test_peak_memory_stays_flat_for_a_local_source(tmp_path: Path, moto, bucket:
     done.set()
     assert p.returncode == 0, err
     assert peak[0] / 1024 < 150, f"peak RSS {peak[0] / 1024:.0f} MiB"
+
+
+def test_lost_journal_adopts_the_unfinished_upload_on_the_server(tmp_path: Path, moto, bucket: str, state: Path) -> None:
+    data = os.urandom(8 * MiB)
+    src = make_files(tmp_path / "w", {"big.bin": data})
+    stop = threading.Event()
+    sent = [0]
+
+    def cb(ev: Event) -> None:
+        if ev.kind == "bytes":
+            sent[0] += ev.bytes
+            if sent[0] >= 3 * MiB:
+                stop.set()
+
+    with pytest.raises(Interrupted):
+        run_transfer(str(src), f"runpod-volume://{bucket}/m", _opts(state / "a", moto, stop=stop, parallel=1), progress=cb)
+    events: list[Event] = []
+    res = run_transfer(str(src), f"runpod-volume://{bucket}/m", _opts(state / "b", moto, parallel=1),
+                       progress=events.append)  # a different state dir: no journal
+    assert any("found an unfinished upload" in e.message for e in events)
+    assert res.bytes_reused >= 3 * MiB
+    assert read_s3(moto, bucket, "m")["big.bin"] == data
+    assert not moto.client().list_multipart_uploads(Bucket=bucket).get("Uploads")
