@@ -256,6 +256,7 @@ class StepPage(Page):
     def __init__(self, step_id: str, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self.step_id = step_id
+        self.check_texts: list[str] = []  # the manual checks shown (or being mounted)
 
     def compose(self) -> ComposeResult:
         yield Static("", classes="step-head")
@@ -282,6 +283,7 @@ class StepPage(Page):
             self.query_one(".step-preview", Static).update("Choose where to move the app first: press t.")
             self.query_one(".step-result", Static).update("")
             self.query_one(".step-checks", Vertical).remove_children()
+            self.check_texts = []
             return
         step = session.plans[target].step(self.step_id)
         t = Text(f"Step {n} of 5: {step.title}  ", style="bold")
@@ -296,11 +298,11 @@ class StepPage(Page):
         self.show_progress(progress)
         checks = core.step_checks(session, target, self.step_id)
         box = self.query_one(".step-checks", Vertical)
-        items = list(box.query(CheckItem))
-        if [i.text for i in items] == list(checks):
-            for item in items:
+        if self.check_texts == list(checks):  # same checks (maybe still being mounted): update the ticks only
+            for item in box.query(CheckItem):
                 item.set_checked(item.index in progress.checks)
         else:
+            self.check_texts = list(checks)
             box.remove_children()
             box.mount(*[CheckItem(c, i, i in progress.checks) for i, c in enumerate(checks)])
 

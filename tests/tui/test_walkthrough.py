@@ -328,9 +328,10 @@ async def test_the_mouse_works_for_dialogs_and_checks(make_app: Any) -> None:
         assert type(app.screen).__name__ != "ConfirmScreen"
         assert app.saved.progress("modal").steps["scaling"].status == "todo"
         page = app.query_one("#page-scaling")
-        page.scroll_end(animate=False)
+        item = page.query(".check-item").first()
+        page.scroll_to_widget(item, animate=False, top=True)
         await pilot.pause()
-        await pilot.click("#page-scaling .check-item")
+        await pilot.click(item)
         await pilot.pause()
         assert page.checked() == [0]
         assert app.saved.progress("modal").steps["scaling"].checks == [0]
