@@ -2,8 +2,7 @@
 (exit 2) or a correct result (exit 0), in bounded time and memory, never a traceback, and never a write
 outside the app folder and the state directory (the sandbox: app, fake HOME, state dir, TMPDIR is snapshotted).
 
-Memory is the child's own peak RSS from wait4() (RUSAGE of that one child; RUSAGE_CHILDREN would be the max over
-every child this test process ever reaped)."""
+Memory is the child's own peak RSS (VmHWM at exit, see run_measured)."""
 
 from __future__ import annotations
 
@@ -43,8 +42,31 @@ class Measured:
     maxrss_kib: int
 
 
+_HWM_SHIM = """
+import atexit, os
+def _hwm():
+    try:
+        with open("/proc/self/status") as fh:
+            kb = next(int(line.split()[1]) for line in fh if line.startswith("VmHWM:"))
+        with open(os.environ["FLYMIGRATE_TRUST_HWM"], "w") as fh:
+            fh.write(str(kb))
+    except Exception:
+        pass
+atexit.register(_hwm)
+"""
+
+
 def run_measured(args: list[str], env: dict[str, str], cwd: Path, timeout: float = 120, label: str = "") -> Measured:
+    """Peak RSS is the child's own VmHWM, written at exit by a sitecustomize shim. (wait4()/RUSAGE_CHILDREN
+    maxrss would be wrong here: Linux carries the forking parent's high-water mark across exec, so a child of a
+    big pytest process reports pytest's size.)"""
     out, err = cwd.parent / ".m-out", cwd.parent / ".m-err"
+    shim = cwd.parent / ".m-shim"
+    shim.mkdir(exist_ok=True)
+    (shim / "sitecustomize.py").write_text(_HWM_SHIM)
+    hwm = cwd.parent / ".m-hwm"
+    hwm.unlink(missing_ok=True)
+    env = dict(env, PYTHONPATH=f"{shim}{os.pathsep}{env.get('PYTHONPATH', '')}", FLYMIGRATE_TRUST_HWM=str(hwm))
     t0 = time.monotonic()
     with open(out, "wb") as fo, open(err, "wb") as fe:
         p = subprocess.Popen([sys.executable, "-m", "flymigrate", *args], env=env, cwd=str(cwd), stdout=fo,
@@ -61,10 +83,12 @@ def run_measured(args: list[str], env: dict[str, str], cwd: Path, timeout: float
             time.sleep(0.02)
     p.returncode = os.waitstatus_to_exitcode(status)
     secs = time.monotonic() - t0
-    m = Measured(p.returncode, out.read_text("utf-8", "replace"), err.read_text("utf-8", "replace"), secs,
-                 ru.ru_maxrss)
+    peak = int(hwm.read_text()) if hwm.exists() else ru.ru_maxrss
+    m = Measured(p.returncode, out.read_text("utf-8", "replace"), err.read_text("utf-8", "replace"), secs, peak)
     out.unlink()
     err.unlink()
+    hwm.unlink(missing_ok=True)
+    shutil.rmtree(shim, ignore_errors=True)
     RESULTS.append((label or " ".join(args[:2]), secs, m.maxrss_kib, m.returncode))
     return m
 
@@ -91,7 +115,7 @@ def plan(sandbox: Sandbox, *extra: str, label: str = "", timeout: float = 120) -
 
 def assert_no_writes(sandbox: Sandbox, before: dict, allowed: tuple[str, ...] = ()) -> None:  # type: ignore[type-arg]
     changed = [c for c in sandbox.changes(before) if not any(c[2:].startswith(a) for a in allowed)]
-    changed = [c for c in changed if not c[2:].startswith((".m-out", ".m-err"))]
+    changed = [c for c in changed if not c[2:].startswith((".m-out", ".m-err", ".m-shim", ".m-hwm"))]
     assert not changed, changed
 
 
