@@ -286,7 +286,7 @@ REGISTRY: dict[str, RegistryEntry] = {
     "modal-volume": RegistryEntry("modal-volume", "flymigrate.transfer.modal_volume", False, True),
 }
 
-_SCHEME_RE = re.compile(r"^([a-z][a-z0-9+.-]*)://(.*)$", re.I)
+_SCHEME_RE = re.compile(r"^([a-z][a-z0-9+.-]*)://(.*)$", re.IGNORECASE)
 _HF_REPO_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?$")
 _BUCKET_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$")
 

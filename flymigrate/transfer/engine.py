@@ -37,13 +37,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import zlib
 import os
 import queue
 import random
 import tempfile
 import threading
 import time
+import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,18 +52,18 @@ from typing import Any
 from ..errors import FlymigrateError, Interrupted, RemoteError, ResumableError, UserError
 from ..paths import ensure_private_dir, state_dir
 from .base import (
-    MiB,
-    check_names,
     AdapterOptions,
     DestCaps,
     DestEntry,
     Destination,
     Entry,
+    MiB,
     PartInfo,
     Source,
     TransientError,
     UploadGone,
     WriteMode,
+    check_names,
     open_destination,
     open_source,
     parse_url,
@@ -642,9 +642,7 @@ class _Run:
                     if fs.parts[n].etag != fs.read_md5.get(n):
                         out.append(n)
                     continue
-                if self.check_md5 and (fs.sent_md5.get(n) is None or fs.parts[n].etag != fs.sent_md5.get(n)):
-                    out.append(n)
-                elif fs.sent_crc.get(n) is None or fs.sent_crc.get(n) != fs.read_crc.get(n):
+                if self.check_md5 and (fs.sent_md5.get(n) is None or fs.parts[n].etag != fs.sent_md5.get(n)) or fs.sent_crc.get(n) is None or fs.sent_crc.get(n) != fs.read_crc.get(n):
                     out.append(n)
             return out
 

@@ -26,11 +26,11 @@ from typing import Any, BinaryIO, TypeVar
 
 from ..errors import RemoteError, ResumableError, UserError
 from .base import (
-    MiB,
     AdapterOptions,
     DestCaps,
     DestEntry,
     Entry,
+    MiB,
     ParsedURL,
     PartInfo,
     SourceCaps,
@@ -185,7 +185,7 @@ class S3Base:
     def call(self, op: str, key: str | None, fn: Callable[..., T], **kw: Any) -> T:
         try:
             return fn(**kw)
-        except Exception as exc:  # noqa: BLE001 -- translated, never swallowed
+        except Exception as exc:
             new = _translate(self.ctx, op, key, exc)
             if new is exc:
                 raise

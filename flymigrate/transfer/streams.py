@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import io
-from zlib import crc32 as _crc32
 from collections.abc import Iterator
 from typing import Any
+from zlib import crc32 as _crc32
 
 
 class MemBody(io.RawIOBase):

@@ -28,7 +28,6 @@ import socketserver
 import struct
 import threading
 import time
-from typing import Any
 
 
 class _Handler(socketserver.BaseRequestHandler):
@@ -285,7 +284,7 @@ class FaultyProxy:
     def __enter__(self) -> FaultyProxy:
         return self.start()
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stop()
 
 

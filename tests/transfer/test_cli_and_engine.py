@@ -11,11 +11,11 @@ import time
 from pathlib import Path
 
 import pytest
+from servers.faulty_proxy import FaultyProxy
 
 from flymigrate.errors import Interrupted, UserError
 from flymigrate.transfer.base import parse_url
 from flymigrate.transfer.engine import Event, TransferOptions, run_transfer
-from servers.faulty_proxy import FaultyProxy
 
 from .conftest import ACCESS, HF_TOKEN, ROOT, SECRET, make_files, read_s3, run_cli
 
@@ -252,8 +252,7 @@ def test_peak_memory_stays_flat_for_a_local_source(tmp_path: Path, moto, bucket:
     src = tmp_path / "w"
     src.mkdir()
     with open(src / "big.bin", "wb") as f:
-        for _ in range(12):
-            f.write(os.urandom(8 * MiB))
+        f.writelines(os.urandom(8 * MiB) for _ in range(12))
     p = subprocess.Popen([sys.executable, "-m", "flymigrate", "transfer", str(src), f"runpod-volume://{bucket}/m",
                           "--endpoint-url", moto.url, "--yes", "--part-size", "16MiB", "--parallel", "6"],
                          env=base_env, cwd=str(ROOT), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

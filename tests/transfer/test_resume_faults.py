@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from servers.faulty_proxy import FaultyProxy
 from servers.hf_hub import FakeHub
 
