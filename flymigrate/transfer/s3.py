@@ -52,6 +52,41 @@ _TRANSIENT_CODES = {"SlowDown", "RequestTimeout", "InternalError", "ServiceUnava
 _FULL_CODES = {"QuotaExceeded", "InsufficientStorage", "XMinioStorageFull", "EntityTooLarge", "NoSpaceLeft", "507"}
 
 
+def runpod_datacenter(volume_id: str, env: Any) -> str | None:
+    """The datacenter of a network volume: ``RUNPOD_DATACENTER``, else RunPod's REST API
+    (``GET /networkvolumes/{id}`` -> ``dataCenterId``) with ``RUNPOD_API_KEY``; base URL from
+    ``RUNPOD_REST_URL`` (default https://rest.runpod.io/v1). None when neither is available."""
+    import json
+    import urllib.error
+    import urllib.request
+    from urllib.parse import quote
+
+    dc = env.get("RUNPOD_DATACENTER")
+    if dc:
+        return str(dc)
+    key = env.get("RUNPOD_API_KEY")
+    if not key:
+        return None
+    base = (env.get("RUNPOD_REST_URL") or "https://rest.runpod.io/v1").rstrip("/")
+    req = urllib.request.Request(f"{base}/networkvolumes/{quote(volume_id, safe='')}",
+                                 headers={"Authorization": f"Bearer {key}", "Accept": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=20) as r:  # noqa: S310 -- https (or a test's loopback)
+            data = json.loads(r.read() or b"{}")
+    except urllib.error.HTTPError as e:
+        if e.code in (401, 403):
+            raise UserError("RunPod rejected RUNPOD_API_KEY while looking up the volume's datacenter.",
+                            hint="Fix the key, or pass --datacenter.") from None
+        if e.code == 404:
+            raise UserError(f"RunPod has no network volume {volume_id!r} on this account.",
+                            hint="Check the volume id (RunPod console > Storage).") from None
+        return None
+    except (OSError, ValueError):
+        return None
+    dc = data.get("dataCenterId") if isinstance(data, dict) else None
+    return str(dc) if dc else None
+
+
 class _Ctx:
     def __init__(self, kind: str, bucket: str, endpoint: str | None, cred_hint: str) -> None:
         self.kind = kind
@@ -133,13 +168,16 @@ class S3Base:
         kwargs: dict[str, Any] = {}
         if url.scheme == "runpod-volume":
             endpoint = opts.endpoint_url
+            datacenter = opts.datacenter
             if not endpoint:
-                if not opts.datacenter:
+                datacenter = datacenter or runpod_datacenter(url.root, env)
+                if not datacenter:
                     raise UserError(
-                        f"{url.raw!r}: a RunPod volume needs --datacenter (e.g. EU-RO-1), the datacenter the volume is in."
+                        f"{url.raw!r}: a RunPod volume needs --datacenter (e.g. EU-RO-1), the datacenter the volume is in.",
+                        hint="Or set RUNPOD_API_KEY and flymigrate looks it up (RUNPOD_DATACENTER also works).",
                     )
-                endpoint = f"https://s3api-{opts.datacenter.lower()}.runpod.io"
-            region = opts.datacenter or "us-east-1"
+                endpoint = f"https://s3api-{datacenter.lower()}.runpod.io"
+            region = datacenter or "us-east-1"
             ak = env.get("RUNPOD_S3_ACCESS_KEY_ID") or env.get("AWS_ACCESS_KEY_ID")
             sk = env.get("RUNPOD_S3_SECRET_ACCESS_KEY") or env.get("AWS_SECRET_ACCESS_KEY")
             cred_hint = (
