@@ -28,6 +28,7 @@ from ..model import Finding, Secret, SecretsExport, SecretValue
 from .text import decode_text
 
 MAX_SECRETS_BYTES = 16 * 1024 * 1024
+MAX_SECRET_LINES = 50_000
 NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 RUNTIME_VARS = {
     "PRIMARY_REGION", "HOSTNAME", "PATH", "HOME", "PWD", "OLDPWD", "SHLVL", "TERM", "USER", "LOGNAME", "SHELL",
@@ -88,16 +89,19 @@ def parse_secrets(
 ) -> SecretsExport:
     findings = list(findings or [])
     env_set, image_set = set(env_names), set(image_env_names)
+    _check_lines(data.count(b"\n"), shown)  # before anything splits the text into lines
     if fmt is None:
         fmt = detect_format(data)
     if fmt == "environ":
         text = data.decode("utf-8", errors="strict") if _utf8(data) else None
         if text is None:
             raise ConfigError(f"{shown} looks like /proc/*/environ but is not UTF-8.")
+        _check_lines(text.count("\x00"), shown)
         pairs = [(seg.split("=", 1)[0], seg.split("=", 1)[1], i + 1)
                  for i, seg in enumerate(text.split("\x00")) if "=" in seg]
         return _env_dump(pairs, shown, env_set, image_set, findings, "env-dump")
     text = decode_text(data, shown)
+    _check_lines(text.count("\n"), shown)
     if fmt == "fly-json":
         return _fly_json(text, shown, findings)
     if fmt == "fly-table":
@@ -107,6 +111,13 @@ def parse_secrets(
     if fmt == "dotenv":
         return _dotenv(text, shown, env_set, findings)
     raise ConfigError(f"unknown secrets format {fmt!r}; use fly-json, fly-table, env-dump or dotenv.")
+
+
+def _check_lines(n: int, shown: str) -> None:
+    # memory is ~1.4 KB per entry through plan (a 16 MB file of K=v lines took 2.3 GB): refuse absurd exports early
+    if n > MAX_SECRET_LINES:
+        raise ConfigError(f"{shown} has {n} lines; a secrets export has a few hundred at most, so this is not one.",
+                          hint="Check the path given with --secrets.")
 
 
 def _utf8(data: bytes) -> bool:
@@ -155,6 +166,7 @@ def _fly_json(text: str, shown: str, findings: list[Finding]) -> SecretsExport:
                 break
     if not isinstance(data, list):
         raise ConfigError(f"{shown}: expected the list that `fly secrets list --json` prints.")
+    _check_lines(len(data), shown)
     secrets: list[Secret] = []
     seen = set()
     for i, item in enumerate(data):

@@ -214,7 +214,8 @@ def test_fly_toml_that_is_not_a_file(sandbox: Sandbox, app: Path, kind: str) -> 
 
 # ------------------------------------------------------------------------------------------------ secrets
 @pytest.mark.parametrize("kind", ["sparse-200MB", "dev-zero", "fifo", "dir", "binary", "utf16", "latin1",
-                                  "crlf-bom", "one-huge-line", "many-lines", "nul-env"])
+                                  "crlf-bom", "one-huge-line", "many-lines", "50k-lines", "json-1M",
+                                  "16MB-lines", "nul-env"])
 def test_hostile_secrets_files(sandbox: Sandbox, app: Path, kind: str) -> None:
     p = sandbox.root / "secrets.env"
     if kind == "sparse-200MB":
@@ -238,6 +239,12 @@ def test_hostile_secrets_files(sandbox: Sandbox, app: Path, kind: str) -> None:
         p.write_bytes(b"K=" + b"v" * (12 * MiB) + b"\n")
     elif kind == "many-lines":
         p.write_bytes(b"".join(b"K%d=value%d\n" % (i, i) for i in range(300_000)))
+    elif kind == "50k-lines":
+        p.write_bytes(b"".join(b"K%d=value%d\n" % (i, i) for i in range(49_000)))
+    elif kind == "16MB-lines":  # just under the size cap: 1.6 M entries (took 2.3 GB and 20 s before the line cap)
+        p.write_bytes(b"".join(b"K%d=v\n" % i for i in range(1_600_000)))
+    elif kind == "json-1M":
+        p.write_bytes(b"[" + b",".join(b'{"Name":"K%d"}' % i for i in range(1_000_000)) + b"]")
     elif kind == "nul-env":
         p.write_bytes(b"PATH=/bin\x00FLY_APP_NAME=acme\x00HOME=/root\x00K=v\x00")
     if p.exists() and p.is_file() and not str(p).startswith("/dev"):
@@ -246,9 +253,9 @@ def test_hostile_secrets_files(sandbox: Sandbox, app: Path, kind: str) -> None:
     m = plan(sandbox, "--secrets", str(p), label=f"secrets:{kind}", timeout=90)
     check(m, max_s=45)
     assert_no_writes(sandbox, before)
-    if kind in ("utf16", "crlf-bom", "nul-env", "many-lines"):
+    if kind in ("utf16", "crlf-bom", "nul-env", "50k-lines"):
         assert m.returncode == 0, m.stderr
-    if kind in ("sparse-200MB", "dev-zero", "fifo", "dir", "binary"):
+    if kind in ("sparse-200MB", "dev-zero", "fifo", "dir", "binary", "many-lines", "16MB-lines", "json-1M"):
         assert m.returncode == 2
 
 
