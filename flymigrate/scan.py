@@ -24,6 +24,8 @@ SKIP_DIRS = {".git", ".hg", ".svn", "node_modules", ".venv", "venv", "env", ".en
              ".cache", ".idea", ".vscode", "dist-packages", ".terraform"}
 MAX_FILE_BYTES = 32 * 1024 * 1024
 MAX_FILES = 500_000
+MAX_HITS_PER_FILE = 1_000
+MAX_HITS_TOTAL = 20_000
 
 _LABEL = r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?"
 # a whole hostname token: not preceded by a hostname char or dot, not followed by one
@@ -76,8 +78,11 @@ def classify_host(host: str, app: str | None) -> tuple[str, bool] | None:
     return None
 
 
-def find_in_text(text: str, app: str | None, path: str) -> tuple[list[BaseUrlHit], list[BaseUrlHit]]:
-    """All Fly base-URL occurrences in one text. Returns (this app's, other apps')."""
+def find_in_text(text: str, app: str | None, path: str, *, limit: int | None = None
+                 ) -> tuple[list[BaseUrlHit], list[BaseUrlHit]]:
+    """All Fly base-URL occurrences in one text. Returns (this app's, other apps').
+
+    ``limit``: stop after that many hits in all (the plan's report lists a bounded number; apply rewrites all)."""
     mine: list[BaseUrlHit] = []
     others: list[BaseUrlHit] = []
     if not _NEEDLES.search(text):
@@ -108,6 +113,8 @@ def find_in_text(text: str, app: str | None, path: str) -> tuple[list[BaseUrlHit
         line, col = pos(start)
         hit = BaseUrlHit(path, line, col, text[start:end], kind)
         (mine if is_mine else others).append(hit)
+        if limit is not None and len(mine) + len(others) >= limit:
+            return mine, others
     for m in _FDAA_RE.finditer(text):
         start, end = m.start(), m.end()
         sm = _SCHEME_BEFORE.search(text[max(0, start - 8): start])
@@ -118,6 +125,8 @@ def find_in_text(text: str, app: str | None, path: str) -> tuple[list[BaseUrlHit
             end += len(pm.group(0))
         line, col = pos(start)
         mine.append(BaseUrlHit(path, line, col, text[start:end], "fdaa"))
+        if limit is not None and len(mine) + len(others) >= limit:
+            break
     return mine, others
 
 
@@ -215,7 +224,19 @@ def scan_paths(roots: Iterable[tuple[Path, str]], app: str | None) -> ScanResult
                 continue
             scanned += 1
             shown = f"{label}/{rel}" if label else rel
-            mine, theirs = find_in_text(text, app, shown)
+            mine, theirs = find_in_text(text, app, shown, limit=MAX_HITS_PER_FILE + 1)
+            if len(mine) + len(theirs) > MAX_HITS_PER_FILE:
+                # an access log with the host on every line: 1 M hits took 2.5 GB and a 329 MB JSON report
+                mine, theirs = mine[:MAX_HITS_PER_FILE], theirs[: max(0, MAX_HITS_PER_FILE - len(mine))]
+                findings.append(Finding("warning", "scan-many-hits", f"{shown} has more than {MAX_HITS_PER_FILE} "
+                                        "Fly URL occurrences; only the first ones are listed. Is it a log or data "
+                                        "file? Pass narrower --code folders.", shown, "base_urls"))
+            if len(hits) + len(others) + len(mine) + len(theirs) > MAX_HITS_TOTAL:
+                findings.append(Finding("warning", "scan-truncated", f"stopped listing base URLs after "
+                                        f"{MAX_HITS_TOTAL}; pass narrower --code folders.", shown, "base_urls"))
+                return ScanResult(tuple(sorted(hits, key=lambda h: (h.path, h.line, h.column))),
+                                  tuple(sorted(others, key=lambda h: (h.path, h.line, h.column))),
+                                  tuple(findings), scanned)
             hits += mine
             others += theirs
     hits.sort(key=lambda h: (h.path, h.line, h.column))

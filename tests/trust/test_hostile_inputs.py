@@ -416,3 +416,25 @@ def test_apply_never_writes_through_links_out_of_the_app(sandbox: Sandbox, examp
     assert {p: p.read_bytes() for p in outside.iterdir()} == snap_out
     assert (example_app / "client" / "a_link.py").is_symlink()
     assert not list(elsewhere.iterdir())
+
+
+def test_a_log_full_of_the_apps_url_stays_bounded(sandbox: Sandbox, app: Path) -> None:
+    """An access log with the host on every line (1 M hits in 32 MB), and 30 files x 800 hits: the report lists a
+    bounded number and says so (1 M hits took 2.5 GB, 16 s and a 329 MB JSON report)."""
+    logs = app / "a-logs"  # walked first
+    logs.mkdir()
+    (logs / "access.log").write_bytes(b"GET https://acme.fly.dev/v1 200\n" * 1_000_000)
+    many = app / "client"
+    many.mkdir()
+    for i in range(30):
+        (many / f"m{i}.py").write_bytes(b'u = "http://acme.flycast:80"\n' * 800)
+    before = sandbox.snap()
+    m = run_measured(["plan", str(app), "--to", "modal", "--format", "json"], sandbox.env, app, label="1M-hit log")
+    check(m, codes=(0,), max_mib=200, max_s=30)
+    assert_no_writes(sandbox, before)
+    import json
+
+    rep = json.loads(m.stdout)
+    assert len(rep["base_urls"]) <= 20_000 and len(m.stdout) < 20 * MiB
+    codes = {f["code"] for f in rep["findings"]}
+    assert "scan-many-hits" in codes and "scan-truncated" in codes, codes
