@@ -95,7 +95,7 @@ class FlymigrateApp(App[int]):
             self.show_error("Saved progress could not be read",
                             f"{self.saved.unreadable}. It was left as it is and nothing will be saved over it.",
                             "Move the file away (or fix it) and start flymigrate tui again to save progress.")
-        self._load_session()
+        self.call_after_refresh(self._load_session)  # after the first frame: the worker competes for the GIL
 
     @work(thread=True, exclusive=True, group="session", exit_on_error=False)
     def _load_session(self) -> None:
