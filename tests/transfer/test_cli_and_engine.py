@@ -298,3 +298,27 @@ def test_lost_journal_adopts_the_unfinished_upload_on_the_server(tmp_path: Path,
     assert res.bytes_reused >= 3 * MiB
     assert read_s3(moto, bucket, "m")["big.bin"] == data
     assert not moto.client().list_multipart_uploads(Bucket=bucket).get("Uploads")
+
+
+def test_buffered_source_stop_then_resume_reuses_parts(moto, bucket: str, state: Path) -> None:
+    """An HTTP-style source (S3 here; HF takes the same path): parts on the server are re-read, not re-sent."""
+    c = moto.client()
+    c.create_bucket(Bucket=bucket + "-src")
+    data = os.urandom(9 * MiB + 17)
+    c.put_object(Bucket=bucket + "-src", Key="models/w.bin", Body=data)
+    stop = threading.Event()
+    sent = [0]
+
+    def cb(ev: Event) -> None:
+        if ev.kind == "bytes":
+            sent[0] += ev.bytes
+            if sent[0] >= 3 * MiB:
+                stop.set()
+
+    url = f"s3://{bucket}-src/models"
+    with pytest.raises(Interrupted):
+        run_transfer(url, f"runpod-volume://{bucket}/m", _opts(state, moto, stop=stop, parallel=2), progress=cb)
+    res = run_transfer(url, f"runpod-volume://{bucket}/m", _opts(state, moto, parallel=2))
+    assert res.bytes_reused >= 3 * MiB
+    assert res.bytes_sent + res.bytes_reused == len(data)
+    assert read_s3(moto, bucket, "m") == {"w.bin": data}
