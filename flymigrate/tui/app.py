@@ -117,14 +117,18 @@ class FlymigrateApp(App[int]):
     @work(thread=True, group="previews", exit_on_error=False)
     def _load_previews(self, session: core.Session, target: str) -> None:
         try:
-            previews, _ = core.load_previews(session, target)
-        except Exception:  # noqa: BLE001 -- the plan-based previews stay on screen
-            return
-        self.post_message(PreviewsLoaded(target, previews))
+            previews, error = core.load_previews(session, target)
+        except Exception as err:  # noqa: BLE001 -- the plan-based previews stay on screen, with the reason
+            previews, error = {}, f"{type(err).__name__}: {err}"
+        self.post_message(PreviewsLoaded(target, previews, error or ""))
 
     def on_previews_loaded(self, message: PreviewsLoaded) -> None:
         if self.session is not None:
             self.session.previews[message.target] = message.previews
+            if message.error:
+                self.session.preview_errors[message.target] = message.error
+            else:
+                self.session.preview_errors.pop(message.target, None)
             if message.target == self.target:
                 self.refresh_all()
 

@@ -244,6 +244,8 @@ def step_preview(session: Session, target: str, step_id: str) -> list[str]:
     if ap is not None and step_id != "weights":
         return _apply_preview_lines(ap) + [f"? {n}" for n in step.needs] + [f"! {c}" for c in step.cannot]
     out: list[str] = []
+    if session.preview_errors.get(target):
+        out.append(f"x flymigrate apply cannot preview this yet: {session.preview_errors[target]}")
     if step_id == "weights":
         w = plan.weights
         out.append(f"@ from  {w.chosen.url if w.chosen and w.chosen.url else '(no source found)'}")

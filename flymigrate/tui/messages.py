@@ -60,3 +60,4 @@ class StepEnded(Message):
 class PreviewsLoaded(Message):
     target: str
     previews: dict[str, Any]
+    error: str = ""  # why apply could not preview (the plan's own preview is shown instead)
