@@ -265,7 +265,9 @@ class FlymigrateApp(App[int]):
 
     def focus_page(self) -> None:
         if self.page == "target":
-            self._q("#target-choice").focus()
+            # no scroll-into-view: the page opens at its top (the choice is right under the intro), and
+            # the screen does not depend on when the deferred scroll lands
+            self._q("#target-choice").focus(scroll_visible=False)
         else:
             self._q(f"#page-{self.page}").focus()
 

@@ -15,13 +15,18 @@ Press = Callable[[Any], Any]
 
 
 def settle_then(*keys: str) -> Press:
+    async def settle(pilot: Any) -> None:
+        # workers, then focus-driven scrolling (scroll_visible animates): wait until the screen stops moving
+        for _ in range(3):
+            await pilot.app.workers.wait_for_complete()
+            await pilot.wait_for_scheduled_animations()
+            await pilot.pause()
+
     async def run_before(pilot: Any) -> None:
-        await pilot.app.workers.wait_for_complete()
-        await pilot.pause()
+        await settle(pilot)
         if keys:
             await pilot.press(*keys)
-        await pilot.app.workers.wait_for_complete()
-        await pilot.pause()
+        await settle(pilot)
 
     return run_before
 
