@@ -438,3 +438,17 @@ def test_a_log_full_of_the_apps_url_stays_bounded(sandbox: Sandbox, app: Path) -
     assert len(rep["base_urls"]) <= 20_000 and len(m.stdout) < 20 * MiB
     codes = {f["code"] for f in rep["findings"]}
     assert "scan-many-hits" in codes and "scan-truncated" in codes, codes
+
+
+def test_apply_rewrites_a_log_full_of_the_url_in_bounded_time(sandbox: Sandbox, example_app: Path) -> None:
+    """apply rewrites every occurrence (unlike the plan's bounded listing): 300k hits in one 10 MB file."""
+    log = example_app / "logs" / "access.log"
+    log.parent.mkdir()
+    original = b"GET http://acme-chat.flycast:8000/v1 200\n" * 300_000
+    log.write_bytes(original)
+    m = run_measured(["apply", str(example_app), "--to", "cloudrun", "--yes", "--only", "base_urls", "--base-url",
+                      "https://new.example.com"], sandbox.env, example_app, label="apply 300k-hit log", timeout=120)
+    check(m, codes=(0,), max_mib=400, max_s=60)
+    assert log.read_bytes() == b"GET https://new.example.com/v1 200\n" * 300_000
+    assert (example_app / ".flymigrate" / "backup" / "logs" / "access.log").read_bytes() == original
+    assert len(m.stderr) < 20_000  # the auth note lists a few places, not 300k
