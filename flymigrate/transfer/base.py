@@ -277,7 +277,7 @@ class RegistryEntry:
 
 
 REGISTRY: dict[str, RegistryEntry] = {
-    "local": RegistryEntry("local", "flymigrate.transfer.local", True, True),
+    "local": RegistryEntry("local", "flymigrate.transfer.local", True, False),
     "hf": RegistryEntry("hf", "flymigrate.transfer.hf", True, False),
     "s3": RegistryEntry("s3", "flymigrate.transfer.s3", True, True),
     "runpod-volume": RegistryEntry("runpod-volume", "flymigrate.transfer.s3", True, True),

@@ -165,3 +165,12 @@ def test_hostile_names_into_modal_staging_and_gcs(sandbox: Sandbox, moto, env: d
     else:
         names = [bl.name for bl in gcs_emu.client().list_blobs(b)]  # type: ignore[attr-defined]
         assert all(n.startswith("models/m/") and ".." not in n.split("/") for n in names), names
+
+
+def test_a_local_folder_as_destination_is_a_clear_error(sandbox: Sandbox, env: dict[str, str]) -> None:
+    """There is no local destination adapter: a local DST must be exit 2, not an internal error (was AttributeError)."""
+    before = sandbox.snap()
+    r = cli(["transfer", "s3://bucket/p", str(sandbox.root / "out"), "--yes"], env)
+    no_traceback(r)
+    assert r.returncode == 2 and "only be a source" in r.stderr, r.stderr
+    assert not _outside_written(sandbox, before)
