@@ -1029,8 +1029,12 @@ def run_transfer(src_url: str, dst_url: str, options: TransferOptions | None = N
                            connections=(opts.parallel or STREAM_PARALLEL) * 2 + 2)
     # the journal is keyed by the URLs as the user wrote them (normalised), not by the pinned revision
     base_dir = Path(opts.state_dir) if opts.state_dir is not None else state_dir()
-    ensure_private_dir(base_dir)
-    tdir = ensure_private_dir(transfers_dir(base_dir))
+    try:
+        ensure_private_dir(base_dir)
+        tdir = ensure_private_dir(transfers_dir(base_dir))
+    except (FileExistsError, NotADirectoryError, PermissionError) as exc:  # e.g. --state-dir /dev/null
+        raise UserError(f"cannot use {base_dir} as the state directory: {exc.strerror}.",
+                        hint="Pass --state-dir (or FLYMIGRATE_STATE_DIR) naming a folder you can write.") from None
     key_src = src_p.root + ("@" + src_p.revision if src_p.revision else "") + "|" + src_p.scheme + "|" + src_p.path
     key_dst = dst_p.scheme + "|" + dst_p.root + "|" + dst_p.path
     journal = Journal(tdir, key_src, key_dst)

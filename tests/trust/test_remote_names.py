@@ -174,3 +174,13 @@ def test_a_local_folder_as_destination_is_a_clear_error(sandbox: Sandbox, env: d
     no_traceback(r)
     assert r.returncode == 2 and "only be a source" in r.stderr, r.stderr
     assert not _outside_written(sandbox, before)
+
+
+@pytest.mark.parametrize("state", ["/dev/null", "/dev/null/x"])
+def test_an_unusable_state_dir_is_a_clear_error(sandbox: Sandbox, env: dict[str, str], state: str) -> None:
+    src = sandbox.root / "w"
+    src.mkdir()
+    (src / "a.bin").write_bytes(b"x")
+    r = cli(["transfer", str(src), "s3://bucket/p", "--yes", "--state-dir", state], env)
+    no_traceback(r)
+    assert r.returncode == 2 and "state directory" in r.stderr, r.stderr
