@@ -108,6 +108,14 @@ def run(args: argparse.Namespace) -> int:
                         volume_id=args.volume_id, datacenter=args.datacenter, bucket=args.bucket,
                         endpoint_url=args.endpoint_url, region=args.region, image=args.image,
                         state_dir=args.state_dir)
+    if args.out:
+        import os
+
+        out = args.out
+        if os.path.lexists(out) and not os.path.isdir(out):
+            raise UserError(f"--out {out} exists and is not a folder; generated files go into a folder.")
+        if not os.path.lexists(out) and not os.path.isdir(os.path.dirname(os.path.abspath(out))):
+            raise UserError(f"--out {out}: its parent folder does not exist.")
     _warn_readable_secrets(args.secrets or [])
     stop = threading.Event()
 

@@ -452,3 +452,15 @@ def test_apply_rewrites_a_log_full_of_the_url_in_bounded_time(sandbox: Sandbox, 
     assert log.read_bytes() == b"GET https://new.example.com/v1 200\n" * 300_000
     assert (example_app / ".flymigrate" / "backup" / "logs" / "access.log").read_bytes() == original
     assert len(m.stderr) < 20_000  # the auth note lists a few places, not 300k
+
+
+@pytest.mark.parametrize("out", ["/dev/null", "file", "missing-parent/x"])
+def test_apply_out_that_is_not_a_folder(sandbox: Sandbox, example_app: Path, out: str) -> None:
+    target = out if out.startswith("/") else str(sandbox.root / out)
+    if out == "file":
+        Path(target).write_text("keep me")
+    before = sandbox.snap()
+    m = run_measured(["apply", str(example_app), "--to", "cloudrun", "--yes", "--skip", "weights", "--out", target],
+                     sandbox.env, example_app, label=f"apply --out {out}")
+    check(m, codes=(2,))
+    assert_no_writes(sandbox, before)
