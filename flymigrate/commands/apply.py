@@ -114,8 +114,6 @@ def run(args: argparse.Namespace) -> int:
         out = args.out
         if os.path.lexists(out) and not os.path.isdir(out):
             raise UserError(f"--out {out} exists and is not a folder; generated files go into a folder.")
-        if not os.path.lexists(out) and not os.path.isdir(os.path.dirname(os.path.abspath(out))):
-            raise UserError(f"--out {out}: its parent folder does not exist.")
     _warn_readable_secrets(args.secrets or [])
     stop = threading.Event()
 
