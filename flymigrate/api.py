@@ -54,6 +54,11 @@ def load_app(app_dir: str | Path = ".", config_path: str | Path | None = None) -
                            else str(cfg))
 
 
+# the whole URL, not just its start: it is written into code, .env files and YAML, so no whitespace, control
+# characters, quotes or backslashes anywhere (a newline in --base-url injected lines into client code)
+_BASE_URL_RE = re.compile(r"https?://[^\s/<>\"'`\\\x00-\x1f\x7f]+(?:/[^\s<>\"'`\\\x00-\x1f\x7f]*)?", re.I)
+
+
 def _read_small_text(p: Path) -> str | None:
     try:
         if p.stat().st_size > MAX_SCRIPT_BYTES:
@@ -223,7 +228,7 @@ def plan(
 ) -> Plan:
     inp = load_inputs(app_dir, config_path=config_path, secrets_paths=secrets_paths, code_dirs=code_dirs, gpu=gpu,
                       app_name=app_name)
-    if base_url is not None and not re.match(r"^https?://[^\s/]+", base_url):
+    if base_url is not None and not _BASE_URL_RE.fullmatch(base_url):
         raise UserError(f"--base-url {base_url!r} is not an http(s) URL.", hint="Example: https://api.example.com")
     p = build_plan(inp, target, base_url=base_url)
     return attach_comparison(p, inp)
@@ -253,7 +258,7 @@ def _apply_setup(app_dir: str | Path, target: str, options, *, config_path=None,
                  gpu=None, app_name=None):
     from .apply import pristine_inputs
 
-    if options.base_url is not None and not re.match(r"^https?://[^\s/<>]+", options.base_url):
+    if options.base_url is not None and not _BASE_URL_RE.fullmatch(options.base_url):
         raise UserError(f"--base-url {options.base_url!r} is not an http(s) URL.", hint="Example: https://api.example.com")
     inp = load_inputs(app_dir, config_path=config_path, secrets_paths=secrets_paths, code_dirs=code_dirs, gpu=gpu,
                       app_name=app_name)

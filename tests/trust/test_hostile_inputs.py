@@ -464,3 +464,17 @@ def test_apply_out_that_is_not_a_folder(sandbox: Sandbox, example_app: Path, out
                      sandbox.env, example_app, label=f"apply --out {out}")
     check(m, codes=(2,))
     assert_no_writes(sandbox, before)
+
+
+@pytest.mark.parametrize("url", ["https://x.example.com\nenv:\n- name: EVIL", "https://x.example.com/\"+evil()+\"",
+                                 "https://x.example.com/ a", "https://x.example.com\\..\\", "https://x.example.com\x1b[2J"])
+@pytest.mark.parametrize("cmd", ["plan", "apply"])
+def test_base_url_that_would_inject_into_code_is_refused(sandbox: Sandbox, example_app: Path, url: str,
+                                                         cmd: str) -> None:
+    extra = ["--yes", "--skip", "weights", "--skip", "secrets"] if cmd == "apply" else []
+    before = sandbox.snap()
+    m = run_measured([cmd, str(example_app), "--to", "cloudrun", *extra, "--base-url", url], sandbox.env, example_app,
+                     label=f"{cmd} --base-url")
+    check(m, codes=(2,))
+    assert "--base-url" in m.stderr
+    assert_no_writes(sandbox, before)
