@@ -1226,9 +1226,23 @@ def _execute(src: Source, dst: Destination, journal: Journal, opts: TransferOpti
 
 
 def _cleanup(dst: Destination, entries: list[Entry], emit: Callable[[Event], None]) -> None:
-    """Abort unfinished multipart uploads left behind for the keys we just wrote (older runs)."""
+    """Abort unfinished multipart uploads left behind for the keys we just wrote (older runs).
+
+    Best effort, but a transient failure gets three tries: under injected 5xx/429/resets the soak found abandoned
+    uploads (billed storage) left behind after a successful run when the one attempt failed."""
+
+    def tries(fn: Callable[[], Any]) -> Any:
+        for attempt in range(3):
+            try:
+                return fn()
+            except TransientError:
+                if attempt == 2:
+                    raise
+                time.sleep(0.2 * (attempt + 1))
+        return None
+
     try:
-        stale = dst.list_stale_uploads()
+        stale = tries(dst.list_stale_uploads)
     except (FlymigrateError, TransientError, UploadGone) as e:
         emit(Event("warning", message=f"could not list unfinished uploads: {e}"))
         return
@@ -1237,7 +1251,7 @@ def _cleanup(dst: Destination, entries: list[Entry], emit: Callable[[Event], Non
     for st in stale:
         if st.get("key") in ours:
             try:
-                dst.abort_stale(st)
+                tries(lambda st=st: dst.abort_stale(st))
                 emit(Event("cleanup", st.get("key"), message="aborted an abandoned multipart upload"))
             except (FlymigrateError, TransientError) as e:
                 emit(Event("warning", st.get("key"), message=f"could not abort an abandoned upload: {e}"))
