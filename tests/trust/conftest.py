@@ -22,6 +22,15 @@ for p in (str(TESTS), str(Path(__file__).resolve().parent)):
 
 from leak import Canaries
 
+try:  # hypothesis keeps caches in ./.hypothesis: keep them out of the checkout
+    import tempfile
+
+    from hypothesis.configuration import set_hypothesis_home_dir
+
+    set_hypothesis_home_dir(os.path.join(tempfile.gettempdir(), "flymigrate-trust-hypothesis"))
+except ImportError:  # pragma: no cover
+    pass
+
 EXAMPLE = ROOT / "examples" / "acme-chat"
 
 
