@@ -34,6 +34,8 @@ def anyio_backend() -> str:
 def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """cwd = tmp_path holding acme-chat/ (so every path the app shows is short and the same on every run)."""
     shutil.copytree(EXAMPLE, tmp_path / "acme-chat", ignore=shutil.ignore_patterns(".flymigrate"))
+    # git does not keep file modes: a fresh clone has example.env at 0644, which adds a permissions finding
+    (tmp_path / "acme-chat" / "example.env").chmod(0o600)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("FLYMIGRATE_STATE_DIR", str(tmp_path / "state"))
     for k in list(os.environ):
