@@ -12,6 +12,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -228,7 +229,11 @@ def test_apply_killed_at_random_points_never_loses_or_half_writes(sandbox: Sandb
     ref_app = sandbox.root / "ref"
     shutil.copytree(example_app, ref_app)
     env = dict(sandbox.env)
+    pristine = sandbox.root / "pristine"
+    shutil.copytree(example_app, pristine)
+    t0 = time.monotonic()
     r = subprocess.run(_apply_args(ref_app), env=env, cwd=str(ROOT), capture_output=True, check=False, text=True, timeout=120)
+    whole = time.monotonic() - t0  # how long one full apply takes on this machine, now
     assert r.returncode in (0, 2), r.stderr[-2000:]
     final = _user_files(ref_app)
     original = _user_files(example_app)
@@ -237,12 +242,19 @@ def test_apply_killed_at_random_points_never_loses_or_half_writes(sandbox: Sandb
     for i in range(8):
         p = subprocess.Popen(_apply_args(example_app), env=env, cwd=str(ROOT), stdout=subprocess.DEVNULL,
                              stderr=subprocess.PIPE, text=True)
-        delay = rnd.uniform(0.12, 0.45)  # a whole apply takes ~0.3-0.5 s here
+        delay = rnd.uniform(0.1, 0.8) * whole  # somewhere inside a run, whatever the machine's speed
         try:
             p.wait(timeout=delay)
         except subprocess.TimeoutExpired:
             p.send_signal(rnd.choice([signal.SIGKILL, signal.SIGTERM, signal.SIGINT]))
             kills += 1
+        else:
+            if p.returncode in (0, 2) and i < 7:
+                # it finished before the kill: start the next round from the untouched app so there is work left
+                p.communicate(timeout=60)
+                shutil.rmtree(example_app)
+                shutil.copytree(pristine, example_app)
+                continue
         _, err = p.communicate(timeout=60)
         assert "Traceback" not in err, err[-3000:]
         now = _user_files(example_app)
