@@ -430,6 +430,9 @@ class FlymigrateApp(App[int]):
             return
         if message.outcome == "failed":
             started = message.snapshot is not None and message.snapshot.started
+            # leave the page showing the transfer panel (what was blocked), decided after the final layout,
+            # whatever happened to the scroll queued when the step started
+            self.call_after_refresh(lambda: self._q("#transfer-stats").scroll_visible(animate=False))
             self.show_error("The weight transfer stopped" if started else "The weights step could not start",
                             message.message, message.hint)
         elif message.outcome == "done":
