@@ -8,12 +8,11 @@ is kept per target, so switching target and back loses nothing. No Textual here.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..fsutil import atomic_write
 from ..model import STEP_IDS, TARGETS
 from ..paths import app_state_dir, ensure_private_dir
 
@@ -84,20 +83,7 @@ class TuiState:
         if self.unreadable is not None:
             return
         ensure_private_dir(self.path.parent)
-        fd, tmp = tempfile.mkstemp(prefix=".tui-", suffix=".json", dir=self.path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump(self.to_json(), fh, indent=2, sort_keys=True)
-                fh.write("\n")
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
+        atomic_write(self.path, json.dumps(self.to_json(), indent=2, sort_keys=True) + "\n", mode=0o600)
 
 
 def state_path(app_dir: Path) -> Path:
