@@ -1,5 +1,13 @@
+import signal
 import sys
 
-from .cli import main
 
-sys.exit(main())
+def _interrupted_while_starting(signum, frame):  # Ctrl-C before the CLI's error boundary exists
+    sys.exit(130)
+
+
+signal.signal(signal.SIGINT, _interrupted_while_starting)
+
+from .cli import console  # noqa: E402
+
+console()

@@ -122,5 +122,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERNAL
 
 
+def console() -> None:
+    """The `flymigrate` program: run, then ignore Ctrl-C while the interpreter shuts down.
+
+    A Ctrl-C that lands after the work is done (while Python finalises) would otherwise print an
+    "Exception ignored ... KeyboardInterrupt" traceback; everything is saved by then.
+    """
+    import signal
+
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C -> KeyboardInterrupt inside main()
+    rc = main()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    sys.exit(rc)
+
+
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    console()
