@@ -244,15 +244,6 @@ def scan_paths(roots: Iterable[tuple[Path, str]], app: str | None) -> ScanResult
     return ScanResult(tuple(hits), tuple(others), tuple(findings), scanned)
 
 
-def placeholder_base_url(target: str, app: str | None) -> str:
-    name = app or "APP"
-    return {
-        "modal": f"https://<workspace>--flymigrate-{name}-serve.modal.run",
-        "runpod": "https://<ENDPOINT_ID>.api.runpod.ai",
-        "cloudrun": f"https://{name}-<PROJECT_NUMBER>.<REGION>.run.app",
-    }[target]
-
-
 def rewrite_url(old: str, new_base: str) -> str:
     """The replacement for one matched host[:port] (with or without scheme), keeping the rest of the line."""
     if "://" in old:
