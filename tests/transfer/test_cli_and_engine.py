@@ -322,3 +322,48 @@ def test_buffered_source_stop_then_resume_reuses_parts(moto, bucket: str, state:
     assert res.bytes_reused >= 3 * MiB
     assert res.bytes_sent + res.bytes_reused == len(data)
     assert read_s3(moto, bucket, "m") == {"w.bin": data}
+
+
+def test_uploads_never_run_far_ahead_of_the_hasher(tmp_path: Path, moto, bucket: str, state: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sha256 pass is on the critical path: with a slow hasher, a part may only start once the hasher is
+    within ``lead`` parts of it (max(2, parallel // 2)); otherwise it finishes alone after the last upload."""
+    from flymigrate.transfer import local, s3
+
+    data = os.urandom(12 * MiB)
+    src = make_files(tmp_path / "w", {"big.bin": data})
+    hashed = [0]
+    starts: list[tuple[int, int]] = []
+    real_open = local.LocalSource.open
+
+    class SlowHashRead:
+        def __init__(self, f: object) -> None:
+            self.f = f
+
+        def readinto(self, b: object) -> int:
+            time.sleep(0.03)
+            n = self.f.readinto(b)  # type: ignore[attr-defined]
+            hashed[0] += n
+            return n
+
+        def close(self) -> None:
+            self.f.close()  # type: ignore[attr-defined]
+
+    def open_(self: object, entry: object, offset: int = 0) -> object:
+        f = real_open(self, entry, offset)  # type: ignore[arg-type]
+        return SlowHashRead(f) if threading.current_thread().name == "fm-hash" else f
+
+    real_write = s3.S3Upload.write_part
+
+    def write_part(self: object, number: int, body: object) -> object:
+        starts.append((number, hashed[0]))
+        return real_write(self, number, body)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(local.LocalSource, "open", open_)
+    monkeypatch.setattr(s3.S3Upload, "write_part", write_part)
+    res = run_transfer(str(src), f"runpod-volume://{bucket}/m", _opts(state, moto, parallel=4))
+    assert res.ok and read_s3(moto, bucket, "m")["big.bin"] == data
+    lead = 2
+    assert len(starts) >= 12
+    for number, done in starts:
+        assert done >= (number - 1 - lead) * MiB, (number, done, starts)
