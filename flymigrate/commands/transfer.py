@@ -32,6 +32,15 @@ def parse_size(text: str) -> int:
     return int(float(m.group(1)) * _UNITS[(m.group(2) or "").lower()])
 
 
+def parse_duration(text: str) -> float:
+    from ..parse.units import duration_s
+
+    secs = duration_s(text, int_unit=1.0) if not text.strip().replace(".", "", 1).isdigit() else float(text)
+    if secs is None or secs < 0:
+        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (e.g. 15m, 1h, 90s, 0)")
+    return secs
+
+
 def human(n: float) -> str:
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
         if abs(n) < 1024 or unit == "TiB":
@@ -64,6 +73,9 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace destination files that differ from the source")
     p.add_argument("--no-part-md5", action="store_true",
                    help="skip comparing each part's MD5 with its ETag (saves CPU; sha256 and size checks stay on)")
+    p.add_argument("--retry-for", type=parse_duration, default=None, metavar="DURATION",
+                   help="once the copy is under way, keep retrying through a network outage for this long before "
+                   "stopping with exit 4 (default 15m; 0 = give up after the usual 8 attempts)")
     p.add_argument("--json", action="store_true", help="print progress events as JSON lines on stdout")
     p.set_defaults(run=run)
 
@@ -187,6 +199,8 @@ def run(args: argparse.Namespace) -> int:
         stop=stop,
         part_md5=not args.no_part_md5,
     )
+    if args.retry_for is not None:
+        opts.retry_for = args.retry_for
     # undocumented knobs for tests and impatient users: retry budget and backoff base (seconds)
     if os.environ.get("FLYMIGRATE_MAX_ATTEMPTS"):
         opts.max_attempts = max(1, int(os.environ["FLYMIGRATE_MAX_ATTEMPTS"]))

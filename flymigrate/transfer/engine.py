@@ -98,6 +98,11 @@ class TransferOptions:
     stop: threading.Event | None = None  # set it (e.g. from a signal handler) to stop and save state
     cleanup_stale: bool = True  # abort unfinished multipart uploads for our keys once all is done
     part_md5: bool = True  # compare every part's MD5 with the ETag the server answers (costs ~1.3 CPU-s/GiB)
+    # once the run has reached the remotes, an outage (connection refused/reset, timeouts, DNS) is waited out
+    # for this long before giving up with exit 4: an unattended copy survives a laptop changing networks or
+    # a ten-minute outage. A remote never reached in this run still fails after max_attempts (a typo'd
+    # endpoint should not hang for minutes).
+    retry_for: float = 900.0
 
 
 @dataclass(frozen=True)
@@ -244,18 +249,41 @@ class _Log:
         self._fh.close()
 
 
+class _Health:
+    """Shared by one run's threads: has any request succeeded yet (so an outage now is an outage, not a typo)?"""
+
+    reached = False
+
+    def outage_left(self, opts: TransferOptions, e: TransientError, since: float) -> float:
+        """Seconds this network failure may still be retried beyond max_attempts (0: give up)."""
+        if not (e.network and self.reached):
+            return 0.0
+        return max(0.0, opts.retry_for - (time.monotonic() - since))
+
+
+def _fmt_secs(s: float) -> str:
+    return f"{s / 60:.0f} min" if s >= 90 else f"{s:.0f}s"
+
+
 def _retry(opts: TransferOptions, stop: threading.Event, emit: Callable[[Event], None], what: str,
-           path: str | None, fn: Callable[[], Any]) -> Any:
-    """Call ``fn``; on TransientError back off exponentially with jitter (honouring Retry-After)."""
+           path: str | None, fn: Callable[[], Any], health: _Health | None = None) -> Any:
+    """Call ``fn``; on TransientError back off exponentially with jitter (honouring Retry-After). Network
+    failures after the remote was reached are retried for ``opts.retry_for`` seconds (an outage)."""
     attempt = 0
+    since = 0.0
     while True:
         if stop.is_set():
             raise _Stopped()
         try:
-            return fn()
+            out = fn()
+            if health is not None:
+                health.reached = True
+            return out
         except TransientError as e:
             attempt += 1
-            if attempt >= opts.max_attempts:
+            since = since or time.monotonic()
+            left = health.outage_left(opts, e, since) if health is not None else 0.0
+            if attempt >= opts.max_attempts and left <= 0:
                 if e.network:
                     raise ResumableError(
                         f"could not reach the server for {what} after {attempt} attempts ({e}).",
@@ -269,15 +297,22 @@ def _retry(opts: TransferOptions, stop: threading.Event, emit: Callable[[Event],
             delay = delay * (0.5 + random.random() / 2)
             if e.retry_after is not None:
                 delay = max(delay, min(e.retry_after, 300.0))
-            emit(Event("retry", path, message=f"{what}: {e}; retry {attempt} in {delay:.1f}s",
-                       data={"attempt": attempt, "delay": round(delay, 2)}))
+            if attempt >= opts.max_attempts:
+                delay = min(delay, left)
+                msg = (f"{what}: {e}; the network looks down ({_fmt_secs(time.monotonic() - since)} so far), still "
+                       f"retrying for up to {_fmt_secs(left)} (--retry-for); retry {attempt} in {delay:.1f}s")
+            else:
+                msg = f"{what}: {e}; retry {attempt} in {delay:.1f}s"
+            emit(Event("retry", path, message=msg, data={"attempt": attempt, "delay": round(delay, 2)}))
             if stop.wait(delay):
                 raise _Stopped() from None
 
 
 class _Run:
     def __init__(self, src: Source, dst: Destination, journal: Journal, opts: TransferOptions,
-                 emit: Callable[[Event], None], result: TransferResult, stop: threading.Event) -> None:
+                 emit: Callable[[Event], None], result: TransferResult, stop: threading.Event,
+                 health: _Health | None = None) -> None:
+        self.health = health or _Health()
         self.src = src
         self.dst = dst
         self.j = journal
@@ -298,7 +333,7 @@ class _Run:
     # ---------------------------------------------------------------------------------- retries
 
     def retry(self, what: str, path: str | None, fn: Callable[[], Any]) -> Any:
-        return _retry(self.opts, self.stop, self.emit, what, path, fn)
+        return _retry(self.opts, self.stop, self.emit, what, path, fn, self.health)
 
     # ------------------------------------------------------------------------------------ reading
 
@@ -306,6 +341,7 @@ class _Run:
         """Fill ``view`` with the source bytes at ``offset``; reopen with a ranged read on errors."""
         got = 0
         attempt = 0
+        since = 0.0
         while got < len(view):
             if self.stop.is_set():
                 raise _Stopped()
@@ -317,6 +353,7 @@ class _Run:
                     raise UserError(f"source file {entry.path!r} is shorter than listed ({offset + got} < {entry.size} "
                                     "bytes); did it change during the copy?")
                 got += n
+                self.health.reached = True
             except (TransientError, OSError, ConnectionError) as e:
                 if isinstance(e, OSError) and not isinstance(e, ConnectionError | TimeoutError) and self.src.caps.seekable:
                     raise UserError(f"cannot read {entry.path!r}: {e.strerror or e}") from None
@@ -324,12 +361,17 @@ class _Run:
                 attempt += 1
                 if not self.src.caps.ranged_read and offset + got > 0:
                     raise RemoteError(f"reading {entry.path!r} failed and the source cannot resume a read: {e}") from None
-                if attempt >= self.opts.max_attempts:
+                since = since or time.monotonic()
+                net = e if isinstance(e, TransientError) else TransientError(str(e), network=True)
+                left = self.health.outage_left(self.opts, net, since)
+                if attempt >= self.opts.max_attempts and left <= 0:
                     if getattr(e, "network", True):
                         raise ResumableError(f"reading {entry.path!r} kept failing ({e}).",
                                              hint="State is saved; run the same command again to continue.") from None
                     raise RemoteError(f"reading {entry.path!r} kept failing ({e}).") from None
                 delay = min(self.opts.backoff_max, self.opts.backoff_base * (2 ** (attempt - 1))) * (0.5 + random.random() / 2)
+                if attempt >= self.opts.max_attempts:
+                    delay = min(delay, left)
                 self.emit(Event("retry", entry.path, message=f"read at {offset + got}: {e}; retry {attempt} in {delay:.1f}s"))
                 if self.stop.wait(delay):
                     raise _Stopped() from None
@@ -1077,12 +1119,13 @@ def run_transfer(src_url: str, dst_url: str, options: TransferOptions | None = N
 
     src: Source | None = None
     dst: Destination | None = None
+    health = _Health()
     try:
         emit(Event("start", message=f"{src_url} -> {dst_url}", data={"dry_run": opts.dry_run}))
         src = open_source(src_p, aopts)
         dst = open_destination(dst_p, aopts)
         def rt(what: str, fn: Callable[[], Any]) -> Any:
-            return _retry(opts, stop, emit, what, None, fn)
+            return _retry(opts, stop, emit, what, None, fn, health)
 
         streaming = src.caps.seekable and dst.caps.write_mode is WriteMode.PARTS
         if opts.part_size is None:
@@ -1166,7 +1209,7 @@ def run_transfer(src_url: str, dst_url: str, options: TransferOptions | None = N
             if i.action == "skip":
                 emit(Event("file_skip", i.path, total=i.size, message=i.reason))
         if to_copy:
-            _execute(src, dst, journal, opts, emit, result, stop, to_copy)
+            _execute(src, dst, journal, opts, emit, result, stop, to_copy, health)
         if result.failed:
             shown = "; ".join(f"{p}: {m}" for p, m in list(result.failed.items())[:5])
             raise RemoteError(f"{len(result.failed)} file(s) failed verification and were not marked done: {shown}.",
@@ -1202,8 +1245,9 @@ def run_transfer(src_url: str, dst_url: str, options: TransferOptions | None = N
 
 
 def _execute(src: Source, dst: Destination, journal: Journal, opts: TransferOptions,
-             emit: Callable[[Event], None], result: TransferResult, stop: threading.Event, to_copy: list[Entry]) -> None:
-    run = _Run(src, dst, journal, opts, emit, result, stop)
+             emit: Callable[[Event], None], result: TransferResult, stop: threading.Event, to_copy: list[Entry],
+             health: _Health | None = None) -> None:
+    run = _Run(src, dst, journal, opts, emit, result, stop, health)
     if not run.streaming or dst.caps.write_mode is not WriteMode.PARTS:
         max_ps = max(choose_part_size(e.size, run.ps, dst.caps) for e in to_copy)
         max_ps = min(max_ps, max(e.size for e in to_copy)) if dst.caps.write_mode is not WriteMode.SPOOL else min(max_ps, 8 * MiB)

@@ -13,6 +13,7 @@ the nastiest case -- the server did the work but the client never hears), or ans
 ``throttle_rate``: 429 with Retry-After: 0. ``stall_rate``: a GET response stops half-way, stays silent for
 ``stall_seconds`` and is then reset. ``deny_after``: credentials revoked -- every request after that many forwarded
 ones is answered 403 InvalidAccessKeyId (``proxy.deny = True/False`` does it by hand).
+``proxy.down = True`` is the network gone: every connection and request is reset until it is set back.
 ``only_methods`` limits faults to e.g. {"PUT", "POST"}. ``corrupt_rate``: flip one byte in the middle of
 a forwarded request body (the server stores bad bytes and answers with their MD5: checksum tests). ``fault_after_bytes``: no faults until that many
 body bytes went through (lets a test get past setup calls). ``delay`` slows every forwarded request.
@@ -38,6 +39,10 @@ class _Handler(socketserver.BaseRequestHandler):
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         f = sock.makefile("rb", buffering=1 << 16)
         p = self.server.proxy
+        if p.down:
+            p.faults["down"] += 1
+            _rst(sock)
+            return
         upstream: http.client.HTTPConnection | None = None
         try:
             while True:
@@ -64,7 +69,7 @@ class _Handler(socketserver.BaseRequestHandler):
                             chunk = f.read1(min(1 << 20, want - len(buf)))
                         except OSError:
                             chunk = b""
-                        if not chunk:
+                        if not chunk or p.down:
                             break
                         buf += chunk
                         with p._mu:
@@ -87,6 +92,10 @@ class _Handler(socketserver.BaseRequestHandler):
                         p.received_body_bytes += len(body)
                     headers = [(k, v) for k, v in headers if k.lower() != "transfer-encoding"]
                     headers.append(("Content-Length", str(len(body))))
+                if p.down:
+                    p.faults["down"] += 1
+                    _rst(sock)
+                    return
                 fault = p._pick(method)
                 if p._denied():
                     p.faults["403"] += 1
@@ -198,6 +207,7 @@ class FaultyProxy:
         self.stall_seconds = stall_seconds
         self.deny_after = deny_after  # credentials "revoked": every request after this many forwarded gets 403
         self.deny = False  # or revoke by hand (set True), restore with False
+        self.down = False  # "network gone": every connection and request is reset until set back to False
         self._rng = random.Random(seed)
         self._mu = threading.Lock()
         self.request_body_bytes = 0  # forwarded upstream (complete requests)
@@ -206,7 +216,7 @@ class FaultyProxy:
         self.requests = 0
         self.by_method: dict[str, int] = {}
         self.faults: dict[str, int] = {"reset": 0, "500": 0, "503": 0, "reset_after": 0, "corrupt": 0, "429": 0, "stall": 0,
-                                          "403": 0}
+                                          "403": 0, "down": 0}
         self._srv: _Server | None = None
         self._thread: threading.Thread | None = None
 

@@ -193,3 +193,56 @@ def test_parts_corrupted_in_transit_are_detected_and_resent(tmp_path: Path, moto
     assert corrupted >= 1
     assert "re-sending" in r.stderr
     assert read_s3(moto, bucket, "m") == files
+
+
+def _cut_network_midway(proxy: FaultyProxy, args: list[str], env: dict[str, str], outage: float) -> subprocess.CompletedProcess[str]:
+    """Run the CLI; once a few parts went through, take the network down for ``outage`` seconds."""
+    p = subprocess.Popen([sys.executable, "-m", "flymigrate", *args], env=env, cwd=str(ROOT),
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while proxy.request_body_bytes < 3 * MiB and p.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    proxy.down = True
+    time.sleep(outage)
+    proxy.down = False
+    out, err = p.communicate(timeout=120)
+    return subprocess.CompletedProcess(p.args, p.returncode, out, err)
+
+
+def test_network_outage_is_waited_out_then_the_copy_finishes(tmp_path: Path, moto, bucket: str,
+                                                             base_env: dict[str, str]) -> None:
+    files = {"model.bin": os.urandom(16 * MiB)}
+    src = make_files(tmp_path / "w", files)
+    # 2 attempts alone would give up after ~0.1 s of backoff; the outage lasts 3 s
+    env = dict(base_env, FLYMIGRATE_MAX_ATTEMPTS="2", FLYMIGRATE_BACKOFF_BASE="0.05")
+    with FaultyProxy("127.0.0.1", moto.port, delay=0.02) as proxy:
+        args = ["transfer", str(src), f"runpod-volume://{bucket}/m", "--yes", "--endpoint-url", proxy.url,
+                "--part-size", "1MiB", "--parallel", "2", "--retry-for", "60s"]
+        r = _cut_network_midway(proxy, args, env, outage=3.0)
+        assert proxy.faults["down"] >= 2, proxy.faults
+    assert r.returncode == 0, r.stderr
+    assert "network looks down" in r.stderr
+    assert read_s3(moto, bucket, "m") == files
+
+
+def test_network_outage_longer_than_retry_for_exits_4_and_resumes(tmp_path: Path, moto, bucket: str,
+                                                                  base_env: dict[str, str]) -> None:
+    files = {"model.bin": os.urandom(16 * MiB)}
+    src = make_files(tmp_path / "w", files)
+    env = dict(base_env, FLYMIGRATE_MAX_ATTEMPTS="2", FLYMIGRATE_BACKOFF_BASE="0.05")
+    with FaultyProxy("127.0.0.1", moto.port, delay=0.02) as proxy:
+        args = ["transfer", str(src), f"runpod-volume://{bucket}/m", "--yes", "--endpoint-url", proxy.url,
+                "--part-size", "1MiB", "--parallel", "2", "--retry-for", "1s"]
+        r = _cut_network_midway(proxy, args, env, outage=4.0)
+        assert r.returncode == 4, r.stderr
+        assert "run the same command again" in r.stderr.lower()
+        sent_before = proxy.request_body_bytes
+        r = run_cli(args, env)
+        assert r.returncode == 0, r.stderr
+        assert proxy.request_body_bytes - sent_before <= 16 * MiB - 2 * MiB  # parts already there were not re-sent
+    assert read_s3(moto, bucket, "m") == files
+
+
+def test_retry_for_rejects_nonsense(tmp_path: Path, base_env: dict[str, str]) -> None:
+    r = run_cli(["transfer", str(tmp_path), "runpod-volume://vol/m", "--retry-for", "soon"], base_env)
+    assert r.returncode == 2 and "not a duration" in r.stderr
