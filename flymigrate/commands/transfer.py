@@ -65,7 +65,8 @@ def add_parser(sub: Any) -> None:
     p.add_argument("dst", metavar="DST", help="runpod-volume://VOLUME_ID/PREFIX, s3://BUCKET/PREFIX, gs://..., modal-volume://...")
     p.add_argument("--yes", "-y", action="store_true", help="never ask; log progress lines instead of bars")
     p.add_argument("--dry-run", action="store_true", help="list what would be copied and how many bytes; copy nothing")
-    p.add_argument("--datacenter", metavar="DC", help="RunPod datacenter of the volume, e.g. EU-RO-1 (default: RUNPOD_DATACENTER, or looked up with RUNPOD_API_KEY)")
+    p.add_argument("--datacenter", metavar="DC", help="RunPod datacenter of the volume, e.g. EU-RO-1 (default: RUNPOD_DATACENTER, else looked up with "
+                   "RUNPOD_API_KEY, else found by asking each datacenter's S3 API)")
     p.add_argument("--endpoint-url", metavar="URL", help="S3 endpoint override (RunPod volumes / any S3 destination)")
     p.add_argument("--parallel", type=int, default=None, metavar="N", help="parts / files in flight (default 8 from local disk, 6 otherwise)")
     p.add_argument("--part-size", type=parse_size, default=None, metavar="SIZE", help="multipart part size (default 64MiB from local disk, streamed; 16MiB otherwise, buffered)")
@@ -168,7 +169,7 @@ class _Reporter:
             self._line(f"done: {ev.path} ({human(ev.total)}, sha256 {str(ev.data.get('sha256', ''))[:12]}…)")
         elif k == "file_failed":
             self._line(f"FAILED: {ev.path}: {ev.message}")
-        elif k in ("warning", "retry", "resume", "cleanup"):
+        elif k in ("info", "warning", "retry", "resume", "cleanup"):
             self._line(f"{k}: {ev.path + ': ' if ev.path else ''}{ev.message}")
 
 

@@ -1140,6 +1140,9 @@ def run_transfer(src_url: str, dst_url: str, options: TransferOptions | None = N
         for w in getattr(src, "warnings", []) or []:
             result.warnings.append(w)
             emit(Event("warning", message=w))
+        for side in (src, dst):
+            for note in getattr(side, "notes", []) or []:
+                emit(Event("info", message=note))
         if not entries:
             raise UserError(f"nothing to copy: {src_url} has no files.")
         existing = rt("list destination", dst.list)

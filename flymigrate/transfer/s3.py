@@ -87,6 +87,83 @@ def runpod_datacenter(volume_id: str, env: Any) -> str | None:
     return str(dc) if dc else None
 
 
+# RunPod datacenters with the S3 API (docs.runpod.io/serverless/storage/s3-api, see ../shared/research)
+RUNPOD_S3_DATACENTERS = ("EU-CZ-1", "EU-RO-1", "EUR-IS-1", "EUR-NO-1", "US-CA-2", "US-GA-2", "US-IL-1", "US-KS-2",
+                         "US-MD-1", "US-MO-1", "US-MO-2", "US-NC-1", "US-NC-2", "US-NE-1", "US-WA-1")
+
+
+def runpod_s3_endpoints(env: Any) -> dict[str, str]:
+    """Datacenter -> S3 API endpoint. ``FLYMIGRATE_RUNPOD_S3_ENDPOINTS`` (a JSON object) replaces the list
+    (tests; a datacenter added after this release)."""
+    import json
+
+    raw = env.get("FLYMIGRATE_RUNPOD_S3_ENDPOINTS")
+    if raw:
+        try:
+            data = json.loads(raw)
+        except ValueError:
+            data = None
+        if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
+            raise UserError("FLYMIGRATE_RUNPOD_S3_ENDPOINTS must be a JSON object of datacenter -> endpoint URL.")
+        return {str(k): v for k, v in data.items()}
+    return {dc: f"https://s3api-{dc.lower()}.runpod.io" for dc in RUNPOD_S3_DATACENTERS}
+
+
+def probe_runpod_datacenter(volume_id: str, access_key: str, secret_key: str, env: Any,
+                            timeout: float = 15.0) -> str:
+    """Find the datacenter of a network volume by asking every datacenter's S3 API for the bucket (a signed
+    HEAD, in parallel; the S3 keys are account-wide). Raises a UserError / ResumableError saying what to do
+    when it is in none of them."""
+    import urllib.error
+    import urllib.request
+    from concurrent.futures import ThreadPoolExecutor
+    from urllib.parse import quote
+
+    from botocore.auth import S3SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    creds = Credentials(access_key, secret_key)
+    endpoints = runpod_s3_endpoints(env)
+
+    def head(item: tuple[str, str]) -> tuple[str, int | str]:
+        dc, endpoint = item
+        url = f"{endpoint.rstrip('/')}/{quote(volume_id, safe='')}"
+        req = AWSRequest(method="HEAD", url=url, headers={"x-amz-content-sha256": "UNSIGNED-PAYLOAD"})
+        S3SigV4Auth(creds, "s3", dc).add_auth(req)
+        r = urllib.request.Request(url, method="HEAD", headers=dict(req.headers.items()))
+        try:
+            with urllib.request.urlopen(r, timeout=timeout) as resp:  # noqa: S310 -- https (or a test's loopback)
+                return dc, resp.status
+        except urllib.error.HTTPError as e:
+            return dc, e.code
+        except (OSError, ValueError) as e:
+            return dc, type(e).__name__
+
+    with ThreadPoolExecutor(max_workers=min(16, max(1, len(endpoints)))) as ex:
+        answers = dict(ex.map(head, endpoints.items()))
+    found = sorted(dc for dc, a in answers.items() if a == 200)
+    if len(found) == 1:
+        return found[0]
+    if len(found) > 1:
+        raise UserError(f"RunPod network volume {volume_id!r} answers in several datacenters ({', '.join(found)}).",
+                        hint="Pass --datacenter with the one the volume is in.")
+    denied = sorted(dc for dc, a in answers.items() if a in (401, 403))
+    unreachable = sorted(dc for dc, a in answers.items() if isinstance(a, str))
+    if denied and len(denied) + len(unreachable) == len(answers):
+        raise UserError("RunPod's S3 API refused the keys in every datacenter while looking for the volume.",
+                        hint="Check RUNPOD_S3_ACCESS_KEY_ID (user_...) and RUNPOD_S3_SECRET_ACCESS_KEY (rps_...) "
+                        "from RunPod console > Settings > S3 API Keys, or pass --datacenter.")
+    if len(unreachable) == len(answers):
+        raise ResumableError("could not reach RunPod's S3 API to find the volume's datacenter.",
+                             hint="Check the network, or pass --datacenter (e.g. EU-RO-1).")
+    extra = f"; {len(unreachable)} could not be reached ({', '.join(unreachable)})" if unreachable else ""
+    raise UserError(f"RunPod network volume {volume_id!r} was not found in any datacenter with the S3 API "
+                    f"(asked {len(answers)}{extra}).",
+                    hint="Check the volume id (RunPod console > Storage); the S3 API only serves volumes in "
+                    f"{', '.join(sorted(answers))}. Or pass --datacenter.")
+
+
 class _Ctx:
     def __init__(self, kind: str, bucket: str, endpoint: str | None, cred_hint: str) -> None:
         self.kind = kind
@@ -161,6 +238,7 @@ class S3Base:
         from botocore.config import Config
 
         env = opts.env
+        self.notes: list[str] = []  # said once at the start of a run (e.g. a datacenter found by probing)
         self.url = url.raw
         self.kind = url.scheme
         self.bucket = url.root
@@ -169,15 +247,6 @@ class S3Base:
         if url.scheme == "runpod-volume":
             endpoint = opts.endpoint_url
             datacenter = opts.datacenter
-            if not endpoint:
-                datacenter = datacenter or runpod_datacenter(url.root, env)
-                if not datacenter:
-                    raise UserError(
-                        f"{url.raw!r}: a RunPod volume needs --datacenter (e.g. EU-RO-1), the datacenter the volume is in.",
-                        hint="Or set RUNPOD_API_KEY and flymigrate looks it up (RUNPOD_DATACENTER also works).",
-                    )
-                endpoint = f"https://s3api-{datacenter.lower()}.runpod.io"
-            region = datacenter or "us-east-1"
             ak = env.get("RUNPOD_S3_ACCESS_KEY_ID") or env.get("AWS_ACCESS_KEY_ID")
             sk = env.get("RUNPOD_S3_SECRET_ACCESS_KEY") or env.get("AWS_SECRET_ACCESS_KEY")
             cred_hint = (
@@ -186,6 +255,15 @@ class S3Base:
             )
             if not ak or not sk:
                 raise UserError(f"no credentials for RunPod volume {self.bucket!r}.", hint=cred_hint)
+            if not endpoint:
+                datacenter = datacenter or runpod_datacenter(url.root, env)
+                if not datacenter:
+                    datacenter = probe_runpod_datacenter(url.root, ak, sk, env)
+                    self.notes.append(f"RunPod volume {url.root!r} is in {datacenter} (found by asking each "
+                                      f"datacenter; pass --datacenter {datacenter} to skip this)")
+                endpoint = runpod_s3_endpoints(env).get(datacenter.upper(),
+                                                        f"https://s3api-{datacenter.lower()}.runpod.io")
+            region = datacenter or "us-east-1"
             kwargs.update(aws_access_key_id=ak, aws_secret_access_key=sk)
         else:
             endpoint = opts.endpoint_url or env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL")

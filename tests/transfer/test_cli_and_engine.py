@@ -63,7 +63,6 @@ def test_usage_errors_exit_2(tmp_path: Path, moto, bucket: str, base_env: dict[s
     cases = [
         (["transfer", "ftp://x/y", f"runpod-volume://{bucket}/m"], "unknown URL scheme"),
         (["transfer", str(tmp_path / "nope"), f"runpod-volume://{bucket}/m", "--endpoint-url", moto.url], "no such file"),
-        (["transfer", str(src), f"runpod-volume://{bucket}/m"], "--datacenter"),
         (["transfer", str(src), "runpod-volume://no-such-volume/m", "--endpoint-url", moto.url], "not found"),
         (["transfer", str(src), "hf://org/repo"], "only be a source"),
         (["transfer", str(src), f"runpod-volume://{bucket}/m", "--endpoint-url", moto.url, "--parallel", "0"], "--parallel"),
@@ -367,3 +366,79 @@ def test_uploads_never_run_far_ahead_of_the_hasher(tmp_path: Path, moto, bucket:
     assert len(starts) >= 12
     for number, done in starts:
         assert done >= (number - 1 - lead) * MiB, (number, done, starts)
+
+
+# ------------------------------------------------------------------------ RunPod datacenter discovery
+
+
+class _NotHere:
+    """A datacenter's S3 API that does not have the volume: 404 NoSuchBucket to everything."""
+
+    def __init__(self) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        seen = self.auth = []  # type: list[str]
+
+        class H(BaseHTTPRequestHandler):
+            def do_HEAD(self) -> None:
+                seen.append(self.headers.get("Authorization", ""))
+                self.send_response(404)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *a: object) -> None:
+                pass
+
+        self.srv = ThreadingHTTPServer(("127.0.0.1", 0), H)
+        threading.Thread(target=self.srv.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.srv.server_address[1]}"
+
+    def close(self) -> None:
+        self.srv.shutdown()
+        self.srv.server_close()
+
+
+def _closed_port() -> str:
+    import socket
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return f"http://127.0.0.1:{port}"
+
+
+def test_runpod_datacenter_is_found_by_asking_each_one(tmp_path: Path, moto, bucket: str, base_env: dict[str, str]) -> None:
+    files = {"model.bin": os.urandom(3 * MiB), "config.json": b"{}"}
+    src = make_files(tmp_path / "w", files)
+    other = _NotHere()
+    try:
+        env = dict(base_env, FLYMIGRATE_RUNPOD_S3_ENDPOINTS=json.dumps(
+            {"US-KS-2": other.url, "EU-RO-1": moto.url, "EU-CZ-1": _closed_port()}))
+        r = run_cli(["transfer", str(src), f"runpod-volume://{bucket}/m", "--yes"], env)
+        assert r.returncode == 0, r.stderr
+        assert "is in EU-RO-1" in r.stderr and "--datacenter EU-RO-1" in r.stderr
+        assert read_s3(moto, bucket, "m") == files
+        # the probe is signed for that datacenter's region with the account's S3 keys, and shows no secret
+        assert other.auth and all(f"/US-KS-2/s3/aws4_request" in a and ACCESS in a for a in other.auth)
+        assert SECRET not in r.stdout + r.stderr
+
+        r = run_cli(["transfer", str(src), "runpod-volume://no-such-volume/m", "--yes"], env)
+        assert r.returncode == 2, r.stderr
+        assert "was not found in any datacenter" in r.stderr and "EU-CZ-1" in r.stderr and "Traceback" not in r.stderr
+    finally:
+        other.close()
+
+
+def test_runpod_datacenter_probe_reports_refused_keys_and_no_network(tmp_path: Path, moto, base_env: dict[str, str]) -> None:
+    src = make_files(tmp_path / "w", {"a.bin": b"x"})
+    with FaultyProxy("127.0.0.1", moto.port) as proxy:
+        proxy.deny = True  # 403 InvalidAccessKeyId everywhere
+        env = dict(base_env, FLYMIGRATE_RUNPOD_S3_ENDPOINTS=json.dumps({"EU-RO-1": proxy.url, "US-KS-2": proxy.url}))
+        r = run_cli(["transfer", str(src), "runpod-volume://vol/m", "--yes"], env)
+    assert r.returncode == 2 and "refused the keys" in r.stderr, r.stderr
+    env = dict(base_env, FLYMIGRATE_RUNPOD_S3_ENDPOINTS=json.dumps({"EU-RO-1": _closed_port()}))
+    r = run_cli(["transfer", str(src), "runpod-volume://vol/m", "--yes"], env)
+    assert r.returncode == 4 and "could not reach" in r.stderr, r.stderr
+    r = run_cli(["transfer", str(src), "runpod-volume://vol/m", "--yes"], dict(env, FLYMIGRATE_RUNPOD_S3_ENDPOINTS="[1]"))
+    assert r.returncode == 2 and "JSON object" in r.stderr, r.stderr
