@@ -68,7 +68,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--datacenter", metavar="DC", help="RunPod datacenter of the volume, e.g. EU-RO-1 (default: RUNPOD_DATACENTER, else looked up with "
                    "RUNPOD_API_KEY, else found by asking each datacenter's S3 API)")
     p.add_argument("--endpoint-url", metavar="URL", help="S3 endpoint override (RunPod volumes / any S3 destination)")
-    p.add_argument("--parallel", type=int, default=None, metavar="N", help="parts / files in flight (default 8 from local disk, 6 otherwise)")
+    p.add_argument("--parallel", type=int, default=None, metavar="N", help="parts / files in flight (default 8)")
     p.add_argument("--part-size", type=parse_size, default=None, metavar="SIZE", help="multipart part size (default 64MiB from local disk, streamed; 16MiB otherwise, buffered)")
     p.add_argument("--state-dir", type=Path, default=None, metavar="DIR", help="where journals and logs live")
     p.add_argument("--overwrite", action="store_true", help="replace destination files that differ from the source")

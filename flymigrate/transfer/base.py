@@ -120,6 +120,9 @@ class SourceCaps:
     ranged_read: bool = True
     hash_kind: str | None = None  # "sha256" | "md5-etag" | None
     seekable: bool = False  # a local file: re-reading is cheap
+    # open(entry, offset, length) gives a bounded range cheaply (HTTP Range): parts of one file are fetched
+    # in parallel instead of one stream per file
+    parallel_ranges: bool = False
 
 
 class WriteMode(str, Enum):
@@ -155,8 +158,9 @@ class Source(Protocol):
     def list(self) -> Iterator[Entry]:
         """Every file, with sizes; warnings (skipped links, special files) go to ``warnings``."""
 
-    def open(self, entry: Entry, offset: int = 0) -> BinaryIO:
-        """A readable stream of ``entry`` from ``offset`` to the end. Supports ``readinto``."""
+    def open(self, entry: Entry, offset: int = 0, length: int | None = None) -> BinaryIO:
+        """A readable stream of ``entry`` from ``offset`` to the end (or ``length`` bytes, which only sources
+        with ``caps.parallel_ranges`` are asked for). Supports ``readinto``."""
 
     def close(self) -> None: ...
 

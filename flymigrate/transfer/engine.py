@@ -72,7 +72,7 @@ from .journal import Journal
 from .streams import RangeBody, read_full
 
 DEFAULT_PART_SIZE = 16 * MiB  # buffered sources (HTTP): memory ~ (parallel + 2) x part size
-DEFAULT_PARALLEL = 6
+DEFAULT_PARALLEL = 8  # as `hf download`: a CDN gives each connection its own speed; (8 + 2) x 16 MiB buffered
 STREAM_PART_SIZE = 64 * MiB  # seekable sources stream parts from disk: part size costs no memory
 STREAM_PARALLEL = 8
 HASH_CHUNK = 2 * MiB
@@ -84,7 +84,7 @@ MEMORY_BUDGET = 512 * MiB  # cap on pooled buffers when parts must be huge
 
 @dataclass
 class TransferOptions:
-    parallel: int | None = None  # parts / small files in flight (default 8 for local sources, else 6)
+    parallel: int | None = None  # parts / small files in flight (default 8)
     part_size: int | None = None  # default 64 MiB for local sources (streamed), else 16 MiB (buffered)
     overwrite: bool = False
     dry_run: bool = False
@@ -327,6 +327,9 @@ class _Run:
         self.check_md5 = bool(dst.caps.part_etag_is_md5 and opts.part_md5)
         # a seekable source into a parts destination: upload workers read their own ranges from disk
         self.streaming = bool(src.caps.seekable and dst.caps.write_mode is WriteMode.PARTS)
+        # an HTTP source into a parts destination: the parts of one file are fetched in parallel (ranged GETs),
+        # one connection per part in flight, instead of one stream per file
+        self.par_reads = bool(not self.streaming and src.caps.parallel_ranges and dst.caps.write_mode is WriteMode.PARTS)
         self.slots = _Slots(int(opts.parallel or 1), stop)
         self.ps = int(opts.part_size or DEFAULT_PART_SIZE)
 
@@ -337,8 +340,9 @@ class _Run:
 
     # ------------------------------------------------------------------------------------ reading
 
-    def _fill(self, entry: Entry, stream_box: list[Any], offset: int, view: memoryview) -> None:
-        """Fill ``view`` with the source bytes at ``offset``; reopen with a ranged read on errors."""
+    def _fill(self, entry: Entry, stream_box: list[Any], offset: int, view: memoryview, bounded: bool = False) -> None:
+        """Fill ``view`` with the source bytes at ``offset``; reopen with a ranged read on errors. ``bounded``:
+        ask the source for exactly this range (parallel part fetches) instead of a stream to the end."""
         got = 0
         attempt = 0
         since = 0.0
@@ -347,7 +351,8 @@ class _Run:
                 raise _Stopped()
             try:
                 if stream_box[0] is None:
-                    stream_box[0] = self.src.open(entry, offset + got)
+                    stream_box[0] = (self.src.open(entry, offset + got, len(view) - got) if bounded
+                                     else self.src.open(entry, offset + got))
                 n = read_full(stream_box[0], view[got:])
                 if n == 0:
                     raise UserError(f"source file {entry.path!r} is shorter than listed ({offset + got} < {entry.size} "
@@ -392,12 +397,33 @@ class _Run:
             job = self.part_q.get()
             if job is None:
                 return
-            fs, number, buf, n, off = job
+            fs, number, buf, n, off, fetch = job
+            handed = False  # fetch jobs: the buffer goes to the in-order sha256 once sent
             try:
                 if self.stop.is_set() or fs.error is not None:
                     continue
                 info: PartInfo | None = None
                 md5: str | None = None
+                if fetch:
+                    assert buf is not None
+                    view = memoryview(buf)[:n]
+                    box: list[Any] = [None]
+                    try:
+                        self._fill(fs.entry, box, off, view, bounded=True)
+                    finally:
+                        self._close_stream(box)
+                    sp = fs.server.get(number)
+                    if sp is not None and sp.size == n:  # resume: on the server already; same bytes?
+                        md5 = hashlib.md5(view).hexdigest() if self.dst.caps.part_etag_is_md5 else None
+                        if md5 is None or md5 == sp.etag:
+                            self.j.add_part(fs.entry.path, number, n, sp.etag)
+                            fs.part_done(number, sp)
+                            with self._mu:
+                                self.result.bytes_reused += n
+                            self.emit(Event("resumed", fs.entry.path, bytes=n, total=fs.entry.size))
+                            handed = True
+                            self._hash_in_order(fs, number, view, buf)
+                            continue
                 for _ in range(3):
                     if buf is not None:
                         view = memoryview(buf)[:n]
@@ -440,6 +466,10 @@ class _Run:
                 with self._mu:
                     self.result.bytes_sent += n
                 self.emit(Event("bytes", fs.entry.path, bytes=n, total=fs.entry.size))
+                if fetch:
+                    assert buf is not None
+                    handed = True
+                    self._hash_in_order(fs, number, memoryview(buf)[:n], buf)
             except _Stopped:
                 pass
             except OSError as e:
@@ -447,11 +477,31 @@ class _Run:
             except BaseException as e:  # noqa: BLE001 -- handed to the file worker
                 fs.error = e
             finally:
-                if buf is not None and self.pool is not None:
+                if buf is not None and self.pool is not None and not handed:
                     self.pool.release(buf)
                 if buf is None:
                     self.slots.release()
                 fs.pending_dec()
+
+    def _hash_in_order(self, fs: _FileState, number: int, view: memoryview, buf: bytearray) -> None:
+        """Parallel ranged reads finish out of order; the file's sha256 takes them in order. Whoever completes
+        the next part hashes it and every consecutive part already waiting, and frees their buffers."""
+        with fs.hlock:
+            fs.ready[number] = (view, buf)
+            while fs.next_hash in fs.ready:
+                v, b = fs.ready.pop(fs.next_hash)
+                fs.sha.update(v)
+                fs.next_hash += 1
+                assert self.pool is not None
+                self.pool.release(b)
+
+    def _release_waiting(self, fs: _FileState) -> None:
+        """A failed or stopped file: give back the buffers of parts that were waiting for their turn to hash."""
+        with fs.hlock:
+            for _v, b in fs.ready.values():
+                assert self.pool is not None
+                self.pool.release(b)
+            fs.ready.clear()
 
     # --------------------------------------------------------------------------------- one file
 
@@ -604,10 +654,14 @@ class _Run:
         nparts = -(-entry.size // ps)
         sha = hashlib.sha256()
         box: list[Any] = [None]
+        fs.server = server
+        fs.sha = sha
         try:
             if self.streaming:
                 self._hash_and_dispatch(entry, fs, server, nparts, ps, sha)
-            for number in range(1, nparts + 1) if not self.streaming else ():
+            elif self.par_reads:
+                self._fetch_dispatch(entry, fs, nparts, ps)
+            for number in range(1, nparts + 1) if not (self.streaming or self.par_reads) else ():
                 if fs.error is not None:
                     break
                 if self.stop.is_set():
@@ -631,7 +685,7 @@ class _Run:
                         self.emit(Event("resumed", path, bytes=n, total=entry.size))
                     else:
                         fs.pending_inc()
-                        self.part_q.put((fs, number, buf, n, off))
+                        self.part_q.put((fs, number, buf, n, off, False))
                         handed = True
                 finally:
                     if not handed:
@@ -639,12 +693,16 @@ class _Run:
         finally:
             self._close_stream(box)
             fs.wait(self.stop)
+            if self.par_reads:
+                self._release_waiting(fs)
         if fs.error is not None:
             raise fs.error
         if self.stop.is_set():
             raise _Stopped()
         if self.streaming:
             self._recheck_streamed(entry, fs, ps)
+        if self.par_reads and fs.next_hash != nparts + 1:
+            raise RemoteError(f"{path}: only {fs.next_hash - 1} of {nparts} parts were read; run again to continue.")
         digest = sha.hexdigest()
         bad = self._verify(entry, digest) or (self._changed(entry) if self.streaming else None)
         if bad:
@@ -672,6 +730,20 @@ class _Run:
             raise RemoteError(f"{path}: destination ETag {de.etag} does not match the parts sent.")
         self._finish(entry, digest, de)
 
+    def _fetch_dispatch(self, entry: Entry, fs: _FileState, nparts: int, ps: int) -> None:
+        """Queue every part as a fetch-and-send job (bounded by the buffer pool: at most parallel + 2 parts
+        are held, whether in flight or waiting for their turn in the sha256)."""
+        assert self.pool is not None
+        for number in range(1, nparts + 1):
+            if fs.error is not None:
+                break
+            if self.stop.is_set():
+                raise _Stopped()
+            off = (number - 1) * ps
+            buf = self.pool.acquire()
+            fs.pending_inc()
+            self.part_q.put((fs, number, buf, min(ps, entry.size - off), off, True))
+
     def _recheck_streamed(self, entry: Entry, fs: _FileState, ps: int) -> None:
         """Every streamed part: the server's ETag must be the MD5 the hasher computed over the same
         range (or, with --no-part-md5, the crc32 of what was sent must match the hasher's). This ties
@@ -698,7 +770,7 @@ class _Run:
                 off = (number - 1) * ps
                 self.slots.acquire()
                 fs.pending_inc()
-                self.part_q.put((fs, number, None, min(ps, entry.size - off), off))
+                self.part_q.put((fs, number, None, min(ps, entry.size - off), off, False))
             fs.wait(self.stop)
             if fs.error is not None:
                 raise fs.error
@@ -793,7 +865,7 @@ class _Run:
                         hcv.wait(0.2)
                 self.slots.acquire()
                 fs.pending_inc()
-                self.part_q.put((fs, number, None, n, off))
+                self.part_q.put((fs, number, None, n, off, False))
         finally:
             while hasher.is_alive():
                 hasher.join(0.2)
@@ -803,7 +875,7 @@ class _Run:
             off = (number - 1) * ps
             self.slots.acquire()
             fs.pending_inc()
-            self.part_q.put((fs, number, None, min(ps, entry.size - off), off))
+            self.part_q.put((fs, number, None, min(ps, entry.size - off), off, False))
 
     def _adopt(self, entry: Entry, ps: int) -> tuple[Any, dict[int, PartInfo]]:
         """No journal entry (state dir lost, other machine, an upload id lost to a power cut): look for
@@ -977,6 +1049,11 @@ class _FileState:
         self.read_crc: dict[int, str] = {}  # streaming: crc32 of the same range in the sha256 pass
         self.read_md5: dict[int, str] = {}  # streaming: MD5 of the same range in the sha256 pass
         self.error: BaseException | None = None
+        self.server: dict[int, PartInfo] = {}  # parts the server already holds (resume)
+        self.sha: Any = None  # the file's sha256, fed in part order
+        self.hlock = threading.Lock()  # parallel ranged reads: parts waiting for their turn in the sha256
+        self.ready: dict[int, tuple[memoryview, bytearray]] = {}
+        self.next_hash = 1
         self._pending = 0
         self._cv = threading.Condition()
 

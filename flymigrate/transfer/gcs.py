@@ -706,7 +706,7 @@ class _RangeReader(io.RawIOBase):
 
 
 class GcsSource:
-    caps = SourceCaps(ranged_read=True, hash_kind=None, seekable=False)
+    caps = SourceCaps(ranged_read=True, hash_kind=None, seekable=False, parallel_ranges=True)
 
     def __init__(self, url: ParsedURL, opts: AdapterOptions) -> None:
         self.url = url.raw
@@ -744,7 +744,7 @@ class GcsSource:
                     extra={"md5": _b64_to_hex(blob.md5_hash), "crc32c": blob.crc32c, "generation": blob.generation, "name": blob.name},
                 )
 
-    def open(self, entry: Entry, offset: int = 0) -> BinaryIO:
+    def open(self, entry: Entry, offset: int = 0, length: int | None = None) -> BinaryIO:
         from urllib.parse import quote
 
         client = self.gcs.client
@@ -754,7 +754,8 @@ class GcsSource:
         params = {"alt": "media"}
         if entry.extra.get("generation"):
             params["generation"] = str(entry.extra["generation"])
-        headers = {"Range": f"bytes={offset}-"} if offset else {}
+        bounded = length is not None and length < entry.size
+        headers = {"Range": f"bytes={offset}-" + (str(offset + length - 1) if bounded else "")} if offset or bounded else {}
         if self._session is None:
             if _is_emulator(self.gcs.opts.env):
                 self._session = self.gcs.http

@@ -22,7 +22,7 @@ CHUNK = 1 << 20
 
 
 class HFSource:
-    caps = SourceCaps(ranged_read=True, hash_kind="sha256", seekable=False)
+    caps = SourceCaps(ranged_read=True, hash_kind="sha256", seekable=False, parallel_ranges=True)
 
     def __init__(self, url: ParsedURL, opts: AdapterOptions) -> None:
         self.url = url.raw
@@ -81,15 +81,16 @@ class HFSource:
         assert self.commit
         return f"{self.endpoint}/{self.repo}/resolve/{self.commit}/{quote(path)}"
 
-    def open(self, entry: Entry, offset: int = 0) -> BinaryIO:
+    def open(self, entry: Entry, offset: int = 0, length: int | None = None) -> BinaryIO:
         from huggingface_hub.utils import get_session
 
         if self.commit is None:
             raise RuntimeError("list() first")
         headers = self._headers()
         headers["Accept-Encoding"] = "identity"
-        if offset:
-            headers["Range"] = f"bytes={offset}-"
+        ranged = bool(offset) or (length is not None and length < entry.size)
+        if ranged:
+            headers["Range"] = f"bytes={offset}-" + (str(offset + length - 1) if length is not None else "")
         client = get_session()
         try:
             cm = client.stream("GET", self.file_url(entry.path), headers=headers, follow_redirects=True, timeout=60)
@@ -107,7 +108,7 @@ class HFSource:
         if status == 404:
             cm.__exit__(None, None, None)
             raise RemoteError(f"hf://{self.repo}: {entry.path!r} not found at {self.commit}.")
-        if offset and status != 206:
+        if ranged and status != 206:
             cm.__exit__(None, None, None)
             raise RemoteError(f"hf://{self.repo}: the server ignored a range request for {entry.path!r} (HTTP {status}).")
         if status not in (200, 206):

@@ -336,7 +336,7 @@ class S3Base:
 
 
 class S3Source(S3Base):
-    caps = SourceCaps(ranged_read=True, hash_kind="md5-etag", seekable=False)
+    caps = SourceCaps(ranged_read=True, hash_kind="md5-etag", seekable=False, parallel_ranges=True)
 
     def __init__(self, url: ParsedURL, opts: AdapterOptions) -> None:
         super().__init__(url, opts)
@@ -364,11 +364,11 @@ class S3Source(S3Base):
     def _key(self, entry: Entry) -> str:
         return self._single if self._single else join_key(self.prefix, entry.path)
 
-    def open(self, entry: Entry, offset: int = 0) -> BinaryIO:
+    def open(self, entry: Entry, offset: int = 0, length: int | None = None) -> BinaryIO:
         key = self._key(entry)
         kw: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
-        if offset:
-            kw["Range"] = f"bytes={offset}-"
+        if offset or (length is not None and length < entry.size):
+            kw["Range"] = f"bytes={offset}-" + (str(offset + length - 1) if length is not None else "")
         if entry.etag:
             kw["IfMatch"] = f'"{entry.etag}"'
         resp = self.call("GetObject", key, self.client.get_object, **kw)

@@ -12,7 +12,9 @@ Routes:
 * ``HEAD|GET /{repo}/resolve/{rev}/{path}``: with ``Range``, and the headers ``hf_hub_download``
   needs: ``ETag``, ``X-Repo-Commit``, ``Content-Length``, ``X-Linked-Size`` / ``X-Linked-Etag`` for LFS.
 The revision may be ``main`` (a branch) or the commit sha. ``bytes_served`` counts body bytes sent.
-``corrupt`` is a set of paths served with one byte flipped (for verify tests). ``fail_every``: every
+``corrupt`` is a set of paths served with one byte flipped (for verify tests). ``conn_rate`` limits each
+connection's body to that many bytes/s (a CDN's per-stream speed); ``max_active`` and ``ranges`` record
+how many resolve GETs were sending at once and which ranges were asked for. ``fail_every``: every
 Nth resolve GET is cut off half-way (connection closed) to exercise ranged resume.
 """
 
@@ -29,8 +31,12 @@ from urllib.parse import unquote, urlsplit
 
 class FakeHub:
     def __init__(self, repos: dict[str, dict[str, bytes]], *, lfs: set[str] | None = None, token: str | None = None,
-                 corrupt: set[str] | None = None, fail_every: int = 0) -> None:
+                 corrupt: set[str] | None = None, fail_every: int = 0, conn_rate: float = 0.0) -> None:
         self.repos = repos
+        self.conn_rate = conn_rate  # bytes/s per connection (a CDN's per-stream speed); 0 = unlimited
+        self.active = 0  # resolve GETs sending a body right now, and the most seen at once
+        self.max_active = 0
+        self.ranges: list[tuple[str, str | None]] = []  # (path, Range header) of every resolve GET
         self.lfs = lfs if lfs is not None else {p for r in repos.values() for p, d in r.items() if len(d) > 100_000}
         self.token = token
         self.corrupt = corrupt or set()
@@ -198,6 +204,7 @@ class FakeHub:
                     return None
                 with hub._mu:
                     hub.gets += 1
+                    hub.ranges.append((fpath, rng))
                     cut = hub.fail_every and hub.gets % hub.fail_every == 0
                 if cut:
                     half = body[: len(body) // 2]
@@ -208,7 +215,25 @@ class FakeHub:
                     self.wfile.flush()
                     self.connection.shutdown(2)
                     return None
-                self.wfile.write(body)
+                with hub._mu:
+                    hub.active += 1
+                    hub.max_active = max(hub.max_active, hub.active)
+                try:
+                    if hub.conn_rate:
+                        import time
+
+                        t0 = time.monotonic()
+                        step = 64 * 1024
+                        for i in range(0, len(body), step):
+                            self.wfile.write(body[i : i + step])
+                            ahead = (i + step) / hub.conn_rate - (time.monotonic() - t0)
+                            if ahead > 0:
+                                time.sleep(ahead)
+                    else:
+                        self.wfile.write(body)
+                finally:
+                    with hub._mu:
+                        hub.active -= 1
                 with hub._mu:
                     hub.bytes_served += len(body)
                 return None

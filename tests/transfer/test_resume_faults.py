@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -246,3 +247,27 @@ def test_network_outage_longer_than_retry_for_exits_4_and_resumes(tmp_path: Path
 def test_retry_for_rejects_nonsense(tmp_path: Path, base_env: dict[str, str]) -> None:
     r = run_cli(["transfer", str(tmp_path), "runpod-volume://vol/m", "--retry-for", "soon"], base_env)
     assert r.returncode == 2 and "not a duration" in r.stderr
+
+
+def test_hf_parts_of_one_file_are_fetched_in_parallel_with_bounded_ranges(moto, bucket: str,
+                                                                          base_env: dict[str, str]) -> None:
+    """A CDN serves each connection at its own speed: one stream per file would cap a single 30 GB shard at
+    that speed. Parts are fetched as exact ranges, several at once, each byte once, and still hashed in order."""
+    big = os.urandom(8 * MiB + 5)
+    files = {"config.json": b"{}", "model.safetensors": big}
+    hub = FakeHub({"acme/model": files}, token=HF_TOKEN, conn_rate=8 * MiB).start()
+    try:
+        env = dict(base_env, HF_ENDPOINT=hub.url, HF_TOKEN=HF_TOKEN)
+        t0 = time.monotonic()
+        r = run_cli(["transfer", "hf://acme/model", f"runpod-volume://{bucket}/m", "--yes", "--endpoint-url", moto.url,
+                     "--part-size", "1MiB", "--parallel", "4"], env)
+        took = time.monotonic() - t0
+        ranges = [rng for p, rng in hub.ranges if p == "model.safetensors"]
+        served, most = hub.bytes_served, hub.max_active
+    finally:
+        hub.stop()
+    assert r.returncode == 0, r.stderr
+    assert read_s3(moto, bucket, "m") == files
+    assert most >= 3, (most, took)
+    assert len(ranges) == 9 and all(rng and re.fullmatch(r"bytes=\d+-\d+", rng) for rng in ranges), ranges
+    assert served == len(big) + 2, served  # every byte once (config.json is 2 bytes)
