@@ -9,6 +9,8 @@ re-run never stacks changes and a second run after success writes nothing.
 from __future__ import annotations
 
 import difflib
+import hashlib
+import json
 import os
 import re
 import threading
@@ -767,15 +769,47 @@ def _runpod_deploy(ctx: Context) -> str:
                             "create the template in the console instead.")
     runpod.api_key = key
     st = ctx.state.target("runpod")
+    # what was deployed, to notice a change on a later --deploy: the template by hash (its env holds plain
+    # [env] values and secret *references*), the endpoint settings as they are (ids, GPU types, counts)
+    tpl_hash = hashlib.sha256(json.dumps(tpl, sort_keys=True).encode()).hexdigest()[:12]
+    ep_settings = {k: v for k, v in ep.items() if k not in ("name", "templateId")}
     tid = st.get("template_id")
-    if not tid:
+    eid = st.get("endpoint_id")
+    if tid and st.get("template_hash") not in (None, tpl_hash):
+        # image, command, env or disk changed. RunPod template names are unique and the SDK cannot edit one:
+        # create the new version, then point the endpoint at it (its workers roll over to the new image)
+        name = f"{tpl['name']}-{tpl_hash[:8]}"
+        ctx.emit("progress", "deploy", f"the template changed since the last deploy: creating {name} and pointing "
+                 f"the endpoint at it (the old template {tid} stays; delete it in the console when done)")
+        t = runpod.create_template(name=name, image_name=tpl["imageName"], docker_start_cmd=tpl["dockerArgs"] or None,
+                                   container_disk_in_gb=tpl["containerDiskInGb"], ports=tpl["ports"], env=env,
+                                   is_serverless=True)
+        tid = t["id"]
+        st.update(template_id=tid, template_hash=tpl_hash)
+        ctx.state.save()
+        if eid:
+            runpod.update_endpoint_template(eid, tid)
+    elif not tid:
         t = runpod.create_template(name=tpl["name"], image_name=tpl["imageName"], docker_start_cmd=tpl["dockerArgs"] or None,
                                    container_disk_in_gb=tpl["containerDiskInGb"], ports=tpl["ports"], env=env,
                                    is_serverless=True)
         tid = t["id"]
-        st["template_id"] = tid
+        st.update(template_id=tid, template_hash=tpl_hash)
         ctx.state.save()
-    eid = st.get("endpoint_id")
+    elif st.get("template_hash") is None:
+        st["template_hash"] = tpl_hash  # state from before hashes were kept: take what is deployed as current
+        ctx.state.save()
+    if eid:
+        old = st.get("endpoint_settings")
+        if old is None:
+            st["endpoint_settings"] = ep_settings
+            ctx.state.save()
+        elif old != ep_settings:
+            diff = ", ".join(f"{k} {old.get(k)!r} -> {ep_settings.get(k)!r}" for k in sorted(set(old) | set(ep_settings))
+                             if old.get(k) != ep_settings.get(k))
+            ctx.emit("progress", "deploy", f"WARNING: endpoint {eid} was created with other settings ({diff}). The runpod "
+                     "SDK cannot change an endpoint: edit it in the console (Serverless > the endpoint > Manage > Edit "
+                     "Endpoint; runpod-endpoint.json has the new values), or delete it and run --deploy again.")
     if not eid:
         e = runpod.create_endpoint(name=ep["name"], template_id=tid, gpu_ids=ep["gpuIds"],
                                    network_volume_id=ep["networkVolumeId"] or None, locations=ep["locations"] or None,
@@ -784,7 +818,7 @@ def _runpod_deploy(ctx: Context) -> str:
                                    workers_max=ep["workersMax"], flashboot=ep.get("flashBootType") == "FLASHBOOT",
                                    gpu_count=ep["gpuCount"])
         eid = e["id"]
-        st["endpoint_id"] = eid
+        st.update(endpoint_id=eid, endpoint_settings=ep_settings)
         ctx.state.save()
     return f"https://{eid}.api.runpod.ai"
 

@@ -23,11 +23,12 @@ SNAP = "models--Qwen--Qwen2.5-7B-Instruct"
 
 
 class RunPodGraphQL:
-    """POST /graphql: answers saveTemplate / saveEndpoint, records the queries (loopback only)."""
+    """POST /graphql: answers saveTemplate / saveEndpoint / updateEndpointTemplate, records the queries (loopback only)."""
 
     def __init__(self) -> None:
         self.queries: list[str] = []
         self.auth: list[str] = []
+        self.templates = 0
         fake = self
 
         class H(BaseHTTPRequestHandler):
@@ -40,7 +41,10 @@ class RunPodGraphQL:
                 fake.queries.append(q)
                 fake.auth.append(self.headers.get("Authorization", ""))
                 if "saveTemplate" in q:
-                    data = {"saveTemplate": {"id": "tpl-123", "name": "x"}}
+                    fake.templates += 1
+                    data = {"saveTemplate": {"id": f"tpl-{122 + fake.templates}", "name": "x"}}
+                elif "updateEndpointTemplate" in q:
+                    data = {"updateEndpointTemplate": {"id": "ep-456", "templateId": "?"}}
                 elif "saveEndpoint" in q:
                     data = {"saveEndpoint": {"id": "ep-456", "name": "x"}}
                 else:
@@ -107,6 +111,24 @@ def test_runpod_apply_weights_secrets_deploy(acme: Path, cli_env: dict[str, str]
         assert r2.returncode == 0, r2.stderr
         assert len(gql.queries) == n
         assert {k: v for k, v in tree(acme).items()} == before
+        # a new image: a new template version, the endpoint pointed at it, no second endpoint
+        r3 = run_cli([a if a != "registry.example.com/acme-chat:1" else "registry.example.com/acme-chat:2" for a in args], env)
+        assert r3.returncode == 0, r3.stderr
+        new = gql.queries[n:]
+        assert sum("saveTemplate" in q for q in new) == 1 and not any("saveEndpoint" in q for q in new), new
+        assert any("updateEndpointTemplate" in q and "ep-456" in q and "tpl-124" in q for q in new), new
+        assert "acme-chat:2" in "".join(new) and "the template changed" in r3.stderr
+        assert "https://ep-456.api.runpod.ai" in (acme / "client" / "chat.py").read_text()
+        # endpoint settings changed in fly.toml: said plainly (the SDK cannot edit an endpoint), nothing created
+        fly = acme / "fly.toml"
+        text = fly.read_text()
+        assert "min_machines_running = 0" in text
+        fly.write_text(text.replace("min_machines_running = 0", "min_machines_running = 1"))
+        m = len(gql.queries)
+        r4 = run_cli([a if a != "registry.example.com/acme-chat:1" else "registry.example.com/acme-chat:2" for a in args], env)
+        assert r4.returncode == 0, r4.stderr
+        assert not any("saveEndpoint" in q for q in gql.queries[m:])
+        assert "WARNING: endpoint ep-456 was created with other settings" in r4.stderr and "workersMin 0 -> 1" in r4.stderr
     finally:
         gql.stop()
 
