@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import signal
@@ -271,3 +272,37 @@ def test_hf_parts_of_one_file_are_fetched_in_parallel_with_bounded_ranges(moto, 
     assert most >= 3, (most, took)
     assert len(ranges) == 9 and all(rng and re.fullmatch(r"bytes=\d+-\d+", rng) for rng in ranges), ranges
     assert served == len(big) + 2, served  # every byte once (config.json is 2 bytes)
+
+
+def test_hf_kill9_while_parts_arrive_out_of_order_then_resume(moto, bucket: str, base_env: dict[str, str],
+                                                              state: Path) -> None:
+    """Parallel ranged reads finish out of order; a kill -9 in the middle leaves uploaded parts that are not a
+    prefix of the file. The rerun re-reads them (for the sha256), checks them against their ETags, does not
+    re-send them, and ends verified against the LFS sha256."""
+    size, parallel = 20 * MiB + 11, 4
+    big = os.urandom(size)
+    files = {"config.json": b"{}", "model.safetensors": big}
+    hub = FakeHub({"acme/model": files}, token=HF_TOKEN, conn_rate=6 * MiB).start()
+    proxy = FaultyProxy("127.0.0.1", moto.port).start()
+    try:
+        env = dict(base_env, HF_ENDPOINT=hub.url, HF_TOKEN=HF_TOKEN)
+        args = [sys.executable, "-m", "flymigrate", "transfer", "hf://acme/model", f"runpod-volume://{bucket}/m", "--yes",
+                "--endpoint-url", proxy.url, "--part-size", "1MiB", "--parallel", str(parallel)]
+        p = subprocess.Popen(args, env=env, cwd=str(ROOT), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 60
+        while proxy.received_body_bytes < 0.4 * size and p.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert p.poll() is None, "finished before it could be killed"
+        p.send_signal(signal.SIGKILL)
+        p.wait()
+        r = subprocess.run(args, env=env, cwd=str(ROOT), capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stderr
+        assert "already on the server" in r.stdout
+        resent = proxy.received_body_bytes - size - 2  # beyond one copy of each file: sent twice
+    finally:
+        proxy.stop()
+        hub.stop()
+    assert read_s3(moto, bucket, "m") == files
+    rows = dict((p_, (st, sha)) for p_, st, sha in _journal_rows(state))
+    assert rows["model.safetensors"] == ("done", hashlib.sha256(big).hexdigest())
+    assert resent <= parallel * MiB, resent
