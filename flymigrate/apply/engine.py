@@ -775,27 +775,26 @@ def _runpod_deploy(ctx: Context) -> str:
     ep_settings = {k: v for k, v in ep.items() if k not in ("name", "templateId")}
     tid = st.get("template_id")
     eid = st.get("endpoint_id")
+
+    def make_template(name: str) -> str:
+        t = runpod.create_template(name=name, image_name=tpl["imageName"], docker_start_cmd=tpl["dockerArgs"] or None,
+                                   container_disk_in_gb=tpl["containerDiskInGb"], ports=tpl["ports"], env=env,
+                                   is_serverless=True)
+        st.update(template_id=t["id"], template_hash=tpl_hash)
+        ctx.state.save()
+        return str(t["id"])
+
     if tid and st.get("template_hash") not in (None, tpl_hash):
         # image, command, env or disk changed. RunPod template names are unique and the SDK cannot edit one:
         # create the new version, then point the endpoint at it (its workers roll over to the new image)
         name = f"{tpl['name']}-{tpl_hash[:8]}"
         ctx.emit("progress", "deploy", f"the template changed since the last deploy: creating {name} and pointing "
                  f"the endpoint at it (the old template {tid} stays; delete it in the console when done)")
-        t = runpod.create_template(name=name, image_name=tpl["imageName"], docker_start_cmd=tpl["dockerArgs"] or None,
-                                   container_disk_in_gb=tpl["containerDiskInGb"], ports=tpl["ports"], env=env,
-                                   is_serverless=True)
-        tid = t["id"]
-        st.update(template_id=tid, template_hash=tpl_hash)
-        ctx.state.save()
+        tid = make_template(name)
         if eid:
             runpod.update_endpoint_template(eid, tid)
     elif not tid:
-        t = runpod.create_template(name=tpl["name"], image_name=tpl["imageName"], docker_start_cmd=tpl["dockerArgs"] or None,
-                                   container_disk_in_gb=tpl["containerDiskInGb"], ports=tpl["ports"], env=env,
-                                   is_serverless=True)
-        tid = t["id"]
-        st.update(template_id=tid, template_hash=tpl_hash)
-        ctx.state.save()
+        tid = make_template(tpl["name"])
     elif st.get("template_hash") is None:
         st["template_hash"] = tpl_hash  # state from before hashes were kept: take what is deployed as current
         ctx.state.save()

@@ -211,15 +211,21 @@ def _cut_network_midway(proxy: FaultyProxy, args: list[str], env: dict[str, str]
     return subprocess.CompletedProcess(p.args, p.returncode, out, err)
 
 
-def test_network_outage_is_waited_out_then_the_copy_finishes(tmp_path: Path, moto, bucket: str,
-                                                             base_env: dict[str, str]) -> None:
+def _outage_case(tmp_path: Path, bucket: str, base_env: dict[str, str], proxy: FaultyProxy,
+                 retry_for: str) -> tuple[dict[str, bytes], list[str], dict[str, str]]:
     files = {"model.bin": os.urandom(16 * MiB)}
     src = make_files(tmp_path / "w", files)
-    # 2 attempts alone would give up after ~0.1 s of backoff; the outage lasts 3 s
+    # 2 attempts alone give up after ~0.1 s of backoff
     env = dict(base_env, FLYMIGRATE_MAX_ATTEMPTS="2", FLYMIGRATE_BACKOFF_BASE="0.05")
+    args = ["transfer", str(src), f"runpod-volume://{bucket}/m", "--yes", "--endpoint-url", proxy.url,
+            "--part-size", "1MiB", "--parallel", "2", "--retry-for", retry_for]
+    return files, args, env
+
+
+def test_network_outage_is_waited_out_then_the_copy_finishes(tmp_path: Path, moto, bucket: str,
+                                                             base_env: dict[str, str]) -> None:
     with FaultyProxy("127.0.0.1", moto.port, delay=0.02) as proxy:
-        args = ["transfer", str(src), f"runpod-volume://{bucket}/m", "--yes", "--endpoint-url", proxy.url,
-                "--part-size", "1MiB", "--parallel", "2", "--retry-for", "60s"]
+        files, args, env = _outage_case(tmp_path, bucket, base_env, proxy, "60s")
         r = _cut_network_midway(proxy, args, env, outage=3.0)
         assert proxy.faults["down"] >= 2, proxy.faults
     assert r.returncode == 0, r.stderr
@@ -229,12 +235,8 @@ def test_network_outage_is_waited_out_then_the_copy_finishes(tmp_path: Path, mot
 
 def test_network_outage_longer_than_retry_for_exits_4_and_resumes(tmp_path: Path, moto, bucket: str,
                                                                   base_env: dict[str, str]) -> None:
-    files = {"model.bin": os.urandom(16 * MiB)}
-    src = make_files(tmp_path / "w", files)
-    env = dict(base_env, FLYMIGRATE_MAX_ATTEMPTS="2", FLYMIGRATE_BACKOFF_BASE="0.05")
     with FaultyProxy("127.0.0.1", moto.port, delay=0.02) as proxy:
-        args = ["transfer", str(src), f"runpod-volume://{bucket}/m", "--yes", "--endpoint-url", proxy.url,
-                "--part-size", "1MiB", "--parallel", "2", "--retry-for", "1s"]
+        files, args, env = _outage_case(tmp_path, bucket, base_env, proxy, "1s")
         r = _cut_network_midway(proxy, args, env, outage=4.0)
         assert r.returncode == 4, r.stderr
         assert "run the same command again" in r.stderr.lower()
