@@ -254,9 +254,9 @@ class _Health:
 
     reached = False
 
-    def outage_left(self, opts: TransferOptions, e: TransientError, since: float) -> float:
-        """Seconds this network failure may still be retried beyond max_attempts (0: give up)."""
-        if not (e.network and self.reached):
+    def outage_left(self, opts: TransferOptions, network: bool, since: float) -> float:
+        """Seconds a failure to reach the remote may still be retried beyond max_attempts (0: give up)."""
+        if not (network and self.reached):
             return 0.0
         return max(0.0, opts.retry_for - (time.monotonic() - since))
 
@@ -282,7 +282,7 @@ def _retry(opts: TransferOptions, stop: threading.Event, emit: Callable[[Event],
         except TransientError as e:
             attempt += 1
             since = since or time.monotonic()
-            left = health.outage_left(opts, e, since) if health is not None else 0.0
+            left = health.outage_left(opts, e.network, since) if health is not None else 0.0
             if attempt >= opts.max_attempts and left <= 0:
                 if e.network:
                     raise ResumableError(
@@ -367,8 +367,7 @@ class _Run:
                 if not self.src.caps.ranged_read and offset + got > 0:
                     raise RemoteError(f"reading {entry.path!r} failed and the source cannot resume a read: {e}") from None
                 since = since or time.monotonic()
-                net = e if isinstance(e, TransientError) else TransientError(str(e), network=True)
-                left = self.health.outage_left(self.opts, net, since)
+                left = self.health.outage_left(self.opts, getattr(e, "network", True), since)
                 if attempt >= self.opts.max_attempts and left <= 0:
                     if getattr(e, "network", True):
                         raise ResumableError(f"reading {entry.path!r} kept failing ({e}).",
