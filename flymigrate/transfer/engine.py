@@ -35,6 +35,7 @@ Pipeline (memory stays flat whatever the file size):
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import json
 import os
@@ -198,6 +199,18 @@ class _Pool:
             except queue.Empty:
                 if self._stop.is_set():
                     raise _Stopped() from None
+
+    def try_acquire(self) -> bytearray | None:
+        """A buffer if one is free (or may still be made) right now, else None."""
+        try:
+            return self._free.get_nowait()
+        except queue.Empty:
+            pass
+        with self._mu:
+            if self._made < self._n:
+                self._made += 1
+                return bytearray(self.size)
+        return None
 
     def release(self, buf: bytearray) -> None:
         self._free.put(buf)
@@ -934,13 +947,21 @@ class _Run:
             self.j.upsert(path, entry.size, fp, "uploading")
         sha = hashlib.sha256()
         box: list[Any] = [None]
-        buf = self.pool.acquire()
+        ahead = ReadAhead(self, entry, ps) if self.src.caps.parallel_ranges and entry.size > ps else None
+        buf = self.pool.acquire() if ahead is None else bytearray(0)
         try:
             off = 0
             while off < entry.size or entry.size == 0:
                 n = min(ps, entry.size - off)
-                view = memoryview(buf)[:n]
-                self._fill(entry, box, off, view)
+                if ahead is not None:
+                    # the chunks go out in order, but the next ones are already being fetched (ranged GETs)
+                    if len(buf):
+                        self.pool.release(buf)
+                    buf = ahead.take(off)
+                    view = memoryview(buf)[:n]
+                else:
+                    view = memoryview(buf)[:n]
+                    self._fill(entry, box, off, view)
                 sha.update(view)
                 final = off + n >= entry.size
                 if off + n <= committed:
@@ -971,7 +992,10 @@ class _Run:
                     break
         finally:
             self._close_stream(box)
-            self.pool.release(buf)
+            if len(buf):
+                self.pool.release(buf)
+            if ahead is not None:
+                ahead.close()
         digest = sha.hexdigest()
         de = self.retry(f"finalize {path}", path, upload.complete)  # type: ignore[attr-defined]
         self._finish(entry, digest, de)
@@ -1035,6 +1059,61 @@ class _Run:
                         self.fatal = e
                 self.stop.set()
                 return
+
+
+class ReadAhead:
+    """Sequential consumers (resumable sessions, staging files) of a source that serves ranges cheaply: keep
+    up to ``parallel`` chunks being fetched at once, in their own buffers from the run's pool, and hand them
+    out in order. Only the first fetch waits for a buffer; the others take one only if it is free, so a
+    file never holds buffers while waiting for one (no deadlock between files sharing the pool)."""
+
+    def __init__(self, run: _Run, entry: Entry, ps: int) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.run, self.entry, self.ps = run, entry, ps
+        self.depth = max(1, int(run.opts.parallel or DEFAULT_PARALLEL))
+        self.ex = ThreadPoolExecutor(max_workers=self.depth, thread_name_prefix="fm-fetch")
+        self.pending: collections.deque[tuple[int, bytearray, Any]] = collections.deque()
+        self.next_off = 0
+
+    def _fetch(self, off: int, buf: bytearray) -> None:
+        box: list[Any] = [None]
+        try:
+            self.run._fill(self.entry, box, off, memoryview(buf)[: min(self.ps, self.entry.size - off)], bounded=True)
+        finally:
+            self.run._close_stream(box)
+
+    def _top_up(self) -> None:
+        assert self.run.pool is not None
+        while len(self.pending) < self.depth and self.next_off < self.entry.size:
+            buf = self.run.pool.acquire() if not self.pending else self.run.pool.try_acquire()
+            if buf is None:
+                return
+            self.pending.append((self.next_off, buf, self.ex.submit(self._fetch, self.next_off, buf)))
+            self.next_off += self.ps
+
+    def take(self, off: int) -> bytearray:
+        """The buffer holding the chunk at ``off`` (the caller gives it back to the pool)."""
+        self._top_up()
+        got, buf, fut = self.pending.popleft()
+        assert got == off, (got, off)
+        try:
+            fut.result()
+        except BaseException:
+            assert self.run.pool is not None
+            self.run.pool.release(buf)
+            raise
+        self._top_up()
+        return buf
+
+    def close(self) -> None:
+        assert self.run.pool is not None
+        for _off, _buf, fut in self.pending:
+            fut.cancel()
+        self.ex.shutdown(wait=True)
+        for _off, buf, _fut in self.pending:
+            self.run.pool.release(buf)
+        self.pending.clear()
 
 
 class _FileState:

@@ -331,3 +331,34 @@ def test_modal_dry_run_creates_no_volume(modal_fake: ModalFake, env: dict[str, s
     assert r.returncode == 0, r.stderr
     assert "would copy 1 of 1 files" in r.stdout
     assert ("main", vol) not in modal_fake.volumes
+
+
+@pytest.mark.parametrize("dest", ["gcs", "modal"])
+def test_hf_source_chunks_are_fetched_ahead_in_parallel(dest: str, gcs_emu: GcsEmulator, modal_fake: ModalFake,
+                                                         env: dict[str, str], tmp_path: Path) -> None:
+    """A resumable session (GCS) or a staging file (Modal) takes chunks in order, but an HTTP source serves
+    each connection at its own speed: the next chunks are fetched at once (exact ranges), each byte once."""
+    from servers.hf_hub import FakeHub
+
+    big = os.urandom(6 * MiB + 77)
+    files = {"model.safetensors": big, "config.json": b"{}"}
+    hub = FakeHub({"acme/m": files}, conn_rate=6 * MiB).start()
+    try:
+        if dest == "gcs":
+            b = _bucket(gcs_emu)
+            e = {**env, **gcs_emu.env(), "HF_ENDPOINT": hub.url}
+            url = f"gs://{b}/w"
+        else:
+            e = {**env, **modal_env(modal_fake, tmp_path), "HF_ENDPOINT": hub.url}
+            url = "modal-volume://weights/w"
+        r = run_cli(["transfer", "hf://acme/m", url, "--yes", "--part-size", "1MiB", "--parallel", "4"], e)
+        ranges = [rng for p, rng in hub.ranges if p == "model.safetensors"]
+        served, most = hub.bytes_served, hub.max_active
+    finally:
+        hub.stop()
+    assert r.returncode == 0, r.stderr
+    got = read_gcs(gcs_emu, b, "w") if dest == "gcs" else read_modal(modal_fake, "weights", "w")
+    assert got == files
+    assert most >= 3, most
+    assert all(rng and rng.count("-") == 1 and not rng.endswith("-") for rng in ranges), ranges
+    assert served == len(big) + 2, served
