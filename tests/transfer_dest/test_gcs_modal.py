@@ -362,3 +362,27 @@ def test_hf_source_chunks_are_fetched_ahead_in_parallel(dest: str, gcs_emu: GcsE
     assert most >= 3, most
     assert all(rng and rng.count("-") == 1 and not rng.endswith("-") for rng in ranges), ranges
     assert served == len(big) + 2, served
+
+
+def test_hf_to_gcs_kill9_while_fetching_ahead_then_resume(gcs_emu: GcsEmulator, env: dict[str, str]) -> None:
+    from servers.hf_hub import FakeHub
+
+    big = os.urandom(10 * MiB + 3)
+    files = {"model.safetensors": big}
+    hub = FakeHub({"acme/m": files}, conn_rate=6 * MiB).start()
+    try:
+        b = _bucket(gcs_emu)
+        e = {**env, **gcs_emu.env(), "HF_ENDPOINT": hub.url}
+        args = ["transfer", "hf://acme/m", f"gs://{b}/w", "--yes", "--part-size", "1MiB", "--parallel", "4"]
+        gcs_emu.reset_counters()
+        p = _popen(args, e)
+        _kill_when(p, lambda: gcs_emu.bytes_received >= 4 * MiB)
+        first = gcs_emu.bytes_received
+        gcs_emu.reset_counters()
+        r = run_cli(args, e)
+        second = gcs_emu.bytes_received
+    finally:
+        hub.stop()
+    assert r.returncode == 0, r.stderr
+    assert read_gcs(gcs_emu, b, "w") == files
+    assert 0 <= first + second - len(big) <= 1 * MiB, (first, second)  # at most the chunk in flight
