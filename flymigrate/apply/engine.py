@@ -287,6 +287,12 @@ def execute_weights(ctx: Context, p: StepPreview) -> str:
     st = ctx.state.step(ctx.plan.target, "weights")
     topts = TransferOptions(state_dir=Path(ctx.opts.state_dir) if ctx.opts.state_dir else None, stop=ctx.stop,
                             endpoint_url=ctx.opts.endpoint_url, datacenter=ctx.opts.datacenter)
+    # the app's secrets export holds the credentials its weights lived behind (Tigris's AWS_*, HF_TOKEN):
+    # the source is read with them, as the app read it (they take precedence over the environment)
+    export = ctx.inputs.secrets
+    file_env = {sec.name: sec.value.reveal() for sec in export.secrets if sec.value is not None} if export else {}
+    if file_env:
+        topts.env = {**os.environ, **file_env}
     last = [0.0]
 
     def progress(ev: Any) -> None:

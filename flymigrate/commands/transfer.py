@@ -74,6 +74,10 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace destination files that differ from the source")
     p.add_argument("--no-part-md5", action="store_true",
                    help="skip comparing each part's MD5 with its ETag (saves CPU; sha256 and size checks stay on)")
+    p.add_argument("--secrets", action="append", default=[], metavar="FILE",
+                   help="also read credentials from this file (repeatable): a .env / `fly secrets import` file or an "
+                   "env dump, e.g. the export of your Fly app, where `fly storage create` put Tigris's AWS_* values. "
+                   "Its values take precedence over the environment; only their names are ever printed")
     p.add_argument("--retry-for", type=parse_duration, default=None, metavar="DURATION",
                    help="once the copy is under way, keep retrying through a network outage for this long before "
                    "stopping with exit 4 (default 15m; 0 = give up after the usual 8 attempts)")
@@ -173,6 +177,28 @@ class _Reporter:
             self._line(f"{k}: {ev.path + ': ' if ev.path else ''}{ev.message}")
 
 
+def _env_with_secrets(paths: list[str]) -> dict[str, str]:
+    """The environment plus every value the secrets files hold (the files win). Says which names it took."""
+    from ..parse.secrets import load_secrets
+
+    values: dict[str, str] = {}
+    for f in paths:
+        export = load_secrets(Path(f))
+        for finding in export.findings:
+            if finding.severity == "warning" and finding.code == "secrets-file-permissions":
+                print(f"warning: {finding.message}", file=sys.stderr)
+        for sec in export.secrets:
+            if sec.value is not None:
+                values[sec.name] = sec.value.reveal()
+    if not values:
+        raise UserError(f"the secrets file(s) {', '.join(paths)} hold no values (a names-only `fly secrets list` "
+                        "export cannot supply credentials).", hint="Pass a .env file or an env dump with the values.")
+    over = sorted(k for k in values if k in os.environ and os.environ[k] != values[k])
+    print(f"info: credentials from {', '.join(paths)}: {', '.join(sorted(values))}"
+          + (f" (instead of the environment's {', '.join(over)})" if over else ""), file=sys.stderr)
+    return {**os.environ, **values}
+
+
 def run(args: argparse.Namespace) -> int:
     from ..transfer.engine import TransferOptions, run_transfer
 
@@ -202,6 +228,8 @@ def run(args: argparse.Namespace) -> int:
     )
     if args.retry_for is not None:
         opts.retry_for = args.retry_for
+    if args.secrets:
+        opts.env, opts.secrets_files = _env_with_secrets(args.secrets), tuple(os.path.abspath(f) for f in args.secrets)
     # undocumented knobs for tests and impatient users: retry budget and backoff base (seconds)
     if os.environ.get("FLYMIGRATE_MAX_ATTEMPTS"):
         opts.max_attempts = max(1, int(os.environ["FLYMIGRATE_MAX_ATTEMPTS"]))

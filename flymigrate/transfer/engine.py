@@ -104,6 +104,7 @@ class TransferOptions:
     # a ten-minute outage. A remote never reached in this run still fails after max_attempts (a typo'd
     # endpoint should not hang for minutes).
     retry_for: float = 900.0
+    secrets_files: tuple[str, ...] = ()  # where ``env``'s credentials came from (for the "continue with" command)
 
 
 @dataclass(frozen=True)
@@ -1262,6 +1263,8 @@ def run_transfer(src_url: str, dst_url: str, options: TransferOptions | None = N
         u = urlsplit(opts.endpoint_url)  # never keep user:password@ from an endpoint URL
         extra += ["--endpoint-url", urlunsplit((u.scheme, u.hostname + (f":{u.port}" if u.port else "") if u.hostname
                                                 else u.netloc, u.path, "", ""))]
+    for f in opts.secrets_files:
+        extra += ["--secrets", f]
     journal.set_meta("cli_args", json.dumps(extra))
     t0 = time.monotonic()
     cb_mu = threading.Lock()

@@ -198,3 +198,29 @@ def test_cloudrun_apply_gcs_weights_secrets_script_and_deploy(acme: Path, cli_en
         p = subprocess.run(["bash", str(script)], input='HF_TOKEN="x"\n', env=env, capture_output=True, check=False, text=True,
                            timeout=60)
         assert p.returncode == 1 and "API_KEY" in p.stderr
+
+
+def test_apply_reads_tigris_weights_with_the_credentials_in_the_secrets_export(acme: Path, cli_env: dict[str, str],
+                                                                                 moto: MotoS3) -> None:
+    """The app's weights lived in Tigris behind AWS_* secrets: apply reads them with the export's values."""
+    c = moto.client()
+    c.create_bucket(Bucket="tigris-acme")
+    c.create_bucket(Bucket="vol9tigris")
+    data = os.urandom(2 * 1024 * 1024 + 9)
+    c.put_object(Bucket="tigris-acme", Key="models/qwen/model.safetensors", Body=data)
+    c.put_object(Bucket="tigris-acme", Key="models/qwen/config.json", Body=b"{}")
+    secret = "tsec_CANARY_apply_tigris"
+    tig = acme / "tigris.env"
+    tig.write_text(f"AWS_ACCESS_KEY_ID=tid_apply\nAWS_SECRET_ACCESS_KEY={secret}\nAWS_ENDPOINT_URL_S3={moto.url}\n"
+                   "AWS_REGION=auto\n")
+    tig.chmod(0o600)
+    env = dict(cli_env, RUNPOD_S3_ACCESS_KEY_ID="AKIDRUNPOD", RUNPOD_S3_SECRET_ACCESS_KEY="runpod-s3-secret")
+    args = ["apply", str(acme), "--to", "runpod", "--yes", "--only", "weights", "--weights-from", "s3://tigris-acme/models/qwen",
+            "--volume-id", "vol9tigris", "--datacenter", "EU-RO-1", "--endpoint-url", moto.url]
+    r = run_cli(args, env)
+    assert r.returncode != 0 and "credentials" in r.stderr, r.stderr  # no AWS_* in the environment
+    r = run_cli([*args, "--secrets", str(tig)], env)
+    assert r.returncode == 0, r.stderr
+    keys = {o["Key"]: o["Size"] for o in c.list_objects_v2(Bucket="vol9tigris")["Contents"]}
+    assert any(k.endswith("model.safetensors") and s == len(data) for k, s in keys.items()), keys
+    assert secret not in r.stdout + r.stderr

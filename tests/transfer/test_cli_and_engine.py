@@ -442,3 +442,43 @@ def test_runpod_datacenter_probe_reports_refused_keys_and_no_network(tmp_path: P
     assert r.returncode == 4 and "could not reach" in r.stderr, r.stderr
     r = run_cli(["transfer", str(src), "runpod-volume://vol/m", "--yes"], dict(env, FLYMIGRATE_RUNPOD_S3_ENDPOINTS="[1]"))
     assert r.returncode == 2 and "JSON object" in r.stderr, r.stderr
+
+
+# ------------------------------------------------------------------------------ credentials from a file
+
+
+def test_tigris_credentials_from_the_apps_secrets_file(tmp_path: Path, moto, bucket: str, base_env: dict[str, str],
+                                                       state: Path) -> None:
+    """`fly storage create` put Tigris's AWS_* into the app's secrets: the export supplies them (never argv)."""
+    import sqlite3
+
+    src_bucket = "tigris-" + bucket
+    c = moto.client()
+    c.create_bucket(Bucket=src_bucket)
+    data = os.urandom(3 * MiB + 1)
+    c.put_object(Bucket=src_bucket, Key="models/m.bin", Body=data)
+    secret = "tsec_CANARY-" + bucket
+    env_file = tmp_path / "app.env"
+    env_file.write_text(f"AWS_ACCESS_KEY_ID=tid_CANARYKEY\nAWS_SECRET_ACCESS_KEY={secret}\n"
+                        f"AWS_ENDPOINT_URL_S3={moto.url}\nAWS_REGION=auto\nBUCKET_NAME={src_bucket}\n")
+    env_file.chmod(0o600)
+    env = {k: v for k, v in base_env.items() if not k.startswith("AWS_")}
+    args = ["transfer", f"s3://{src_bucket}/models/", f"runpod-volume://{bucket}/m", "--endpoint-url", moto.url, "--yes"]
+    r = run_cli(args, env)
+    assert r.returncode == 2 and "credentials" in r.stderr, r.stderr  # nothing in the environment
+    r = run_cli([*args, "--secrets", str(env_file)], env)
+    assert r.returncode == 0, r.stderr
+    assert read_s3(moto, bucket, "m") == {"m.bin": data}
+    assert "credentials from" in r.stderr and "AWS_SECRET_ACCESS_KEY" in r.stderr
+    assert secret not in r.stdout + r.stderr
+    for p in state.rglob("*"):
+        if p.is_file():
+            assert secret.encode() not in p.read_bytes(), p
+    db = sqlite3.connect(next((state / "transfers").glob("*.sqlite")))
+    args_meta = dict(db.execute("SELECT * FROM meta").fetchall())["cli_args"]
+    db.close()
+    assert str(env_file) in args_meta  # `flymigrate status` prints a continue command that finds them again
+    names_only = tmp_path / "names.json"
+    names_only.write_text(json.dumps([{"name": "AWS_ACCESS_KEY_ID", "digest": "x"}]))
+    r = run_cli([*args, "--secrets", str(names_only)], env)
+    assert r.returncode == 2 and "hold no values" in r.stderr, r.stderr
