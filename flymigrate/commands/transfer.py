@@ -54,7 +54,7 @@ def add_parser(sub: Any) -> None:
         "transfer",
         help="copy model weights (resumable): hf:// | local | s3:// -> runpod-volume:// | s3:// | ...",
         description="Copy model weights, resumably. Run the same command again after any interruption and it "
-        "continues where it stopped. Credentials come from the environment: HF_TOKEN; AWS_ACCESS_KEY_ID / "
+        "continues where it stopped. Credentials come from the environment (or --secrets FILE): HF_TOKEN; AWS_ACCESS_KEY_ID / "
         "AWS_SECRET_ACCESS_KEY (+ AWS_ENDPOINT_URL_S3 for Tigris); RUNPOD_S3_ACCESS_KEY_ID / "
         "RUNPOD_S3_SECRET_ACCESS_KEY for RunPod volumes; MODAL_TOKEN_ID / MODAL_TOKEN_SECRET (or ~/.modal.toml) "
         "for modal-volume://; Google Application Default Credentials for gs://; for fly-volume:// a logged-in "
