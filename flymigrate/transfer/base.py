@@ -141,6 +141,8 @@ class DestCaps:
     granularity: int = 1  # CHUNKS: every non-final chunk is a multiple of this
     part_etag_is_md5: bool = False  # PARTS: the per-part ETag is the MD5 of the body (checked)
     stores_sha256: bool = False  # writes the sha256 we give it as object metadata
+    # uploads a whole local file (Modal's put_file): a local source is handed over as it is, not staged
+    takes_local_file: bool = False
 
 
 # -------------------------------------------------------------------------------------------- protocols

@@ -29,6 +29,10 @@ class LocalSource:
     def describe(self) -> str:
         return self.root
 
+    def local_path(self, entry: Entry) -> str:
+        """The file on disk (destinations that upload a whole local file take it as it is)."""
+        return self._abs(entry)
+
     def _abs(self, entry: Entry) -> str:
         if os.path.isfile(self.root):
             return self.root

@@ -4,7 +4,8 @@ Uses the ``modal`` SDK's public volume API (research: destinations.md A.1):
 ``modal.Volume.from_name(NAME, create_if_missing=True, version=2)``, ``batch_upload(force=True)`` +
 ``put_file(local_path, remote)`` and ``listdir(prefix, recursive=True)``.
 
-``put_file`` needs a seekable local file, so each source file is first staged into a private file under
+``put_file`` needs a seekable local file. A local source already is one and is handed over as it is
+(``DestCaps.takes_local_file``; the engine hashes it first). Any other source file is first staged into a private file under
 ``STATE_DIR/modal-staging/`` (named after the destination path and source fingerprint, so a rerun continues
 it; free space is checked before staging starts and the message says how much is needed), then uploaded,
 verified and deleted. The engine drives this as a sequential ``CHUNKS`` upload. A VolumeFS v2
@@ -276,6 +277,7 @@ class ModalVolumeDestination:
         max_part_size=64 * MiB,
         single_put_max=1 << 50,
         stores_sha256=False,
+        takes_local_file=True,
     )
 
     def __init__(self, url: ParsedURL, opts: AdapterOptions) -> None:
