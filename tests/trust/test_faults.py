@@ -189,14 +189,22 @@ def test_full_disk_for_the_journal_then_space_freed(rig: Rig, tiny_disk: Path) -
 
 
 def test_full_disk_while_staging_for_modal(sandbox: Sandbox, tiny_disk: Path) -> None:
+    """An HTTP source is staged to local disk for Modal: a full disk is a clear error, then a clean resume.
+    A local source needs no staging at all, so the same tiny disk is no obstacle for it."""
+    from servers.hf_hub import FakeHub
     from servers.modal_fake import ModalFake
 
     fake = ModalFake().start()
+    src = sandbox.root / "w"
+    hashes = make_weights(src, {"big.safetensors": 9 * MiB, "small.json": 1000})
+    hub = FakeHub({"acme/w": {p.name: p.read_bytes() for p in src.iterdir()}}).start()
     try:
-        src = sandbox.root / "w"
-        hashes = make_weights(src, {"big.safetensors": 9 * MiB, "small.json": 1000})
-        env = dict(sandbox.env, **fake.env(home=str(sandbox.home)), FLYMIGRATE_STATE_DIR=str(tiny_disk / "state"))
-        args = [sys.executable, "-m", "flymigrate", "transfer", str(src), "modal-volume://diskvol/m", "--yes"]
+        env = dict(sandbox.env, **fake.env(home=str(sandbox.home)), FLYMIGRATE_STATE_DIR=str(tiny_disk / "state"),
+                   HF_ENDPOINT=hub.url)
+        local = [sys.executable, "-m", "flymigrate", "transfer", str(src), "modal-volume://localvol/m", "--yes"]
+        r = subprocess.run(local, env=env, cwd=str(ROOT), capture_output=True, check=False, text=True, timeout=180)
+        assert r.returncode == 0, r.stderr[-2000:]
+        args = [sys.executable, "-m", "flymigrate", "transfer", "hf://acme/w", "modal-volume://diskvol/m", "--yes"]
         r = subprocess.run(args, env=env, cwd=str(ROOT), capture_output=True, check=False, text=True, timeout=180)
         assert "Traceback" not in r.stderr, r.stderr[-3000:]
         assert r.returncode in (2, 4), (r.returncode, r.stderr[-2000:])
@@ -211,6 +219,7 @@ def test_full_disk_while_staging_for_modal(sandbox: Sandbox, tiny_disk: Path) ->
         got = {p[2:]: hashlib.sha256(fake.read_file("diskvol", p)).hexdigest() for p in fake.list_files("diskvol")}
         assert got == hashes
     finally:
+        hub.stop()
         fake.stop()
 
 
