@@ -187,14 +187,9 @@ class _Pool:
 
     def acquire(self) -> bytearray:
         while True:
-            try:
-                return self._free.get_nowait()
-            except queue.Empty:
-                pass
-            with self._mu:
-                if self._made < self._n:
-                    self._made += 1
-                    return bytearray(self.size)
+            buf = self.try_acquire()
+            if buf is not None:
+                return buf
             try:
                 return self._free.get(timeout=0.2)
             except queue.Empty:
@@ -617,17 +612,21 @@ class _Run:
             else:
                 self._fail(entry, f"kept arriving corrupted (ETag {de.etag} != MD5 {holder.get('md5')})")
                 return
-            digest = str(holder["sha256"])
-            bad = self._verify(entry, digest) or self._changed(entry)
-            if bad:
-                self._fail(entry, bad)
-                return
-            with self._mu:
-                self.result.bytes_sent += entry.size
-            self.emit(Event("bytes", entry.path, bytes=entry.size, total=entry.size))
-            self._finish(entry, digest, de)
+            self._sent_whole(entry, str(holder["sha256"]), de)
         finally:
             self.slots.release()
+
+    def _sent_whole(self, entry: Entry, digest: str, de: DestEntry) -> None:
+        """A file sent in one piece straight from the source: check it (source hash, unchanged on disk since it
+        was listed), count it and mark it done, or report it as failed."""
+        bad = self._verify(entry, digest) or self._changed(entry)
+        if bad:
+            self._fail(entry, bad)
+            return
+        with self._mu:
+            self.result.bytes_sent += entry.size
+        self.emit(Event("bytes", entry.path, bytes=entry.size, total=entry.size))
+        self._finish(entry, digest, de)
 
     def _changed(self, entry: Entry) -> str | None:
         check = getattr(self.src, "changed", None)
@@ -1024,14 +1023,7 @@ class _Run:
         self.j.start_upload(path, 0, {})
         self.j.upsert(path, entry.size, entry.fingerprint(), "uploading")
         de = self.retry(f"upload {path}", path, lambda: up.put_file(self.src.local_path(entry), digest))  # type: ignore[attr-defined]
-        bad = self._verify(entry, digest) or self._changed(entry)
-        if bad:
-            self._fail(entry, bad)
-            return
-        with self._mu:
-            self.result.bytes_sent += entry.size
-        self.emit(Event("bytes", path, bytes=entry.size, total=entry.size))
-        self._finish(entry, digest, de)
+        self._sent_whole(entry, digest, de)
 
     def _spool(self, entry: Entry) -> None:
         """Destinations that need a whole local file (Modal): stream to a private staging file first."""
