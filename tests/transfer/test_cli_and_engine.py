@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from servers.faulty_proxy import FaultyProxy
@@ -276,17 +277,24 @@ def test_peak_memory_stays_flat_for_a_local_source(tmp_path: Path, moto, bucket:
     assert peak[0] / 1024 < 150, f"peak RSS {peak[0] / 1024:.0f} MiB"
 
 
-def test_lost_journal_adopts_the_unfinished_upload_on_the_server(tmp_path: Path, moto, bucket: str, state: Path) -> None:
-    data = os.urandom(8 * MiB)
-    src = make_files(tmp_path / "w", {"big.bin": data})
+def _stop_after(nbytes: int) -> tuple[threading.Event, Any]:
+    """A stop event and a progress callback that sets it once ``nbytes`` have been sent."""
     stop = threading.Event()
     sent = [0]
 
     def cb(ev: Event) -> None:
         if ev.kind == "bytes":
             sent[0] += ev.bytes
-            if sent[0] >= 3 * MiB:
+            if sent[0] >= nbytes:
                 stop.set()
+
+    return stop, cb
+
+
+def test_lost_journal_adopts_the_unfinished_upload_on_the_server(tmp_path: Path, moto, bucket: str, state: Path) -> None:
+    data = os.urandom(8 * MiB)
+    src = make_files(tmp_path / "w", {"big.bin": data})
+    stop, cb = _stop_after(3 * MiB)
 
     with pytest.raises(Interrupted):
         run_transfer(str(src), f"runpod-volume://{bucket}/m", _opts(state / "a", moto, stop=stop, parallel=1), progress=cb)
@@ -305,14 +313,7 @@ def test_buffered_source_stop_then_resume_reuses_parts(moto, bucket: str, state:
     c.create_bucket(Bucket=bucket + "-src")
     data = os.urandom(9 * MiB + 17)
     c.put_object(Bucket=bucket + "-src", Key="models/w.bin", Body=data)
-    stop = threading.Event()
-    sent = [0]
-
-    def cb(ev: Event) -> None:
-        if ev.kind == "bytes":
-            sent[0] += ev.bytes
-            if sent[0] >= 3 * MiB:
-                stop.set()
+    stop, cb = _stop_after(3 * MiB)
 
     url = f"s3://{bucket}-src/models"
     with pytest.raises(Interrupted):
@@ -420,7 +421,7 @@ def test_runpod_datacenter_is_found_by_asking_each_one(tmp_path: Path, moto, buc
         assert "is in EU-RO-1" in r.stderr and "--datacenter EU-RO-1" in r.stderr
         assert read_s3(moto, bucket, "m") == files
         # the probe is signed for that datacenter's region with the account's S3 keys, and shows no secret
-        assert other.auth and all(f"/US-KS-2/s3/aws4_request" in a and ACCESS in a for a in other.auth)
+        assert other.auth and all("/US-KS-2/s3/aws4_request" in a and ACCESS in a for a in other.auth)
         assert SECRET not in r.stdout + r.stderr
 
         r = run_cli(["transfer", str(src), "runpod-volume://no-such-volume/m", "--yes"], env)

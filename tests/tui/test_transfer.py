@@ -70,6 +70,14 @@ async def fill_in(app: Any, pilot: Any, fields: dict[str, str]) -> None:
     await settle(app, pilot)
 
 
+async def start_transfer(app: Any, pilot: Any, volume: dict[str, Any]) -> None:
+    """From the overview: the weights page, its settings, then run (r) and confirm (y)."""
+    await settle(app, pilot)
+    await pilot.press("1")
+    await fill_in(app, pilot, volume["fields"])
+    await pilot.press("r", "y")
+
+
 async def wait_until(pilot: Any, cond: Any, timeout: float = 30.0) -> None:
     loop = asyncio.get_running_loop()
     end = loop.time() + timeout
@@ -133,10 +141,7 @@ async def test_pause_in_the_tui_then_finish_with_the_cli(make_app: Any, volume: 
                                                         workdir: Path) -> None:
     app = make_app(target="runpod")
     async with app.run_test(size=SIZE) as pilot:
-        await settle(app, pilot)
-        await pilot.press("1")
-        await fill_in(app, pilot, volume["fields"])
-        await pilot.press("r", "y")
+        await start_transfer(app, pilot, volume)
         stats = app.query_one("#transfer-stats")
         await wait_until(pilot, lambda: "/s" in plain(stats) and "files 0/" not in plain(stats))
         await pilot.press("s")  # pause
@@ -182,10 +187,7 @@ async def test_retries_are_counted_live(make_app: Any, volume: dict[str, Any]) -
     proxy.max_faults = 3
     app = make_app(target="runpod")
     async with app.run_test(size=SIZE) as pilot:
-        await settle(app, pilot)
-        await pilot.press("1")
-        await fill_in(app, pilot, volume["fields"])
-        await pilot.press("r", "y")
+        await start_transfer(app, pilot, volume)
         await wait_until(pilot, lambda: app.transfer_stop is None and
                          app.saved.progress("runpod").steps["weights"].status != "running", timeout=60)
         await settle(app, pilot)

@@ -278,18 +278,23 @@ def test_a_session_that_died_mid_step_comes_back_paused(workdir: Path) -> None:
     assert st.progress("modal").steps["dockerfile"].status == "todo"
 
 
+async def enter_secrets(app: Any, pilot: Any, value: str) -> None:
+    """Type the secrets export(s) on the secrets page, as a person would, and press Enter."""
+    await pilot.press("3")
+    box = app.query_one("#setting-secrets")
+    box.focus()
+    box.value = value
+    await pilot.press("enter")
+    await settle(app, pilot)
+
+
 async def test_secrets_export_and_new_url_can_be_given_in_the_walkthrough(make_app: Any, workdir: Path) -> None:
     """Plain `flymigrate` has no --secrets: the export and, later, the new URL are typed on their pages."""
     app = make_app(secrets=[])
     async with app.run_test(size=SIZE) as pilot:
         await settle(app, pilot)
         assert "none found" in plain(app.query_one("#overview-body"))
-        await pilot.press("3")
-        box = app.query_one("#setting-secrets")
-        box.focus()
-        box.value = "acme-chat/fly-secrets.json, acme-chat/example.env"
-        await pilot.press("enter")
-        await settle(app, pilot)
+        await enter_secrets(app, pilot, "acme-chat/fly-secrets.json, acme-chat/example.env")
         overview = plain(app.query_one("#overview-body"))
         assert "HF_TOKEN" in overview and "value known" in overview and HF_TOKEN_VALUE not in screen_text(app)
         await pilot.press("4")
@@ -342,12 +347,7 @@ async def test_an_unreadable_secrets_export_is_refused_and_not_remembered(make_a
     app = make_app(secrets=[])
     async with app.run_test(size=SIZE) as pilot:
         await settle(app, pilot)
-        await pilot.press("3")
-        box = app.query_one("#setting-secrets")
-        box.focus()
-        box.value = "bad.json"
-        await pilot.press("enter")
-        await settle(app, pilot)
+        await enter_secrets(app, pilot, "bad.json")
         assert type(app.screen).__name__ == "ErrorScreen"
         assert "bad.json" in plain(app.screen.query_one("#error-message"))
         await pilot.press("escape")
