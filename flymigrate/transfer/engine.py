@@ -389,6 +389,14 @@ class _Run:
                 if self.stop.wait(delay):
                     raise _Stopped() from None
 
+    def _read_range(self, entry: Entry, offset: int, view: memoryview, bounded: bool = False) -> None:
+        """Fill ``view`` from ``offset`` on a stream of its own, closed afterwards."""
+        box: list[Any] = [None]
+        try:
+            self._fill(entry, box, offset, view, bounded=bounded)
+        finally:
+            self._close_stream(box)
+
     @staticmethod
     def _close_stream(box: list[Any]) -> None:
         if box[0] is not None:
@@ -415,11 +423,7 @@ class _Run:
                 if fetch:
                     assert buf is not None
                     view = memoryview(buf)[:n]
-                    box: list[Any] = [None]
-                    try:
-                        self._fill(fs.entry, box, off, view, bounded=True)
-                    finally:
-                        self._close_stream(box)
+                    self._read_range(fs.entry, off, view, bounded=True)
                     sp = fs.server.get(number)
                     if sp is not None and sp.size == n:  # resume: on the server already; same bytes?
                         md5 = hashlib.md5(view).hexdigest() if self.dst.caps.part_etag_is_md5 else None
@@ -556,11 +560,7 @@ class _Run:
         buf = self.pool.acquire()
         try:
             view = memoryview(buf)[: entry.size]
-            box: list[Any] = [None]
-            try:
-                self._fill(entry, box, 0, view)
-            finally:
-                self._close_stream(box)
+            self._read_range(entry, 0, view)
             digest = hashlib.sha256(view).hexdigest()
             bad = self._verify(entry, digest)
             if bad:
@@ -1102,11 +1102,7 @@ class ReadAhead:
         self.next_off = 0
 
     def _fetch(self, off: int, buf: bytearray) -> None:
-        box: list[Any] = [None]
-        try:
-            self.run._fill(self.entry, box, off, memoryview(buf)[: min(self.ps, self.entry.size - off)], bounded=True)
-        finally:
-            self.run._close_stream(box)
+        self.run._read_range(self.entry, off, memoryview(buf)[: min(self.ps, self.entry.size - off)], bounded=True)
 
     def _top_up(self) -> None:
         assert self.run.pool is not None
