@@ -16,6 +16,7 @@ from .model import Dockerfile, Finding, FlyApp, GpuSpec, Plan, SecretsExport
 from .parse.dockerfile import env_names, load_dockerfile
 from .parse.flytoml import load_fly_config
 from .parse.secrets import load_secrets, merge_exports
+from .deployment import DeployOptions
 from .planner import PlanInputs, build_plan, parse_gpu_arg
 from .scan import scan_paths
 
@@ -202,7 +203,7 @@ def load_inputs(
     else:
         roots.append((root, ""))
         inputs.append(("code", _display(root, Path.cwd()) if root != Path(".") else "."))
-    scan = scan_paths(roots, app.app)
+    scan = scan_paths(roots, app.app, exclude=secrets_paths or ())
     gpu_override = None
     if gpu:
         try:
@@ -225,13 +226,29 @@ def plan(
     gpu: str | None = None,
     base_url: str | None = None,
     app_name: str | None = None,
+    options: DeployOptions | None = None,
 ) -> Plan:
+    """The plan and its Deployment. ``options`` (volume id, bucket, image, region, --weights-from...) are the
+    same ones ``apply`` takes, so the plan shows exactly what apply will write."""
+    from dataclasses import replace
+
+    check_target(target)
     inp = load_inputs(app_dir, config_path=config_path, secrets_paths=secrets_paths, code_dirs=code_dirs, gpu=gpu,
                       app_name=app_name)
-    if base_url is not None and not _BASE_URL_RE.fullmatch(base_url):
-        raise UserError(f"--base-url {base_url!r} is not an http(s) URL.", hint="Example: https://api.example.com")
-    p = build_plan(inp, target, base_url=base_url)
+    opts = options or DeployOptions()
+    if base_url is not None:
+        opts = replace(opts, base_url=base_url)
+    if opts.base_url is not None and not _BASE_URL_RE.fullmatch(opts.base_url):
+        raise UserError(f"--base-url {opts.base_url!r} is not an http(s) URL.", hint="Example: https://api.example.com")
+    p = build_plan(inp, target, options=opts)
     return attach_comparison(p, inp)
+
+
+def check_target(target: str) -> None:
+    from .targets import is_target, names
+
+    if not is_target(target):
+        raise UserError(f"unknown target {target!r}; targets are {', '.join(names())}.")
 
 
 def attach_comparison(p: Plan, inp: PlanInputs) -> Plan:
@@ -265,7 +282,7 @@ def _apply_setup(app_dir: str | Path, target: str, options, *, config_path=None,
     d = Path(app_dir)
     root = d if d.is_dir() else d.parent
     inp = pristine_inputs(inp, root)
-    return root, inp, build_plan(inp, target, base_url=options.base_url)
+    return root, inp, build_plan(inp, target, options=options.deploy_options())
 
 
 def preview(app_dir: str | Path = ".", target: str = "modal", *, options=None, config_path=None, secrets_paths=None,

@@ -6,12 +6,11 @@ Target-specific types never leak in here (kompose's lesson): targets translate *
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 Severity = Literal["error", "warning", "info"]
 StepId = Literal["weights", "dockerfile", "secrets", "base_urls", "scaling"]
 STEP_IDS: tuple[StepId, ...] = ("weights", "dockerfile", "secrets", "base_urls", "scaling")
-TARGETS: tuple[str, ...] = ("modal", "runpod", "cloudrun")
 
 
 @dataclass(frozen=True)
@@ -356,6 +355,7 @@ class Plan:
     base_url_is_placeholder: bool
     inputs: tuple[tuple[str, str], ...] = ()  # what was read: fly.toml, Dockerfile, secrets, code roots
     comparison: object | None = None  # flymigrate.compare.Comparison (cost and cold start), when it applies
+    deployment: Any = None  # flymigrate.deployment.Deployment: the whole of what will run on the target
 
     def step(self, sid: str) -> Step:
         for s in self.steps:

@@ -27,6 +27,8 @@ from .model import (
     Step,
     WeightsPlan,
 )
+from .deployment import DeployOptions, build_deployment, under
+from .naming import slug as _slug
 from .scan import ScanResult, rewrite_url
 from .targets import get_target
 
@@ -88,7 +90,16 @@ def resolve_gpu(inp: PlanInputs) -> tuple[GpuSpec | None, list[Finding]]:
     return None, findings
 
 
-def build_plan(inp: PlanInputs, target_name: str, *, base_url: str | None = None) -> Plan:
+def build_plan(inp: PlanInputs, target_name: str, *, base_url: str | None = None,
+               options: DeployOptions | None = None) -> Plan:
+    """The plan and its Deployment. ``options`` are what the user told plan/apply (volume id, bucket, image...);
+    the same inputs and options always give the same plan, and apply executes exactly its Deployment."""
+    from dataclasses import replace
+
+    opts = options or DeployOptions()
+    if base_url is not None:
+        opts = replace(opts, base_url=base_url)
+    base_url = opts.base_url
     target = get_target(target_name)
     app = inp.app
     app_name = app.app or "app"
@@ -125,28 +136,27 @@ def build_plan(inp: PlanInputs, target_name: str, *, base_url: str | None = None
         # RunPod mounts the network volume at /runpod-volume; point the app there
         new_path = f"{target.weights_mount_root}/{_slug(app_name)}"
         for k, v in weights.app_weights_env(app):
-            if v.startswith(mount_path):
-                weights_env.append((k, new_path + v[len(mount_path.rstrip('/')):]))
+            rel = under(v, mount_path)  # a path under the mount, not a string that merely starts with it
+            if rel is not None:
+                weights_env.append((k, new_path + ("/" + rel if rel else "")))
     size = next((s.size_bytes for s in sources if s.size_bytes), None)
     wplan = WeightsPlan(tuple(sources), chosen, target.weights_destination(app_name) if (chosen or mount_path) else None,
                         mount_path, tuple(weights_env), size)
-    weights_step = _weights_step(wplan, target_name, target.label, steps_info["weights"].checks(target_name))
 
     # ---- Dockerfile
     uses_gpu = gpu is not None
     issues = dockerplan.analyze(app, inp.dockerfile, inp.scripts, uses_gpu=uses_gpu)
-    docker_step = _docker_step(app, inp.dockerfile, issues, target_name,
-                               steps_info["dockerfile"].checks(target_name))
 
     # ---- secrets
-    secret_plans, secret_step, sf = _secrets(app, inp.secrets, target, app_name,
-                                             steps_info["secrets"].checks(target_name))
+    secret_plans, sf = _secret_plans(app, inp.secrets, target, app_name)
     findings += sf
 
     # ---- base URLs
     placeholder = base_url is None
     new_base = base_url.rstrip("/") if base_url else target.placeholder_url(app_name)
-    hits = tuple(h.__class__(h.path, h.line, h.column, h.old, h.kind, rewrite_url(h.old, new_base))
+    # a literal 6PN address cannot be known to be this app's: listed, never rewritten (new = None)
+    hits = tuple(h.__class__(h.path, h.line, h.column, h.old, h.kind,
+                             None if h.kind == "fdaa" else rewrite_url(h.old, new_base))
                  for h in (inp.scan.hits if inp.scan else ()))
     others = inp.scan.other_apps if inp.scan else ()
     url_step, uf = _base_url_step(hits, others, placeholder, new_base, steps_info["base_urls"].checks(target_name),
@@ -165,19 +175,23 @@ def build_plan(inp: PlanInputs, target_name: str, *, base_url: str | None = None
     lossy = tuple(f.message for f in scf if f.severity in ("warning", "error"))
     scaling_step = _scaling_step(scaling, tgpu, target.label, steps_info["scaling"].checks(target_name), lossy)
 
-    steps = (weights_step, docker_step, secret_step, url_step, scaling_step)
-    assert tuple(s.id for s in steps) == STEP_IDS
     findings = _dedupe(findings)
     findings.sort(key=lambda f: _SEVERITY_ORDER[f.severity])
-    return Plan(
-        app=app.app, target=target_name, steps=steps, gpu=gpu_json, scaling=scaling, secrets=tuple(secret_plans),
+    plan = Plan(
+        app=app.app, target=target_name, steps=(), gpu=gpu_json, scaling=scaling, secrets=tuple(secret_plans),
         base_urls=hits, other_fly_urls=tuple(others), findings=tuple(findings), weights=wplan,
         docker_issues=tuple(issues), base_url=new_base, base_url_is_placeholder=placeholder, inputs=inp.inputs,
     )
-
-
-def _slug(name: str) -> str:
-    return re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-") or "app"
+    # ---- the Deployment: decided once, here; the weights and Dockerfile steps describe it
+    dep = build_deployment(plan, app, inp.dockerfile.text if inp.dockerfile else None, opts, target=target)
+    notes = target.plan_notes(dep)
+    weights_step = _weights_step(wplan, dep, target, steps_info["weights"].checks(target_name))
+    docker_step = _docker_step(app, inp.dockerfile, issues, notes.get("dockerfile", []),
+                               steps_info["dockerfile"].checks(target_name))
+    secret_step = _secrets_step(secret_plans, inp.secrets, dep, target, steps_info["secrets"].checks(target_name))
+    steps = (weights_step, docker_step, secret_step, url_step, scaling_step)
+    assert tuple(s.id for s in steps) == STEP_IDS
+    return replace(plan, steps=steps, deployment=dep)
 
 
 def _dedupe(findings: list[Finding]) -> list[Finding]:
@@ -200,9 +214,11 @@ def _fmt_bytes(n: int | None) -> str:
     return f"{n} B"
 
 
-def _weights_step(w: WeightsPlan, target: str, label: str, checks: tuple[str, ...]) -> Step:
+def _weights_step(w: WeightsPlan, dep, target, checks: tuple[str, ...]) -> Step:  # type: ignore[no-untyped-def]
+    """What the weights step will do: the Deployment's source, destination, layout and mount, nothing else."""
     info_title = load_steps()["weights"].title
-    if not w.sources and not w.mount_path:
+    lay = dep.layout
+    if not w.sources and not lay.mount_path and not dep.weights_source:
         return Step("weights", info_title, "nothing_to_do", "No weights found: no volume, no model id, nothing "
                     "downloaded in the image. If the app loads weights from elsewhere, move them with "
                     "`flymigrate transfer SRC DST`.", manual_checks=checks)
@@ -210,65 +226,67 @@ def _weights_step(w: WeightsPlan, target: str, label: str, checks: tuple[str, ..
     needs: list[str] = []
     cannot: list[str] = []
     status = "ready"
-    if w.chosen and w.chosen.url:
-        src = w.chosen.url
-        if w.chosen.kind == "hf":
-            changes.append(f"Copy {src} (pinned to the commit it resolves to when the transfer starts) -> "
-                           f"{w.destination_url}")
+    src = dep.weights_source
+    chosen = w.chosen if w.chosen and w.chosen.url == src else None
+    dest = dep.weights_dest
+    if src:
+        kind = chosen.kind if chosen else ("hf" if src.startswith("hf://") else "s3" if src.startswith("s3://")
+                                           else "fly-volume" if src.startswith("fly-volume://") else "local")
+        where = dest + (lay.subdir + "/" if lay.subdir else "") if dest else dest
+        if kind == "hf":
+            changes.append(f"Copy {src} (pinned to the commit it resolves to when the transfer starts) -> {where}"
+                           + (" in the Hugging Face cache layout (snapshots/<commit>/ + refs/main)"
+                              if lay.kind == "hf-cache" else ""))
             needs.append("HF_TOKEN in the environment if the repository is gated or private")
-        elif w.chosen.kind == "tigris":
-            changes.append(f"Copy {src} from Tigris -> {w.destination_url}")
+        elif kind == "tigris":
+            changes.append(f"Copy {src} from Tigris -> {where}")
             needs.append("AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_ENDPOINT_URL_S3 for the Tigris bucket "
-                         "in the environment")
-        elif w.chosen.kind == "fly-volume":
-            changes.append(f"Copy the Fly volume through a CPU helper machine: {src} -> {w.destination_url}")
+                         "in the environment (or in the --secrets export)")
+        elif kind == "fly-volume":
+            changes.append(f"Copy the Fly volume through a CPU helper machine: {src} -> {where}")
             needs.append("flyctl on PATH and logged in (the helper machine is removed afterwards)")
             cannot.append("GPU-host volumes may not accept a CPU machine any more; if the helper cannot start, "
                           "fork the volume (`fly volumes fork`) or re-fetch from the origin")
         else:
-            changes.append(f"Copy {src} -> {w.destination_url}")
+            changes.append(f"Copy {src} -> {where}")
     else:
         status = "manual"
         needs.append("the weights' source: pass --weights-from hf://ORG/REPO, s3://BUCKET/PREFIX, a local folder "
                      "or fly-volume://APP/VOLUME/")
     for s in w.sources:
-        if s.kind in ("ollama", "baked") and not (w.chosen and w.chosen.url and w.chosen.kind == "hf"):
+        if s.kind in ("ollama", "baked") and not (src and src.startswith("hf://")):
             cannot.append(s.description)
-    if w.mount_path:
-        changes.append(f"Mount the weights where the app expects them: {w.mount_path}"
-                       + (" (RunPod mounts the volume at /runpod-volume; "
-                          + ", ".join(f"{k}={v}" for k, v in w.env) + ")" if w.env else ""))
-    if target == "runpod":
-        needs.append("the RunPod network volume id and its datacenter (--datacenter), and RUNPOD_S3_ACCESS_KEY_ID / "
-                     "RUNPOD_S3_SECRET_ACCESS_KEY")
-    elif target == "cloudrun":
-        needs.append("a GCS bucket name (replaces <BUCKET>) and Application Default Credentials")
-    else:
-        needs.append("MODAL_TOKEN_ID / MODAL_TOKEN_SECRET (or ~/.modal.toml from `modal token new`)")
+    if lay.mount_path:
+        wenv = [f"{k}={v}" for k, v in dep.env if dict(dep.env_origins).get(k, "").startswith("weights")]
+        if w.mount_path:
+            line = f"Mount the weights where the app expects them: {lay.mount_path}"
+        else:
+            line = (f"Mount the weights volume at {lay.mount_path} (fly.toml has no volume: the app downloaded "
+                    "them at start; now they are read from the volume)")
+        if target.weights_mount_root:
+            line += f" ({target.label} mounts the volume at {target.weights_mount_root}/{dep.slug})"
+        if wenv:
+            line += "; set " + ", ".join(wenv)
+        changes.append(line)
+    needs += target.weights_needs()
+    if dest and "<" in dest:
+        needs.append(f"{target.weights_option_hint()}: the destination {dest} has a placeholder")
+    needs += target.weights_blocking(dep)
     others = [s.description for s in w.sources if s is not w.chosen and s.kind not in ("ollama", "baked")]
-    summary = (f"{'From ' + w.chosen.description if w.chosen else 'Source unknown'}; "
+    summary = (f"{'From ' + (chosen.description if chosen else src) if src else 'Source unknown'}; "
                f"{_fmt_bytes(w.size_bytes) + ' (volume size, an upper bound)' if w.size_bytes else 'size unknown until listed'}; "
-               f"to {label}." + (f" Also found: {'; '.join(others)}." if others else ""))
+               f"to {target.label}." + (f" Also found: {'; '.join(others)}." if others else ""))
     return Step("weights", info_title, status, summary, tuple(changes), tuple(needs), tuple(cannot), checks)  # type: ignore[arg-type]
 
 
-def _docker_step(app: FlyApp, df: Dockerfile | None, issues: list[DockerIssue], target: str,
+def _docker_step(app: FlyApp, df: Dockerfile | None, issues: list[DockerIssue], platform_lines: list[str],
                  checks: tuple[str, ...]) -> Step:
     title = load_steps()["dockerfile"].title
-    changes = [f"{i.where + ': ' if i.where else ''}{i.message} -> {i.fix}" for i in issues if i.fix]
+    auto = [i for i in issues if i.fix and getattr(i, "auto", True)]
+    by_hand = [i for i in issues if i.fix and not getattr(i, "auto", True)]
+    changes = [f"{i.where + ': ' if i.where else ''}{i.message} -> {i.fix}" for i in auto] + list(platform_lines)
     needs: list[str] = []
-    cannot: list[str] = []
-    port = app.primary_service.internal_port if app.primary_service else None
-    if target == "cloudrun" and port:
-        changes.append(f"Cloud Run sends the port in PORT; the service is configured with containerPort {port} "
-                       "so the server keeps its port")
-    if target == "runpod":
-        changes.append("RunPod load-balancing worker: PORT and PORT_HEALTH set to the server's port; the health "
-                       "route (/ping) must answer 200 when ready")
-    if target == "modal":
-        changes.append("Modal builds from " + ("the Dockerfile (modal.Image.from_dockerfile)" if df else
-                                               f"the registry image {app.build.image}" if app.build.image else
-                                               "a Dockerfile you add"))
+    cannot: list[str] = [f"{i.where + ': ' if i.where else ''}{i.message} -> fix by hand: {i.fix}" for i in by_hand]
     if df is None and not app.build.image:
         needs.append("a Dockerfile or [build] image: none was found")
         status = "manual"
@@ -286,9 +304,8 @@ def _docker_step(app: FlyApp, df: Dockerfile | None, issues: list[DockerIssue], 
     return Step("dockerfile", title, status, summary, tuple(changes), tuple(needs), tuple(cannot), checks)  # type: ignore[arg-type]
 
 
-def _secrets(app: FlyApp, export: SecretsExport | None, target, app_name: str,
-             checks: tuple[str, ...]) -> tuple[list[SecretPlan], Step, list[Finding]]:
-    title = load_steps()["secrets"].title
+def _secret_plans(app: FlyApp, export: SecretsExport | None, target, app_name: str  # type: ignore[no-untyped-def]
+                  ) -> tuple[list[SecretPlan], list[Finding]]:
     findings: list[Finding] = []
     for name, _value in app.env:
         if SECRETY_NAME_RE.search(name):
@@ -305,30 +322,28 @@ def _secrets(app: FlyApp, export: SecretsExport | None, target, app_name: str,
         if n not in known:
             plans.append(SecretPlan(n, False, target.secret_ref(app_name, n), "[[files]] secret_name"))
     missing = [p.name for p in plans if not p.has_value]
-    if export is None and not plans:
-        return plans, Step("secrets", title, "manual", "No secrets export given: if the app has Fly secrets, "
-                           "export them and pass --secrets (names: `fly secrets list --json`; values: your .env or "
-                           "`fly ssh console -C env` on a running machine).",
-                           needs=("a secrets export (--secrets FILE)",), manual_checks=checks), findings
-    changes = []
-    if target.name == "modal":
-        changes.append(f"Create the Modal secret {target.secret_name(app_name)!r} with {len(plans) - len(missing)} "
-                       "value(s) through the SDK; modal_app.py references it by name")
-    elif target.name == "runpod":
-        changes.append("Reference each secret as {{ RUNPOD_SECRET_<name> }} in the endpoint's env (RunPod has no "
-                       "secrets API: add them in the console)")
-    else:
-        changes.append("Reference each secret from Secret Manager (secretKeyRef) in service.yaml and write a script "
-                       "that creates them reading values from the export file on stdin")
-    needs = [f"the value of {n} (never exported; Fly cannot show it again)" for n in missing]
-    status = "blocked" if missing else ("ready" if plans else "nothing_to_do")
     if missing:
         findings.append(Finding("error", "secret-values-missing", f"{len(missing)} secret(s) have no value in the "
                                 f"export: {', '.join(missing)}. Supply them in a .env file passed with --secrets.",
                                 export.path if export else None, "secrets"))
+    return plans, findings
+
+
+def _secrets_step(plans: list[SecretPlan], export: SecretsExport | None, dep, target,  # type: ignore[no-untyped-def]
+                  checks: tuple[str, ...]) -> Step:
+    title = load_steps()["secrets"].title
+    missing = [p.name for p in plans if not p.has_value]
+    if export is None and not plans:
+        return Step("secrets", title, "manual", "No secrets export given: if the app has Fly secrets, "
+                    "export them and pass --secrets (names: `fly secrets list --json`; values: your .env or "
+                    "`fly ssh console -C env` on a running machine).",
+                    needs=("a secrets export (--secrets FILE)",), manual_checks=checks)
+    changes = [target.secrets_summary(dep, len(plans) - len(missing))] if plans else []
+    needs = [f"the value of {n} (never exported; Fly cannot show it again)" for n in missing]
+    status = "blocked" if missing else ("ready" if plans else "nothing_to_do")
     summary = (f"{len(plans)} secret(s), {len(plans) - len(missing)} with a value, {len(missing)} missing."
                if plans else "The export holds no secrets.")
-    return plans, Step("secrets", title, status, summary, tuple(changes), tuple(needs), (), checks), findings  # type: ignore[arg-type]
+    return Step("secrets", title, status, summary, tuple(changes), tuple(needs), (), checks)  # type: ignore[arg-type]
 
 
 def _base_url_step(hits, others, placeholder: bool, new_base: str, checks: tuple[str, ...],
@@ -352,7 +367,7 @@ def _base_url_step(hits, others, placeholder: bool, new_base: str, checks: tuple
         return Step("base_urls", title, "nothing_to_do", "No base URLs of this app were found in the scanned code.",
                     manual_checks=checks), findings
     files = sorted({h.path for h in hits})
-    changes = [f"{h.path}:{h.line}: {h.old} -> {h.new}" for h in hits]
+    changes = [f"{h.path}:{h.line}: {h.old} -> {h.new}" for h in hits if h.new is not None]
     needs = ["the new endpoint URL (--base-url URL, or it is read after --deploy)"] if placeholder else []
     fdaa = [h for h in hits if h.kind == "fdaa"]
     cannot = [f"{h.path}:{h.line}: literal 6PN address {h.old}: check it belongs to this app" for h in fdaa]

@@ -75,3 +75,11 @@ def redact(text: str) -> str:
         if v in text:
             text = text.replace(v, MARK)
     return text
+
+
+def scrub_values(msg: str, values, limit: int = 300) -> str:  # type: ignore[no-untyped-def]
+    """``msg`` with each of ``values`` (4+ characters) replaced by the marker, cut to ``limit`` characters."""
+    for v in values:
+        if v and len(v) >= 4:
+            msg = msg.replace(v, MARK)
+    return msg[:limit]

@@ -10,13 +10,22 @@ from collections.abc import Callable
 
 from .model import Plan, Step
 
-SCHEMA = "flymigrate/plan/v1"
-TARGET_LABELS = {"modal": "Modal", "runpod": "RunPod Serverless", "cloudrun": "Google Cloud Run"}
+# v2 (issue 12): adds "deployment" (the whole of what will run on the target, flymigrate.deployment.Deployment);
+# "weights.destination" / "weights.mount_path" are the Deployment's (what apply writes), and a base-URL hit that
+# is not rewritten (a literal fdaa: address) has "new": null. Everything v1 had is still there.
+SCHEMA = "flymigrate/plan/v2"
+
+
+def target_label(name: str) -> str:
+    from .targets import get_target, is_target
+
+    return get_target(name).label if is_target(name) else name
 STATUS_MARK = {"ready": "READY", "manual": "MANUAL", "blocked": "BLOCKED", "nothing_to_do": "NOTHING TO DO"}
 
 
 def to_json(plan: Plan) -> dict[str, object]:
     s = plan.scaling
+    dep = plan.deployment
     return {
         "schema": SCHEMA,
         "app": plan.app,
@@ -34,8 +43,8 @@ def to_json(plan: Plan) -> dict[str, object]:
         "weights": {
             "source": plan.weights.chosen.url if plan.weights.chosen else None,
             "source_kind": plan.weights.chosen.kind if plan.weights.chosen else None,
-            "destination": plan.weights.destination_url,
-            "mount_path": plan.weights.mount_path,
+            "destination": dep.weights_dest if dep else plan.weights.destination_url,
+            "mount_path": dep.layout.mount_path if dep else plan.weights.mount_path,
             "env": dict(plan.weights.env),
             "size_bytes": plan.weights.size_bytes,
             "found": [{"kind": w.kind, "url": w.url, "description": w.description, "where": w.where}
@@ -51,6 +60,7 @@ def to_json(plan: Plan) -> dict[str, object]:
         "findings": [f.to_json() for f in plan.findings],
         "inputs": [{"kind": k, "path": v} for k, v in plan.inputs],
         "compare": plan.comparison.to_json() if plan.comparison is not None else None,  # type: ignore[attr-defined]
+        "deployment": dep.to_json() if dep is not None else None,
     }
 
 
@@ -80,7 +90,7 @@ def _status_style(status: str) -> str:
 def render_text(plan: Plan, *, color: bool = False) -> str:
     st = _styler(color)
     out: list[str] = []
-    label = TARGET_LABELS[plan.target]
+    label = target_label(plan.target)
     out.append(st(f"flymigrate plan: {plan.app or '(unnamed app)'} -> {label}", "bold"))
     out.append("")
     if plan.gpu:
@@ -149,9 +159,9 @@ def _md_escape(text: str) -> str:
 
 def render_markdown(plan: Plan) -> str:
     out: list[str] = []
-    out.append(f"# Migration plan: {plan.app or '(unnamed app)'} -> {TARGET_LABELS[plan.target]}")
+    out.append(f"# Migration plan: {plan.app or '(unnamed app)'} -> {target_label(plan.target)}")
     out.append("")
-    out.append("| | Fly | " + TARGET_LABELS[plan.target] + " |")
+    out.append("| | Fly | " + target_label(plan.target) + " |")
     out.append("|---|---|---|")
     if plan.gpu:
         g = plan.gpu

@@ -130,24 +130,34 @@ def find_in_text(text: str, app: str | None, path: str, *, limit: int | None = N
     return mine, others
 
 
-def _read_text(p: str | Path) -> str | None:
+def read_text_enc(p: str | Path) -> tuple[str, str] | None:
+    """(text, encoding) of a text file, or None for a binary one. The encoding is how to write it back:
+    ``utf-8``, ``utf-8-sig`` (a BOM), ``utf-16`` (with its BOM) or ``latin-1`` (anything not UTF-8)."""
     with open(p, "rb") as fh:
         head = fh.read(8192)
         if head.startswith((b"\xff\xfe", b"\xfe\xff")):
             data = head + fh.read()
             try:
-                return data.decode("utf-16")
+                return data.decode("utf-16"), "utf-16"
             except UnicodeDecodeError:
                 return None
         if b"\x00" in head:
             return None
         data = head + fh.read()
     if data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]
+        try:
+            return data[3:].decode("utf-8"), "utf-8-sig"
+        except UnicodeDecodeError:
+            return data[3:].decode("latin-1"), "latin-1"
     try:
-        return data.decode("utf-8")
+        return data.decode("utf-8"), "utf-8"
     except UnicodeDecodeError:
-        return data.decode("latin-1")
+        return data.decode("latin-1"), "latin-1"
+
+
+def _read_text(p: str | Path) -> str | None:
+    got = read_text_enc(p)
+    return got[0] if got else None
 
 
 def iter_files(root: Path, findings: list[Finding]) -> Iterator[tuple[str | Path, str, tuple[int, int]]]:
@@ -204,13 +214,22 @@ def iter_files(root: Path, findings: list[Finding]) -> Iterator[tuple[str | Path
         stack.extend(reversed(subdirs))
 
 
-def scan_paths(roots: Iterable[tuple[Path, str]], app: str | None) -> ScanResult:
-    """Scan code roots. ``roots`` are (path, label) pairs; hit paths are ``label/relative`` (or relative)."""
+def scan_paths(roots: Iterable[tuple[Path, str]], app: str | None,
+               exclude: Iterable[str | Path] = ()) -> ScanResult:
+    """Scan code roots. ``roots`` are (path, label) pairs; hit paths are ``label/relative`` (or relative).
+    ``exclude``: files that are inputs, not client code (the ``--secrets`` exports): never scanned, so never
+    rewritten or backed up."""
     hits: list[BaseUrlHit] = []
     others: list[BaseUrlHit] = []
     findings: list[Finding] = []
     scanned = 0
     seen: set[tuple[int, int]] = set()
+    for x in exclude:
+        try:
+            st = os.stat(x)
+        except OSError:
+            continue
+        seen.add((st.st_dev, st.st_ino))
     for root, label in roots:
         for full, rel, ident in iter_files(root, findings):
             if ident in seen:
@@ -250,3 +269,29 @@ def rewrite_url(old: str, new_base: str) -> str:
         return new_base.rstrip("/")
     # a bare host[:port] (e.g. OLLAMA_HOST=app.flycast:80): the new host only
     return re.sub(r"^[a-z]+://", "", new_base.rstrip("/"), flags=re.I)
+
+
+def apply_hits(text: str, hits: Iterable[BaseUrlHit], new_base: str) -> str:
+    """Rewrite the given hits of ``text`` (found by :func:`find_in_text` on this same text) to ``new_base``.
+
+    The one URL rewriter: client files, ``[env]`` values and previews all go through it. A hit whose text is no
+    longer at its line/column (the file changed since it was scanned) is left alone."""
+    hits = list(hits)
+    if not hits:
+        return text
+    starts = [0] + [m.end() for m in re.finditer("\n", text)]
+    # one pass, pieces joined once: re-slicing the whole text per hit was O(hits x size) (a 32 MB log with the
+    # host on every line never finished)
+    pieces: list[str] = []
+    pos = 0
+    for h in sorted(hits, key=lambda h: (h.line, h.column)):
+        if h.line - 1 >= len(starts):
+            continue
+        off = starts[h.line - 1] + h.column - 1
+        if off < pos or text[off: off + len(h.old)] != h.old:
+            continue
+        pieces.append(text[pos:off])
+        pieces.append(rewrite_url(h.old, new_base))
+        pos = off + len(h.old)
+    pieces.append(text[pos:])
+    return "".join(pieces)

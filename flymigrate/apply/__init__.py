@@ -36,10 +36,11 @@ from .engine import (
     pristine_inputs,
     run,
 )
-from .spec import ApplyOptions, ServiceSpec
+from ..deployment import Deployment, ServiceSpec
+from .options import ApplyOptions
 from .state import ApplyState, read_state
 
-__all__ = ["STEP_ORDER", "ApplyEvent", "ApplyOptions", "ApplyResult", "ApplyState", "FileChange", "Reporter",
+__all__ = ["STEP_ORDER", "ApplyEvent", "ApplyOptions", "Deployment", "ApplyResult", "ApplyState", "FileChange", "Reporter",
            "ServiceSpec", "StepOutcome", "StepPreview", "make_context", "preview", "pristine_inputs", "read_state",
            "run_apply"]
 

@@ -20,14 +20,16 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from ..deployment import Deployment
 from ..errors import FlymigrateError, ResumableError, UserError
 from ..fsutil import atomic_write
 from ..model import Plan
 from ..paths import ensure_private_dir
-from ..planner import PlanInputs
-from ..scan import SKIP_DIRS, find_in_text, iter_files, rewrite_url
+from ..planner import PlanInputs, build_plan
+from ..scan import apply_hits, find_in_text, read_text_enc
+from ..targets import get_target
+from .options import ApplyOptions
 from .rewrite import RewriteContext, rewrite_script
-from .spec import ApplyOptions, ServiceSpec, build_spec
 from .state import ApplyState, sha256_text
 
 STEP_ORDER = ("weights", "dockerfile", "secrets", "base_urls", "scaling")
@@ -59,6 +61,7 @@ class FileChange:
     mode: int | None = None
     generated: bool = False  # a file flymigrate generates (vs. one of the app's own, rewritten)
     original: str | None = None  # the pre-flymigrate content (backup) when known
+    encoding: str = "utf-8"  # how the file is written back (the encoding it was read in)
 
     @property
     def changed(self) -> bool:
@@ -149,12 +152,52 @@ class Context:
         self.stop = stop or threading.Event()
         self.state = ApplyState(app_dir)
         self.out_dir = Path(opts.out_dir) if opts.out_dir else app_dir
+        self.target = get_target(plan.target)
         tstate = self.state.target(plan.target)
-        self.base_url: str | None = (opts.base_url.rstrip("/") if opts.base_url else None) or tstate.get("deployed_url")
-        self.weights_source = opts.weights_from or (plan.weights.chosen.url if plan.weights.chosen else None)
-        self.spec: ServiceSpec = build_spec(plan, inputs.app, inputs.dockerfile.text if inputs.dockerfile else None,
-                                            opts, weights_source=self.weights_source, base_url=self.base_url)
+        deployed = tstate.get("deployed_url")
+        if deployed and not (opts.base_url or not plan.deployment.url_is_placeholder):
+            self.replan(deployed)  # the URL a previous --deploy produced
         self.test_delay = float(os.environ.get("FLYMIGRATE_APPLY_TEST_DELAY", "0") or 0)
+
+    # the plan's Deployment is the only source of what is written and deployed
+    @property
+    def dep(self) -> Deployment:
+        return self.plan.deployment  # type: ignore[no-any-return]
+
+    spec = dep  # the name it had before the planner decided it
+
+    @property
+    def base_url(self) -> str | None:
+        return None if self.dep.url_is_placeholder else self.dep.url
+
+    @property
+    def weights_source(self) -> str | None:
+        return self.dep.weights_source
+
+    def replan(self, base_url: str) -> None:
+        """The deploy produced the URL: plan again with it (the planner decides; apply never patches)."""
+        self.plan = build_plan(self.inputs, self.plan.target, options=self.opts.deploy_options(base_url))
+
+    def secret_values(self) -> tuple[dict[str, Any], list[str]]:
+        return _secret_values(self)
+
+    def run_command(self, argv: list[str]) -> str:
+        """Run a deploy tool in the output folder; its output (stdout + stderr) or a RemoteError."""
+        import subprocess
+
+        shown = " ".join(argv)
+        try:
+            proc = subprocess.run(argv, cwd=self.out_dir, capture_output=True, check=False, text=True, timeout=3600)
+        except FileNotFoundError:
+            raise UserError(f"`{argv[0]}` is not on PATH; install it, or run `{shown}` yourself.") from None
+        if proc.returncode != 0:
+            from ..errors import RemoteError
+
+            raise RemoteError(f"`{shown}` failed (exit {proc.returncode}): {(proc.stderr or proc.stdout)[-500:]}")
+        return proc.stdout + proc.stderr
+
+    def write_files(self, p: StepPreview) -> str:
+        return execute_files(self, p)
 
     def emit(self, kind: str, step: str, message: str = "", **data: Any) -> None:
         self.reporter(ApplyEvent(kind, step, message, data))
@@ -215,7 +258,7 @@ class Context:
         # record before writing: a kill between the two leaves a hash we own, never a stranger's file
         self.state.record_written(key, sha256_text(change.new))
         self.state.save()
-        atomic_write(path, change.new, mode=mode)
+        atomic_write(path, change.new.encode(change.encoding), mode=mode)
         self.emit("progress", step, f"wrote {change.rel}", path=change.rel)
         self.pause()
         return True
@@ -243,15 +286,14 @@ def preview_weights(ctx: Context) -> StepPreview:
         return p
     dest = spec.weights_dest
     if dest is None or _PLACEHOLDER_RE.search(dest):
-        need = {"runpod": "--volume-id ID --datacenter DC (the RunPod network volume)",
-                "cloudrun": "--bucket NAME (the GCS bucket for the weights)"}.get(ctx.plan.target, "a destination")
         p.status = "blocked"
-        p.blocking.append(f"the destination {dest} has a placeholder: pass {need}")
+        p.blocking.append(f"the destination {dest} has a placeholder: pass {ctx.target.weights_option_hint()}")
         p.summary = f"{src} -> {dest}"
         return p
-    if ctx.plan.target == "runpod" and not ctx.opts.datacenter:
+    blocking = ctx.target.weights_blocking(spec)
+    if blocking:
         p.status = "blocked"
-        p.blocking.append("RunPod network volumes are reached per datacenter: pass --datacenter (e.g. EU-RO-1)")
+        p.blocking += blocking
     lay = spec.layout
     if lay.kind == "hf-cache":
         base = _join(dest, lay.subdir)
@@ -333,29 +375,12 @@ def execute_weights(ctx: Context, p: StepPreview) -> str:
 
 
 def _url_rewrite(ctx: Context, text: str) -> str:
+    """This app's Fly URLs in a text flymigrate itself rewrote (the Dockerfile, a script): the scanner's hits on
+    that text, through the one rewriter (:func:`flymigrate.scan.apply_hits`)."""
     if not ctx.base_url:
         return text
     hits, _ = find_in_text(text, ctx.plan.app, "")
-    return _apply_hits(text, [h for h in hits if h.kind != "fdaa"], ctx.base_url)
-
-
-def _apply_hits(text: str, hits: list[Any], new_base: str) -> str:
-    if not hits:
-        return text
-    starts = [0] + [m.end() for m in re.finditer("\n", text)]
-    # one pass, pieces joined once: re-slicing the whole text per hit was O(hits x size) (a 32 MB log with the
-    # host on every line never finished)
-    pieces: list[str] = []
-    pos = 0
-    for h in sorted(hits, key=lambda h: (h.line, h.column)):
-        off = starts[h.line - 1] + h.column - 1
-        if off < pos or text[off: off + len(h.old)] != h.old:
-            continue
-        pieces.append(text[pos:off])
-        pieces.append(rewrite_url(h.old, new_base))
-        pos = off + len(h.old)
-    pieces.append(text[pos:])
-    return "".join(pieces)
+    return apply_hits(text, [h for h in hits if h.kind != "fdaa"], ctx.base_url)
 
 
 def preview_dockerfile(ctx: Context) -> StepPreview:
@@ -379,7 +404,7 @@ def preview_dockerfile(ctx: Context) -> StepPreview:
         p.notes.append(f"[build] image {app.build.image}: a thin Dockerfile FROM it carries what Fly added at deploy "
                        "time; build and push it, then point the target at the new image")
     # the app's own scripts ([[files]] sources, start.sh, entrypoints)
-    ctx_rw = RewriteContext(app, ctx.plan.target, spec.slug, False)
+    ctx_rw = RewriteContext(app, spec.target, spec.slug, False)
     for rel, text in sorted(ctx.inputs.scripts.items()):
         path = ctx.app_dir / rel
         if path.is_symlink() or not path.is_file():
@@ -388,22 +413,13 @@ def preview_dockerfile(ctx: Context) -> StepPreview:
         cur = path.read_text("utf-8")
         if new != text or cur != new:
             p.changes.append(FileChange(rel, path, cur, new, original=text))
-    p.notes += list(spec.notes) + ctx_rw.notes
+    p.notes += list(spec.notes) + ctx_rw.notes + ctx.target.plan_notes(spec).get("dockerfile", [])
     for i in ctx.plan.docker_issues:
         if i.kind == "registry":
             p.notes.append(f"{i.message} Re-push it (`fly auth docker`, docker pull/tag/push) and pass --image.")
         if i.kind == "baked-weights" and not ctx.weights_source:
             p.notes.append(f"{i.where}: weights are still downloaded at build time (no weights source to move them "
                            "from); pass --weights-from to put them on the volume instead")
-    if ctx.plan.target == "modal":
-        p.notes.append("Modal builds the image from " + (f"{spec.dockerfile_name} (modal.Image.from_dockerfile)"
-                                                         if spec.dockerfile_text else
-                                                         f"the registry image {spec.registry_image}"))
-    elif ctx.plan.target == "cloudrun":
-        p.notes.append(f"Cloud Run sets PORT={spec.port} (containerPort) for the server")
-    elif ctx.plan.target == "runpod":
-        p.notes.append(f"RunPod load-balancing worker: PORT={spec.port}, PORT_HEALTH={spec.port}; GET /ping must "
-                       "answer 200 once the model is loaded (204 while loading)")
     changed = [c for c in p.changes if c.changed]
     if not p.changes:
         p.status = "nothing_to_do"
@@ -463,136 +479,60 @@ def preview_secrets(ctx: Context) -> StepPreview:
         p.status = "blocked"
         p.blocking.append("no value for " + ", ".join(missing) + " (Fly cannot show secrets again): add them to a "
                           ".env file and pass it with --secrets")
-    t = ctx.plan.target
-    if t == "modal":
-        name = f"flymigrate-{spec.slug}-secrets"
-        p.summary = f"Create the Modal secret {name!r} with {len(values)} key(s) through the Modal API."
-        p.data = {"secret": name}
-    elif t == "runpod":
-        p.summary = ("RunPod has no secrets API: create these secrets in the console (Settings > Secrets) with "
-                     "exactly these names; the endpoint template references them.")
-        p.notes += [f"{n}: create RunPod secret {n!r}, referenced as {{{{ RUNPOD_SECRET_{n} }}}}" for n in names]
-    else:
-        from ..targets.cloudrun_files import render_create_secrets, secret_id
-
-        path = ctx.out_dir / "create-secrets.sh"
-        cur = path.read_text("utf-8") if path.exists() else None
-        p.changes.append(FileChange(_shown(ctx, path), path, cur, render_create_secrets(spec), mode=0o755,
-                                    generated=True))
-        exports = [v for k, v in ctx.plan.inputs if k == "secrets"]
-        src = exports[-1] if exports else "secrets.env"
-        p.summary = (f"Secret Manager: {len(names)} secret(s) referenced with secretKeyRef; create-secrets.sh creates "
-                     "them reading the values on stdin.")
-        p.commands.append(f"./create-secrets.sh < {src}")
-        p.notes += [f"{n} -> Secret Manager secret {secret_id(spec, n)!r}" for n in names]
+    p.summary = ctx.target.secrets_summary(spec, len(values)) + "."
+    p.changes += generated_configs(ctx, "secrets")
+    for c in p.changes:
+        if c.rel.endswith(".sh"):
+            exports = [v for k, v in ctx.plan.inputs if k == "secrets"]
+            src = os.path.relpath(exports[-1]) if exports else "secrets.env"
+            p.commands.append(f"{os.path.relpath(c.path)} < {src}")
+    p.notes += ctx.target.secrets_manual(spec)
     return p
 
 
 def execute_secrets(ctx: Context, p: StepPreview) -> str:
-    t = ctx.plan.target
-    if t == "modal":
-        values, _ = _secret_values(ctx)
-        name = p.data["secret"]
-        _modal_create_secret(name, values)
-        ctx.pause()
-        return f"Modal secret {name!r} has {len(values)} key(s): {', '.join(sorted(values))}"
-    if t == "runpod":
-        return "add these secrets in the RunPod console: " + ", ".join(p.secrets)
-    return execute_files(ctx, p)
-
-
-def _modal_create_secret(name: str, values: dict[str, Any]) -> None:
-    import modal
-    from modal.exception import NotFoundError
-
-    env = {k: v.reveal() for k, v in values.items()}
-    try:
-        create = getattr(modal.Secret, "_create_deployed", None)
-        if create is not None:
-            # what `modal secret create --force` calls: the secret holds exactly the export's values, also on a
-            # re-run after new values were supplied (objects.create(allow_existing=True) would keep old ones)
-            create(name, env, overwrite=True)
-        else:  # pragma: no cover - older/newer SDK without it
-            modal.Secret.objects.create(name, env, allow_existing=True)
-        modal.Secret.from_name(name, required_keys=sorted(env)).hydrate()
-    except NotFoundError:
-        raise UserError(f"the Modal secret {name!r} already exists without all of {', '.join(sorted(env))}.",
-                        hint=f"Delete it (`modal secret delete {name}`) and run apply again.") from None
-    except Exception as exc:  # the SDK's connection errors: never echo values (they are not in the message)
-        if isinstance(exc, FlymigrateError):
-            raise
-        from ..errors import RemoteError
-
-        raise RemoteError(f"creating the Modal secret {name!r} failed: {type(exc).__name__}: "
-                          f"{_redact(str(exc), env)}") from None
-
-
-def _redact(msg: str, env: dict[str, str]) -> str:
-    for v in env.values():
-        if v and len(v) >= 4:
-            msg = msg.replace(v, "<redacted>")
-    return msg[:300]
+    return ctx.target.secrets_apply(ctx, p)
 
 
 # ------------------------------------------------------------------------------------------------ base URLs
 
 
-def _scan_roots(ctx: Context) -> list[tuple[Path, str]]:
-    if ctx.code_dirs:
-        roots = []
-        for c in ctx.code_dirs:
-            cp = Path(c)
-            label = ctx.rel_app(cp)
-            roots.append((cp, "" if label == "." else label))
-        cfg = ctx.app_dir / (ctx.inputs.app.config_path or "fly.toml")
-        roots.append((cfg, ""))
-        return roots
-    return [(ctx.app_dir, "")]
-
-
 def preview_base_urls(ctx: Context) -> StepPreview:
+    """Rewrite exactly the plan's hits (same walk, encodings and skip rules as the plan's scan; ``--code`` too)."""
     p = StepPreview("base_urls", TITLES["base_urls"], "ready", "")
     new_base = ctx.base_url
-    findings: list[Any] = []
     changes: list[FileChange] = []
     private: list[str] = []
-    seen: set[str] = set()
-    for root, label in _scan_roots(ctx):
-        for item in iter_files(root, findings):
-            full, rel = item[0], item[1]
-            fp = Path(full)
-            shown = f"{label}/{rel}" if label else (rel if root.is_dir() else ctx.rel_app(fp))
-            if shown in seen or any(part in SKIP_DIRS for part in Path(shown).parts):
-                continue
-            seen.add(shown)
-            try:
-                data = fp.read_bytes()
-            except OSError:
-                continue
-            if b"\x00" in data[:8192]:
-                continue  # binary: never touched
-            try:
-                text = data.decode("utf-8")
-            except UnicodeDecodeError:
-                continue
-            hits, _ = find_in_text(text, ctx.plan.app, shown)
-            fdaa = [h for h in hits if h.kind == "fdaa"]
-            hits = [h for h in hits if h.kind != "fdaa"]
-            p.notes += [f"{shown}:{h.line}: literal 6PN address {h.old} left as is: check whether it pointed at "
-                        "this app and replace it by hand" for h in fdaa]
-            if not hits:
-                continue
-            for h in hits:
-                if h.kind in ("flycast", "internal", "fdaa"):
-                    private.append(f"{shown}:{h.line}")
-            if fp.is_symlink():
-                p.notes.append(f"{shown} is a symlink: not rewritten (edit its target)")
-                continue
-            if new_base:
-                changes.append(FileChange(shown, fp, text, _apply_hits(text, hits, new_base)))
-            else:
-                changes.append(FileChange(shown, fp, text, text))
-                p.notes += [f"{shown}:{h.line}: {h.old}" for h in hits]
+    by_path: dict[str, list[Any]] = {}
+    for h in ctx.plan.base_urls:
+        if h.kind == "fdaa":
+            p.notes.append(f"{h.path}:{h.line}: literal 6PN address {h.old} left as is: check whether it pointed at "
+                           "this app and replace it by hand")
+            continue
+        by_path.setdefault(h.path, []).append(h)
+        if h.kind in ("flycast", "internal"):
+            private.append(f"{h.path}:{h.line}")
+    for shown, hits in by_path.items():
+        fp = ctx.app_dir / shown
+        if fp.is_symlink():
+            p.notes.append(f"{shown} is a symlink: not rewritten (edit its target)")
+            continue
+        try:
+            got = read_text_enc(fp)
+        except OSError:
+            continue
+        if got is None:
+            continue
+        text, enc = got
+        # the same finder the plan's scan ran, on the same decoded text: the plan's hits (all of them, also past
+        # the plan's per-file listing cap in a log full of the URL)
+        found, _ = find_in_text(text, ctx.plan.app, shown)
+        hits = [h for h in found if h.kind != "fdaa"]
+        if new_base:
+            changes.append(FileChange(shown, fp, text, apply_hits(text, hits, new_base), encoding=enc))
+        else:
+            changes.append(FileChange(shown, fp, text, text, encoding=enc))
+            p.notes += [f"{shown}:{h.line}: {h.old}" for h in hits]
     if not changes:
         p.status = "nothing_to_do"
         p.summary = "No base URLs of this app left in the code."
@@ -616,37 +556,25 @@ def preview_base_urls(ctx: Context) -> StepPreview:
 # ------------------------------------------------------------------------------------------------ scaling / config
 
 
-def generated_configs(ctx: Context) -> list[FileChange]:
+def generated_configs(ctx: Context, step: str | None = "scaling") -> list[FileChange]:
+    """The files the target renders from the Deployment (``step``: only those that step writes; None: all)."""
     spec = ctx.spec
-    t = ctx.plan.target
     out: list[FileChange] = []
-
-    def add(name: str, content: str, mode: int | None = None) -> None:
-        path = ctx.out_dir / name
+    df_rel = ctx_rel = None
+    if spec.dockerfile_text is not None:
+        if ctx.inputs.dockerfile is not None:
+            df_path = ctx.app_dir / ctx.inputs.dockerfile.path
+        else:
+            thin = [c for c in preview_dockerfile(ctx).changes if c.generated]
+            df_path = thin[0].path if thin else ctx.out_dir / "Dockerfile"
+        df_rel = os.path.relpath(df_path, ctx.out_dir).replace(os.sep, "/")
+        ctx_rel = os.path.relpath(ctx.app_dir, ctx.out_dir).replace(os.sep, "/")
+    for g in ctx.target.render(spec, dockerfile_rel=df_rel, context_rel=ctx_rel):
+        if step is not None and g.step != step:
+            continue
+        path = ctx.out_dir / g.name
         cur = path.read_text("utf-8") if path.exists() else None
-        out.append(FileChange(_shown(ctx, path), path, cur, content, mode=mode, generated=True))
-
-    if t == "modal":
-        from ..targets.modal_files import render_modal_app
-
-        df_rel = ctx_rel = None
-        if spec.dockerfile_text is not None:
-            if ctx.inputs.dockerfile is not None:
-                df_path = ctx.app_dir / ctx.inputs.dockerfile.path
-            else:
-                thin = [c for c in preview_dockerfile(ctx).changes if c.generated]
-                df_path = thin[0].path if thin else ctx.out_dir / "Dockerfile"
-            df_rel = os.path.relpath(df_path, ctx.out_dir).replace(os.sep, "/")
-            ctx_rel = os.path.relpath(ctx.app_dir, ctx.out_dir).replace(os.sep, "/")
-        add("modal_app.py", render_modal_app(spec, dockerfile_rel=df_rel, context_rel=ctx_rel))
-    elif t == "runpod":
-        from ..targets.runpod_files import render_runpod_spec
-
-        add("runpod-endpoint.json", render_runpod_spec(spec))
-    else:
-        from ..targets.cloudrun_files import render_service_yaml
-
-        add("service.yaml", render_service_yaml(spec))
+        out.append(FileChange(_shown(ctx, path), path, cur, g.text, mode=g.mode, generated=True))
     return out
 
 
@@ -658,6 +586,10 @@ def preview_scaling(ctx: Context) -> StepPreview:
     if step.status == "blocked":
         p.status = "blocked"
         p.blocking += list(step.cannot[:1])
+    elif step.status == "manual":
+        # the plan needs something first (the GPU): the config is written with a placeholder, the step is not done
+        p.status = "manual"
+        p.notes += [f"needs {n}" for n in step.needs]
     for c in p.changes:
         for m in sorted(set(_PLACEHOLDER_RE.findall(c.new))):
             p.notes.append(f"{c.rel} still has {m}: fill it in (or pass the matching option) before deploying")
@@ -668,164 +600,28 @@ def preview_scaling(ctx: Context) -> StepPreview:
 # ------------------------------------------------------------------------------------------------ deploy
 
 
-def deploy_command(ctx: Context) -> tuple[list[str] | None, str]:
-    t = ctx.plan.target
-    if t == "modal":
-        return ["modal", "deploy", "modal_app.py"], "modal deploy modal_app.py"
-    if t == "cloudrun":
-        cmd = ["gcloud", "run", "services", "replace", "service.yaml", "--region", ctx.spec.region or "us-central1"]
-        return cmd, " ".join(cmd)
-    return None, ("runpod.create_template(name, image_name, ..., env={...}, is_serverless=True) + "
-                  "runpod.create_endpoint(name, template_id, gpu_ids, ...) via RUNPOD_API_BASE_URL")
-
-
 def preview_deploy(ctx: Context) -> StepPreview:
-    _, shown = deploy_command(ctx)
-    cmds = [shown]
-    if ctx.plan.target == "cloudrun" and ctx.plan.secrets:
-        cmds.insert(0, "./create-secrets.sh < (the export's values, on stdin)")
-    p = StepPreview("deploy", TITLES["deploy"], "ready", f"Deploy to {ctx.plan.target}: {shown}", commands=cmds)
-    for c in generated_configs(ctx):
+    cmds = ctx.target.deploy_commands(ctx.spec)
+    p = StepPreview("deploy", TITLES["deploy"], "ready", f"Deploy to {ctx.target.label}: {cmds[-1] if cmds else ''}",
+                    commands=cmds)
+    for c in generated_configs(ctx, None):
         p.data[c.rel] = sha256_text(c.new)  # a changed config is deployed again
         for m in sorted(set(_PLACEHOLDER_RE.findall(c.new))):
-            if m != "<BUCKET>" or ctx.plan.target == "cloudrun":
-                p.blocking.append(f"{c.rel} still has {m}")
+            p.blocking.append(f"{c.rel} still has {m}")
     if p.blocking:
         p.status = "blocked"
     return p
 
 
 def execute_deploy(ctx: Context, p: StepPreview) -> str:
-    import subprocess
-
     t = ctx.plan.target
-    argv, shown = deploy_command(ctx)
-    ctx.emit("progress", "deploy", f"running: {shown}")
-    url = None
-    if t == "cloudrun":
-        _cloudrun_create_secrets(ctx)
-    if argv is not None:
-        try:
-            proc = subprocess.run(argv, cwd=ctx.out_dir, capture_output=True, check=False, text=True, timeout=3600)
-        except FileNotFoundError:
-            raise UserError(f"`{argv[0]}` is not on PATH; install it, or run `{shown}` yourself.") from None
-        if proc.returncode != 0:
-            from ..errors import RemoteError
-
-            raise RemoteError(f"`{shown}` failed (exit {proc.returncode}): {(proc.stderr or proc.stdout)[-500:]}")
-        if t == "modal":
-            m = re.search(r"https://[A-Za-z0-9.-]+\.modal\.run", proc.stdout + proc.stderr)
-            url = m.group(0) if m else None
-        else:
-            d = subprocess.run(["gcloud", "run", "services", "describe", ctx.spec.slug, "--region",
-                                ctx.spec.region or "us-central1", "--format", "value(status.url)"],
-                               cwd=ctx.out_dir, capture_output=True, check=False, text=True, timeout=600)
-            url = d.stdout.strip() or None
-    else:
-        url = _runpod_deploy(ctx)
+    ctx.emit("progress", "deploy", "running: " + "; ".join(p.commands))
+    url = ctx.target.deploy(ctx)
     if url:
         ctx.state.target(t)["deployed_url"] = url
         ctx.state.save()
-        ctx.base_url = url
+        ctx.replan(url)
     return f"deployed{': ' + url if url else ''}"
-
-
-def _cloudrun_create_secrets(ctx: Context) -> None:
-    """Run create-secrets.sh, feeding NAME=VALUE lines on its stdin (a pipe: values never touch argv)."""
-    import subprocess
-
-    values, missing = _secret_values(ctx)
-    script = ctx.out_dir / "create-secrets.sh"
-    if not values or not script.exists():
-        return
-    if missing:
-        raise UserError("cannot deploy: no value for " + ", ".join(missing) + " (the service references them).",
-                        hint="Add them to a .env file passed with --secrets.")
-    lines = []
-    for k, v in values.items():
-        raw = v.reveal()
-        if "\n" in raw:
-            raise UserError(f"the value of {k} spans lines; create it yourself: gcloud secrets create ... "
-                            "--data-file=FILE, then re-run.")
-        lines.append(f"{k}={raw}")
-    ctx.emit("progress", "deploy", "running: ./create-secrets.sh < (the export's values, on stdin)")
-    proc = subprocess.run(["bash", str(script)], input="\n".join(lines) + "\n", cwd=ctx.out_dir,
-                          capture_output=True, check=False, text=True, timeout=600)
-    if proc.returncode != 0:
-        from ..errors import RemoteError
-
-        raise RemoteError(f"create-secrets.sh failed (exit {proc.returncode}): "
-                          f"{_redact(proc.stderr, {k: v.reveal() for k, v in values.items()})}")
-
-
-def _runpod_deploy(ctx: Context) -> str:
-    import runpod
-
-    from ..targets.runpod_files import runpod_spec
-
-    key = os.environ.get("RUNPOD_API_KEY")
-    if not key:
-        raise UserError("RUNPOD_API_KEY is not set; it is needed to create the endpoint.")
-    spec = runpod_spec(ctx.spec)
-    tpl, ep = spec["template"], spec["endpoint"]
-    env = {e["key"]: e["value"] for e in tpl["env"]}
-    for k, v in env.items():
-        if any(ch in v for ch in '"\\\n'):
-            raise UserError(f"env {k} holds a quote, backslash or newline, which the runpod SDK cannot send safely; "
-                            "create the template in the console instead.")
-    runpod.api_key = key
-    st = ctx.state.target("runpod")
-    # what was deployed, to notice a change on a later --deploy: the template by hash (its env holds plain
-    # [env] values and secret *references*), the endpoint settings as they are (ids, GPU types, counts)
-    tpl_hash = hashlib.sha256(json.dumps(tpl, sort_keys=True).encode()).hexdigest()[:12]
-    ep_settings = {k: v for k, v in ep.items() if k not in ("name", "templateId")}
-    tid = st.get("template_id")
-    eid = st.get("endpoint_id")
-
-    def make_template(name: str) -> str:
-        t = runpod.create_template(name=name, image_name=tpl["imageName"], docker_start_cmd=tpl["dockerArgs"] or None,
-                                   container_disk_in_gb=tpl["containerDiskInGb"], ports=tpl["ports"], env=env,
-                                   is_serverless=True)
-        st.update(template_id=t["id"], template_hash=tpl_hash)
-        ctx.state.save()
-        return str(t["id"])
-
-    if tid and st.get("template_hash") not in (None, tpl_hash):
-        # image, command, env or disk changed. RunPod template names are unique and the SDK cannot edit one:
-        # create the new version, then point the endpoint at it (its workers roll over to the new image)
-        name = f"{tpl['name']}-{tpl_hash[:8]}"
-        ctx.emit("progress", "deploy", f"the template changed since the last deploy: creating {name} and pointing "
-                 f"the endpoint at it (the old template {tid} stays; delete it in the console when done)")
-        tid = make_template(name)
-        if eid:
-            runpod.update_endpoint_template(eid, tid)
-    elif not tid:
-        tid = make_template(tpl["name"])
-    elif st.get("template_hash") is None:
-        st["template_hash"] = tpl_hash  # state from before hashes were kept: take what is deployed as current
-        ctx.state.save()
-    if eid:
-        old = st.get("endpoint_settings")
-        if old is None:
-            st["endpoint_settings"] = ep_settings
-            ctx.state.save()
-        elif old != ep_settings:
-            diff = ", ".join(f"{k} {old.get(k)!r} -> {ep_settings.get(k)!r}" for k in sorted(set(old) | set(ep_settings))
-                             if old.get(k) != ep_settings.get(k))
-            ctx.emit("progress", "deploy", f"WARNING: endpoint {eid} was created with other settings ({diff}). The runpod "
-                     "SDK cannot change an endpoint: edit it in the console (Serverless > the endpoint > Manage > Edit "
-                     "Endpoint; runpod-endpoint.json has the new values), or delete it and run --deploy again.")
-    if not eid:
-        e = runpod.create_endpoint(name=ep["name"], template_id=tid, gpu_ids=ep["gpuIds"],
-                                   network_volume_id=ep["networkVolumeId"] or None, locations=ep["locations"] or None,
-                                   idle_timeout=ep["idleTimeout"], scaler_type=ep["scalerType"],
-                                   scaler_value=ep["scalerValue"], workers_min=ep["workersMin"],
-                                   workers_max=ep["workersMax"], flashboot=ep.get("flashBootType") == "FLASHBOOT",
-                                   gpu_count=ep["gpuCount"])
-        eid = e["id"]
-        st.update(endpoint_id=eid, endpoint_settings=ep_settings)
-        ctx.state.save()
-    return f"https://{eid}.api.runpod.ai"
 
 
 # ------------------------------------------------------------------------------------------------ driver
@@ -868,10 +664,6 @@ def run(ctx: Context, confirm: Callable[[StepPreview], bool] | None = None) -> A
     for sid in order:
         if ctx.stop.is_set():
             raise ResumableError("stopped; state is saved.", hint="Run the same command again to continue.")
-        if sid == "base_urls" and deploy:
-            # the deploy may have produced the URL: rebuild what depends on it
-            ctx.spec = build_spec(ctx.plan, ctx.inputs.app, ctx.inputs.dockerfile.text if ctx.inputs.dockerfile
-                                  else None, ctx.opts, weights_source=ctx.weights_source, base_url=ctx.base_url)
         p = PREVIEW[sid](ctx)
         st = ctx.state.step(target, sid)
         fp = p.fingerprint()

@@ -23,7 +23,7 @@ def _q(v: object) -> str:
 
 
 def secret_id(spec: Any, name: str) -> str:
-    from .modal import slug
+    from ..naming import slug
 
     return f"{spec.slug}-{slug(name)}"
 

@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
+from typing import Any
 
+from ..deployment import PYTHON_IMAGE_HINTS, Deployment
 from ..gpus import TargetGpu, map_gpu
 from ..model import Finding, FlyApp, ScalingPlan, Service
+from ..naming import slug
+from .base import BaseTarget, GeneratedFile
 from .common import FLY_IDLE_EQUIVALENT_S, read_fly_scaling
 
-
-def slug(name: str) -> str:
-    return re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-") or "app"
+__all__ = ["TARGET", "ModalTarget", "slug"]
 
 
-class ModalTarget:
+class ModalTarget(BaseTarget):
     name = "modal"
     label = "Modal"
+    blurb = "serverless GPU containers; Python-defined app, per-second billing, Volumes for weights"
     weights_mount_root = None
 
     def map_gpu(self, kind: str, count: int) -> TargetGpu:
@@ -72,6 +76,79 @@ class ModalTarget:
 
     def placeholder_url(self, app_name: str) -> str:
         return f"https://<workspace>--flymigrate-{slug(app_name)}-serve.modal.run"
+
+    # ---- the deployment
+    def finalize(self, dep: Deployment, app: FlyApp) -> Deployment:
+        add_python = None
+        text = (dep.dockerfile_text or "") + " " + (dep.registry_image or "")
+        if not any(h in text.lower() for h in PYTHON_IMAGE_HINTS):
+            add_python = "3.11"
+        return replace(dep, add_python=add_python, volume_name=self.volume_name(dep.app_name))
+
+    def render(self, dep: Deployment, *, dockerfile_rel: str | None = None,
+               context_rel: str | None = None) -> list[GeneratedFile]:
+        from .modal_files import render_modal_app
+
+        return [GeneratedFile("modal_app.py", render_modal_app(dep, dockerfile_rel=dockerfile_rel,
+                                                               context_rel=context_rel))]
+
+    def plan_notes(self, dep: Deployment) -> dict[str, list[str]]:
+        if dep.dockerfile_text is not None:
+            src = f"the {'generated ' if dep.dockerfile_is_thin else ''}Dockerfile (modal.Image.from_dockerfile)"
+        elif dep.registry_image:
+            src = f"the registry image {dep.registry_image} (modal.Image.from_registry)"
+        else:
+            src = "a Dockerfile you add"
+        return {"dockerfile": [f"Modal builds the image from {src}"]}
+
+    def weights_needs(self) -> list[str]:
+        return ["MODAL_TOKEN_ID / MODAL_TOKEN_SECRET (or ~/.modal.toml from `modal token new`)"]
+
+    def secrets_summary(self, dep: Deployment, n_values: int) -> str:
+        return (f"Create the Modal secret {self.secret_name(dep.app_name)!r} with {n_values} value(s) through the "
+                "Modal API; modal_app.py references it by name")
+
+    def secrets_apply(self, ctx: Any, preview: Any) -> str:
+        values, _ = ctx.secret_values()
+        name = self.secret_name(ctx.dep.app_name)
+        _modal_create_secret(name, values)
+        ctx.pause()
+        return f"Modal secret {name!r} has {len(values)} key(s): {', '.join(sorted(values))}"
+
+    def deploy_commands(self, dep: Deployment) -> list[str]:
+        return ["modal deploy modal_app.py"]
+
+    def deploy(self, ctx: Any) -> str | None:
+        out = ctx.run_command(["modal", "deploy", "modal_app.py"])
+        m = re.search(r"https://[A-Za-z0-9.-]+\.modal\.(?:run|direct)", out)
+        return m.group(0) if m else None
+
+
+def _modal_create_secret(name: str, values: dict[str, Any]) -> None:
+    import modal
+    from modal.exception import NotFoundError
+
+    from ..errors import FlymigrateError, RemoteError, UserError
+    from ..redact import scrub_values
+
+    env = {k: v.reveal() for k, v in values.items()}
+    try:
+        create = getattr(modal.Secret, "_create_deployed", None)
+        if create is not None:
+            # what `modal secret create --force` calls: the secret holds exactly the export's values, also on a
+            # re-run after new values were supplied (objects.create(allow_existing=True) would keep old ones)
+            create(name, env, overwrite=True)
+        else:  # pragma: no cover - older/newer SDK without it
+            modal.Secret.objects.create(name, env, allow_existing=True)
+        modal.Secret.from_name(name, required_keys=sorted(env)).hydrate()
+    except NotFoundError:
+        raise UserError(f"the Modal secret {name!r} already exists without all of {', '.join(sorted(env))}.",
+                        hint=f"Delete it (`modal secret delete {name}`) and run apply again.") from None
+    except Exception as exc:  # the SDK's connection errors: never echo values (they are not in the message)
+        if isinstance(exc, FlymigrateError):
+            raise
+        raise RemoteError(f"creating the Modal secret {name!r} failed: {type(exc).__name__}: "
+                          f"{scrub_values(str(exc), env.values())}") from None
 
 
 TARGET = ModalTarget()

@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+from typing import Any
+
+from ..deployment import Deployment
 from ..gpus import TargetGpu, map_gpu
 from ..model import Finding, FlyApp, ScalingPlan, Service
+from ..naming import slug
+from .base import BaseTarget, GeneratedFile
 from .common import FLY_IDLE_EQUIVALENT_S, read_fly_scaling
-from .modal import slug
 
 
-class RunPodTarget:
+class RunPodTarget(BaseTarget):
     name = "runpod"
     label = "RunPod Serverless"
+    blurb = "serverless GPU workers from a Docker image; network volumes for weights"
     weights_mount_root = "/runpod-volume"
 
     def map_gpu(self, kind: str, count: int) -> TargetGpu:
@@ -61,6 +69,122 @@ class RunPodTarget:
 
     def placeholder_url(self, app_name: str) -> str:
         return "https://<ENDPOINT_ID>.api.runpod.ai"
+
+    # ---- the deployment
+    def finalize(self, dep: Deployment, app: FlyApp) -> Deployment:
+        # load-balancing workers: the server listens on PORT and answers GET /ping on PORT_HEALTH
+        return self.with_env(dep, {"PORT": str(dep.port), "PORT_HEALTH": str(dep.port)},
+                             "platform (RunPod load-balancing worker)")
+
+    def render(self, dep: Deployment, *, dockerfile_rel: str | None = None,
+               context_rel: str | None = None) -> list[GeneratedFile]:
+        from .runpod_files import render_runpod_spec
+
+        return [GeneratedFile("runpod-endpoint.json", render_runpod_spec(dep))]
+
+    def plan_notes(self, dep: Deployment) -> dict[str, list[str]]:
+        return {"dockerfile": [f"RunPod load-balancing worker: PORT={dep.port} and PORT_HEALTH={dep.port} in the "
+                               "endpoint's env; the health route (/ping) must answer 200 when ready"]}
+
+    def weights_needs(self) -> list[str]:
+        return ["the RunPod network volume id (--volume-id) and its datacenter (--datacenter), and "
+                "RUNPOD_S3_ACCESS_KEY_ID / RUNPOD_S3_SECRET_ACCESS_KEY"]
+
+    def weights_option_hint(self) -> str:
+        return "--volume-id ID --datacenter DC (the RunPod network volume)"
+
+    def weights_blocking(self, dep: Deployment) -> list[str]:
+        if not dep.datacenter:
+            return ["RunPod network volumes are reached per datacenter: pass --datacenter (e.g. EU-RO-1)"]
+        return []
+
+    def secrets_summary(self, dep: Deployment, n_values: int) -> str:
+        return ("Reference each secret as {{ RUNPOD_SECRET_<name> }} in the endpoint's env (RunPod has no "
+                "secrets API: add them in the console)")
+
+    def secrets_manual(self, dep: Deployment) -> list[str]:
+        return [f"{n}: create RunPod secret {n!r}, referenced as {{{{ RUNPOD_SECRET_{n} }}}}" for n in dep.secret_names]
+
+    def secrets_apply(self, ctx: Any, preview: Any) -> str:
+        return "add these secrets in the RunPod console: " + ", ".join(preview.secrets)
+
+    def deploy_commands(self, dep: Deployment) -> list[str]:
+        return ["runpod.create_template(name, image_name, ..., env={...}, is_serverless=True) + "
+                "runpod.create_endpoint(name, template_id, gpu_ids, ...) via RUNPOD_API_BASE_URL"]
+
+    def deploy(self, ctx: Any) -> str | None:
+        return _runpod_deploy(ctx)
+
+
+def _runpod_deploy(ctx: Any) -> str:
+    import runpod
+
+    from ..errors import UserError
+    from .runpod_files import runpod_spec
+
+    key = os.environ.get("RUNPOD_API_KEY")
+    if not key:
+        raise UserError("RUNPOD_API_KEY is not set; it is needed to create the endpoint.")
+    spec = runpod_spec(ctx.dep)
+    tpl, ep = spec["template"], spec["endpoint"]
+    env = {e["key"]: e["value"] for e in tpl["env"]}
+    for k, v in env.items():
+        if any(ch in v for ch in '"\\\n'):
+            raise UserError(f"env {k} holds a quote, backslash or newline, which the runpod SDK cannot send safely; "
+                            "create the template in the console instead.")
+    runpod.api_key = key
+    st = ctx.state.target("runpod")
+    # what was deployed, to notice a change on a later --deploy: the template by hash (its env holds plain
+    # [env] values and secret *references*), the endpoint settings as they are (ids, GPU types, counts)
+    tpl_hash = hashlib.sha256(json.dumps(tpl, sort_keys=True).encode()).hexdigest()[:12]
+    ep_settings = {k: v for k, v in ep.items() if k not in ("name", "templateId")}
+    tid = st.get("template_id")
+    eid = st.get("endpoint_id")
+
+    def make_template(name: str) -> str:
+        t = runpod.create_template(name=name, image_name=tpl["imageName"], docker_start_cmd=tpl["dockerArgs"] or None,
+                                   container_disk_in_gb=tpl["containerDiskInGb"], ports=tpl["ports"], env=env,
+                                   is_serverless=True)
+        st.update(template_id=t["id"], template_hash=tpl_hash)
+        ctx.state.save()
+        return str(t["id"])
+
+    if tid and st.get("template_hash") not in (None, tpl_hash):
+        # image, command, env or disk changed. RunPod template names are unique and the SDK cannot edit one:
+        # create the new version, then point the endpoint at it (its workers roll over to the new image)
+        name = f"{tpl['name']}-{tpl_hash[:8]}"
+        ctx.emit("progress", "deploy", f"the template changed since the last deploy: creating {name} and pointing "
+                 f"the endpoint at it (the old template {tid} stays; delete it in the console when done)")
+        tid = make_template(name)
+        if eid:
+            runpod.update_endpoint_template(eid, tid)
+    elif not tid:
+        tid = make_template(tpl["name"])
+    elif st.get("template_hash") is None:
+        st["template_hash"] = tpl_hash  # state from before hashes were kept: take what is deployed as current
+        ctx.state.save()
+    if eid:
+        old = st.get("endpoint_settings")
+        if old is None:
+            st["endpoint_settings"] = ep_settings
+            ctx.state.save()
+        elif old != ep_settings:
+            diff = ", ".join(f"{k} {old.get(k)!r} -> {ep_settings.get(k)!r}" for k in sorted(set(old) | set(ep_settings))
+                             if old.get(k) != ep_settings.get(k))
+            ctx.emit("progress", "deploy", f"WARNING: endpoint {eid} was created with other settings ({diff}). The runpod "
+                     "SDK cannot change an endpoint: edit it in the console (Serverless > the endpoint > Manage > Edit "
+                     "Endpoint; runpod-endpoint.json has the new values), or delete it and run --deploy again.")
+    if not eid:
+        e = runpod.create_endpoint(name=ep["name"], template_id=tid, gpu_ids=ep["gpuIds"],
+                                   network_volume_id=ep["networkVolumeId"] or None, locations=ep["locations"] or None,
+                                   idle_timeout=ep["idleTimeout"], scaler_type=ep["scalerType"],
+                                   scaler_value=ep["scalerValue"], workers_min=ep["workersMin"],
+                                   workers_max=ep["workersMax"], flashboot=ep.get("flashBootType") == "FLASHBOOT",
+                                   gpu_count=ep["gpuCount"])
+        eid = e["id"]
+        st.update(endpoint_id=eid, endpoint_settings=ep_settings)
+        ctx.state.save()
+    return f"https://{eid}.api.runpod.ai"
 
 
 TARGET = RunPodTarget()

@@ -51,7 +51,7 @@ def test_golden_json(name, app, target, tmp_path):
     r = run_cli("plan", str(work), "--to", target, "--format", "json", *extra, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     data = json.loads(r.stdout)
-    assert data["schema"] == "flymigrate/plan/v1"
+    assert data["schema"] == "flymigrate/plan/v2"
     assert [s["id"] for s in data["steps"]] == STEP_IDS
     text = json.dumps(data, indent=2, sort_keys=True).replace(str(tmp_path), "<TMP>") + "\n"
     gold = GOLDEN / f"{name}.{target}.json"

@@ -22,13 +22,11 @@ FAST = settings(max_examples=N, deadline=None, database=None, suppress_health_ch
 
 
 def apply_rewrite(text: str, app: str, new_base: str) -> str:
-    """What `apply` does to a file: every hit of this app (not fdaa literals) replaced, right to left."""
-    try:
-        from flymigrate.apply.engine import _apply_hits
-    except ImportError:  # pragma: no cover
-        pytest.skip("apply not present")
+    """What `apply` does to a file (and the deployment to an [env] value): the one URL rewriter."""
+    from flymigrate.scan import apply_hits
+
     hits, _ = find_in_text(text, app, "f")
-    return _apply_hits(text, [h for h in hits if h.kind != "fdaa"], new_base)
+    return apply_hits(text, [h for h in hits if h.kind != "fdaa"], new_base)
 
 
 # ------------------------------------------------------------------------------------------ URL rewriter

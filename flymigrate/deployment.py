@@ -1,0 +1,320 @@
+"""The Deployment: the whole of what will run on the target, decided once by the planner.
+
+``plan`` prints it, ``apply`` renders and executes exactly it (``Target.render(dep)`` gives the files,
+``Target.deploy`` the calls), ``compare`` prices it, the TUI shows it and ``verify`` checks it. Nothing
+downstream decides a fact of the deployment again (issue 12: "a fact decided in two places will drift").
+
+Pure: no I/O, no vendor SDK.
+
+Weights layout (a decision): when the source is a Hugging Face repo and the app reads a Hugging Face cache
+(``HF_HOME`` / ``HF_HUB_CACHE`` / a mount that *is* a cache dir), the files are laid out as that cache
+(``hub/models--ORG--NAME/snapshots/<sha>/...`` + ``refs/main``). The app then runs unchanged: it still asks for
+``ORG/NAME`` (so e.g. vLLM's served model name, which clients send, stays the same) and the Hub library finds
+every file locally. Pointing a model env var at a flat copy instead would change that name and break clients.
+Anything else is copied flat to where the app reads it.
+"""
+
+from __future__ import annotations
+
+import math
+import posixpath
+import re
+from dataclasses import dataclass, field
+
+from .model import FlyApp, Plan, ScalingPlan
+from .naming import slug
+from .scan import apply_hits, find_in_text
+
+DEFAULT_STARTUP_S = 1200  # model servers load tens of GB before they answer; 20 min like the research examples
+HF_DEFAULT_HOME = "/root/.cache/huggingface"
+# (ENTRYPOINT, CMD) of upstream images the corpus deploys as [build] image
+KNOWN_IMAGE_COMMANDS: tuple[tuple[str, tuple[tuple[str, ...], tuple[str, ...]]], ...] = (
+    ("ollama/ollama", (("/bin/ollama",), ("serve",))),
+    ("vllm/vllm-openai", (("python3", "-m", "vllm.entrypoints.openai.api_server"), ())),
+    ("ghcr.io/huggingface/text-generation-inference", (("text-generation-launcher",), ())),
+)
+PYTHON_IMAGE_HINTS = ("python", "pytorch", "vllm", "huggingface", "cog", "jupyter", "colab", "tensorflow")
+
+
+@dataclass(frozen=True)
+class WeightsLayout:
+    kind: str  # hf-cache | flat | none
+    mount_path: str | None  # where the volume is mounted in the container (the app's path)
+    subdir: str  # path inside the destination (posix, no leading/trailing slash; "" = root)
+    hf_repo: str | None = None  # ORG/NAME for hf-cache
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class DeployOptions:
+    """What the user told both ``plan`` and ``apply`` about the deployment (everything else comes from the app).
+
+    The same options give the same Deployment: ``plan --volume-id X`` shows exactly what ``apply --volume-id X``
+    writes."""
+
+    weights_from: str | None = None
+    base_url: str | None = None
+    volume_id: str | None = None
+    datacenter: str | None = None
+    bucket: str | None = None
+    endpoint_url: str | None = None
+    region: str | None = None
+    image: str | None = None
+    gpu_type: str | None = None  # the target's own GPU id, overriding the mapped one
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """The whole of what will run on the target. Built once (:func:`build_deployment`), read by everyone."""
+
+    app_name: str
+    slug: str
+    target: str
+    port: int
+    health_path: str | None
+    startup_timeout_s: int
+    env: tuple[tuple[str, str], ...]  # the container's env (plain values; secrets are in secret_refs)
+    secret_names: tuple[str, ...]
+    secret_refs: tuple[tuple[str, str], ...]  # (name, how the target references it)
+    gpu: str | None  # the target's GPU id; None = no GPU known (or CPU-only)
+    gpu_count: int
+    scaling: ScalingPlan | None
+    layout: WeightsLayout
+    weights_dest: str | None  # transfer URL of the destination root (placeholders filled when known)
+    # image
+    dockerfile_text: str | None  # the rewritten (or thin) Dockerfile, None when the registry image is used as is
+    dockerfile_name: str | None  # its file name next to the app (Dockerfile or Dockerfile.flymigrate)
+    dockerfile_is_thin: bool
+    registry_image: str | None
+    image_ref: str  # what Cloud Run / RunPod pull (placeholder when it must be built and pushed)
+    command: tuple[str, ...] | None  # the argv the container starts (ENTRYPOINT + CMD, Docker's rules)
+    add_python: str | None
+    cpus: int | None
+    memory_mb: int | None
+    region: str | None
+    volume_name: str | None  # Modal volume
+    bucket: str | None
+    volume_id: str | None
+    datacenter: str | None
+    hf_offline: bool
+    notes: tuple[str, ...] = field(default_factory=tuple)
+    # where each env value came from: (name, origin) - "fly.toml [env]", "weights", "platform", ...
+    env_origins: tuple[tuple[str, str], ...] = ()
+    build_args: tuple[tuple[str, str], ...] = ()
+    weights_source: str | None = None
+    url: str = ""  # the base URL clients will call (a marked placeholder until known)
+    url_is_placeholder: bool = True
+    auth_header: str | None = None  # the header clients must send, e.g. "Authorization: Bearer $RUNPOD_API_KEY"
+    gpu_reason: str = ""
+    gpu_label: str = ""
+
+    def env_map(self) -> dict[str, str]:
+        return dict(self.env)
+
+    def to_json(self) -> dict[str, object]:
+        """The Deployment as ``plan --format json`` carries it (schema flymigrate/plan/v2). Never a secret value."""
+        sc = self.scaling
+        return {
+            "target": self.target,
+            "app": self.app_name,
+            "image": {"dockerfile": self.dockerfile_name, "dockerfile_is_generated": self.dockerfile_is_thin,
+                      "registry_image": self.registry_image, "ref": self.image_ref,
+                      "build_args": dict(self.build_args), "add_python": self.add_python},
+            "command": list(self.command) if self.command else None,
+            "port": self.port,
+            "health_path": self.health_path,
+            "startup_timeout_s": self.startup_timeout_s,
+            "env": [{"name": k, "value": v, "origin": dict(self.env_origins).get(k, "fly.toml [env]")}
+                    for k, v in self.env],
+            "secrets": [{"name": n, "ref": r} for n, r in self.secret_refs],
+            "weights": {"source": self.weights_source, "destination": self.weights_dest,
+                        "layout": self.layout.kind, "mount_path": self.layout.mount_path,
+                        "subdir": self.layout.subdir, "hf_repo": self.layout.hf_repo, "note": self.layout.note},
+            "gpu": {"id": self.gpu, "count": self.gpu_count, "label": self.gpu_label, "why": self.gpu_reason},
+            "resources": {"cpus": self.cpus, "memory_mb": self.memory_mb},
+            "scaling": None if sc is None else {
+                "min": sc.min, "max": sc.max, "idle_timeout_s": sc.idle_timeout_s,
+                "max_concurrency": sc.max_concurrency, "target_concurrency": sc.target_concurrency,
+                "config": {k: v for k, v in sc.config}},
+            "region": self.region,
+            "url": self.url,
+            "url_is_placeholder": self.url_is_placeholder,
+            "auth_header": self.auth_header,
+            "notes": list(self.notes),
+        }
+
+
+# the name this object had before it became the planner's (kept for imports in tests and scripts)
+ServiceSpec = Deployment
+
+
+def hub_dir(env: dict[str, str]) -> str | None:
+    for k in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "TRANSFORMERS_CACHE"):
+        if env.get(k):
+            return env[k].rstrip("/")
+    if env.get("HF_HOME"):
+        return env["HF_HOME"].rstrip("/") + "/hub"
+    return None
+
+
+def under(path: str, root: str) -> str | None:
+    p = posixpath.normpath(path)
+    r = posixpath.normpath(root)
+    if p == r:
+        return ""
+    if p.startswith(r.rstrip("/") + "/"):
+        return p[len(r.rstrip("/")) + 1:]
+    return None
+
+
+def weights_layout(app: FlyApp, plan: Plan, source_url: str | None) -> WeightsLayout:
+    env = app.env_map
+    mount = plan.weights.mount_path
+    if source_url and source_url.startswith("hf://"):
+        repo = source_url[5:].split("@", 1)[0].strip("/")
+        hub = hub_dir(env)
+        if mount is None:
+            # no Fly volume: the app downloaded into its default cache at start; mount the volume there
+            home = env.get("HF_HOME", HF_DEFAULT_HOME).rstrip("/")
+            mount = home
+            hub = hub or home + "/hub"
+        elif hub is None and ("huggingface" in mount or mount.rstrip("/").endswith("/hub")):
+            hub = mount.rstrip("/") if mount.rstrip("/").endswith("/hub") else mount.rstrip("/") + "/hub"
+        rel = under(hub, mount) if hub else None
+        if rel is not None:
+            sub = "/".join(p for p in (rel, "models--" + repo.replace("/", "--")) if p)
+            return WeightsLayout("hf-cache", mount, sub, repo,
+                                 f"laid out as the Hugging Face cache under {hub} (the app is unchanged)")
+        return WeightsLayout("flat", mount, "", repo, f"copied flat to {mount}: point the app at that folder")
+    if mount is None and not source_url:
+        return WeightsLayout("none", None, "")
+    if mount is None:
+        mount = "/models"
+    sub = ""
+    for k, v in app.env:
+        rel = under(v, mount) if v.startswith("/") else None
+        if rel and k in ("MODEL_DIR", "MODELS_DIR", "MODEL_PATH", "MODELS_PATH", "WEIGHTS_DIR", "CHECKPOINT_DIR"):
+            sub = rel
+            break
+    return WeightsLayout("flat", mount, sub, None, f"copied to {posixpath.join(mount, sub) if sub else mount}")
+
+
+def fill_destination(url: str | None, opts: DeployOptions) -> str | None:
+    if url is None:
+        return None
+    if "<VOLUME_ID>" in url and opts.volume_id:
+        url = url.replace("<VOLUME_ID>", opts.volume_id)
+    if "<BUCKET>" in url and opts.bucket:
+        url = url.replace("<BUCKET>", opts.bucket)
+    return url
+
+
+def rewrite_env_urls(value: str, app_name: str | None, new_base: str | None) -> str:
+    """An [env] value with this app's Fly URLs pointed at the new base: the same hits and the same rewrite as
+    client files (never a plain ``str.replace``: ``admin-APP.fly.dev`` is another host)."""
+    if not new_base:
+        return value
+    hits, _ = find_in_text(value, app_name, "[env]")
+    return apply_hits(value, [h for h in hits if h.kind != "fdaa"], new_base)
+
+
+def server_command(df_text: str | None, image: str | None, *, thin_or_registry: bool) -> tuple[str, ...] | None:
+    """The argv the container starts: the image's ENTRYPOINT + CMD by Docker's rules."""
+    from .apply.rewrite import effective_command
+
+    ep, cmd = effective_command(df_text)
+    if image and thin_or_registry:
+        known = next((k for img, k in KNOWN_IMAGE_COMMANDS if image.startswith(img)), None)
+        if known is not None and ep is None:  # FROM <image> keeps its ENTRYPOINT, and its CMD unless we set one
+            ep = list(known[0])
+            cmd = cmd if cmd is not None else list(known[1])
+    return tuple((ep or []) + (cmd or [])) or None
+
+
+def build_deployment(plan: Plan, app: FlyApp, dockerfile_text: str | None, opts: DeployOptions,
+                     *, target) -> Deployment:  # type: ignore[no-untyped-def]
+    """Decide the deployment. ``target`` is the :class:`~flymigrate.targets.Target`; it adjusts what only it
+    knows (reserved env names, its URL and auth, its region) in :meth:`finalize`."""
+    from .apply.rewrite import RewriteContext, fix_env_value, rewrite_dockerfile, thin_dockerfile
+
+    app_name = app.app or "app"
+    s = slug(app_name)
+    svc = app.primary_service
+    port = svc.internal_port if svc and svc.internal_port else int(app.env_map.get("PORT", "8080") or 8080)
+    health = None
+    grace = 0.0
+    if svc:
+        for c in svc.checks:
+            if c.type == "http" and c.path and health is None:
+                health = c.path
+            grace = max(grace, c.grace_period_s or 0)
+    startup = max(DEFAULT_STARTUP_S, math.ceil(grace))
+    weights_source = opts.weights_from or (plan.weights.chosen.url if plan.weights.chosen else None)
+    layout = weights_layout(app, plan, weights_source)
+    notes: list[str] = []
+    volume_root = f"{target.weights_mount_root}/{s}" if target.weights_mount_root else None
+    ctx = RewriteContext(app, target.name, s, drop_baked=bool(weights_source), mount_path=layout.mount_path,
+                         runpod_mount=volume_root)
+    uses_gpu = plan.gpu is not None
+    df_text = None
+    df_name = None
+    thin = False
+    reg = None
+    if dockerfile_text is not None:
+        df_text = rewrite_dockerfile(dockerfile_text, ctx, uses_gpu=uses_gpu)
+        df_name = "Dockerfile"
+    elif app.build.image:
+        t = thin_dockerfile(app.build.image, ctx)
+        if t is not None:
+            df_text, df_name, thin = t, "Dockerfile", True
+        else:
+            reg = app.build.image
+    notes += ctx.notes
+    command = server_command(df_text, app.build.image, thin_or_registry=bool(app.build.image and (thin or reg)))
+    base_url = opts.base_url.rstrip("/") if opts.base_url else None
+    # env: [env] (IPv6 binds fixed, this app's Fly URLs rewritten once the new URL is known), then the weights
+    env: dict[str, str] = {}
+    origins: dict[str, str] = {}
+    for k, v in app.env:
+        env[k] = rewrite_env_urls(fix_env_value(v), app.app, base_url)
+        origins[k] = "fly.toml [env]" + (" (rewritten)" if env[k] != v else "")
+    for k, v in plan.weights.env:
+        env[k] = v
+        origins[k] = "weights (points the app at the mounted volume)"
+    if layout.kind == "hf-cache" and plan.weights.mount_path is None and "HF_HOME" not in env \
+            and hub_dir(env) is None:
+        env["HF_HOME"] = layout.mount_path or HF_DEFAULT_HOME
+        origins["HF_HOME"] = "weights (the volume is mounted at the Hugging Face cache)"
+    refs = tuple((sp.name, sp.target_ref) for sp in plan.secrets)
+    if opts.image:
+        image_ref = opts.image
+    elif reg and not reg.startswith("registry.fly.io/"):
+        image_ref = reg
+    else:
+        image_ref = target.image_placeholder(s)
+    gpu = plan.gpu.get("target_gpu") if plan.gpu and not plan.gpu.get("blocked") else None
+    count = int(plan.gpu.get("count", 1)) if plan.gpu else 0  # type: ignore[call-overload]
+    cpus = next((vm.cpus for vm in app.vms if vm.gpu is not None and vm.cpus), None) or \
+        next((vm.cpus for vm in app.vms if vm.cpus), None)
+    mem = next((vm.memory_mb for vm in app.vms if vm.gpu is not None and vm.memory_mb), None) or app.memory_mb
+    dest = fill_destination(plan.weights.destination_url, opts)
+    if dest is None and weights_source:
+        dest = fill_destination(target.weights_destination(app_name), opts)
+    url = base_url or target.placeholder_url(app_name)
+    dep = Deployment(
+        app_name=app_name, slug=s, target=target.name, port=port, health_path=health, startup_timeout_s=startup,
+        env=tuple(sorted(env.items())), secret_names=tuple(sp.name for sp in plan.secrets), secret_refs=refs,
+        gpu=gpu, gpu_count=count, scaling=plan.scaling, layout=layout, weights_dest=dest, dockerfile_text=df_text,
+        dockerfile_name=df_name, dockerfile_is_thin=thin, registry_image=reg, image_ref=image_ref,
+        command=command, add_python=None, cpus=cpus, memory_mb=mem, region=opts.region,
+        volume_name=None, bucket=opts.bucket, volume_id=opts.volume_id, datacenter=opts.datacenter,
+        hf_offline=False, notes=tuple(dict.fromkeys(notes)), env_origins=tuple(sorted(origins.items())),
+        build_args=app.build.args, weights_source=weights_source, url=url, url_is_placeholder=base_url is None,
+        gpu_reason=str(plan.gpu.get("reason") or "") if plan.gpu else "",
+        gpu_label=str(plan.gpu.get("target_label") or "") if plan.gpu else "",
+    )
+    return target.finalize(dep, app)
+
+
+def env_has_placeholder(value: str) -> bool:
+    return bool(re.search(r"<[A-Z_]+>", value))

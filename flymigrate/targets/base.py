@@ -1,0 +1,73 @@
+"""Defaults shared by the bundled targets (a target may override any of them)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..deployment import Deployment
+    from ..model import FlyApp
+
+
+@dataclass(frozen=True)
+class GeneratedFile:
+    """A file a target renders from the Deployment, and the apply step that writes it."""
+
+    name: str
+    text: str
+    mode: int | None = None
+    step: str = "scaling"
+
+
+class BaseTarget:
+    name = "base"
+    label = "base"
+    blurb = ""
+    weights_mount_root: str | None = None
+
+    def image_placeholder(self, slug: str) -> str:
+        return f"<REGISTRY>/{slug}:latest"
+
+    def finalize(self, dep: Deployment, app: FlyApp) -> Deployment:
+        return dep
+
+    def render(self, dep: Deployment, *, dockerfile_rel: str | None = None,
+               context_rel: str | None = None) -> list[GeneratedFile]:
+        return []
+
+    def plan_notes(self, dep: Deployment) -> dict[str, list[str]]:
+        """Per step id, lines the plan shows as "will change" that come from the platform itself."""
+        return {}
+
+    def weights_needs(self) -> list[str]:
+        return []
+
+    def weights_blocking(self, dep: Deployment) -> list[str]:
+        return []
+
+    def weights_option_hint(self) -> str:
+        return "a destination"
+
+    def secrets_summary(self, dep: Deployment, n_values: int) -> str:
+        return f"Create {len(dep.secret_names)} secret(s) on {self.label}."
+
+    def secrets_apply(self, ctx: Any, preview: Any) -> str:
+        return "nothing to do"
+
+    def secrets_manual(self, dep: Deployment) -> list[str]:
+        return []
+
+    def deploy_commands(self, dep: Deployment) -> list[str]:
+        return []
+
+    def deploy(self, ctx: Any) -> str | None:
+        return None
+
+    @staticmethod
+    def with_env(dep: Deployment, add: dict[str, str], origin: str, drop: tuple[str, ...] = ()) -> Deployment:
+        env = {k: v for k, v in dep.env if k not in drop}
+        env.update(add)
+        origins = {k: v for k, v in dep.env_origins if k not in drop}
+        origins.update({k: origin for k in add})
+        return replace(dep, env=tuple(sorted(env.items())), env_origins=tuple(sorted(origins.items())))
