@@ -264,7 +264,8 @@ def _weights_step(w: WeightsPlan, dep, target, checks: tuple[str, ...]) -> Step:
             line = (f"Mount the weights volume at {lay.mount_path} (fly.toml has no volume: the app downloaded "
                     "them at start; now they are read from the volume)")
         if target.weights_mount_root:
-            line += f" ({target.label} mounts the volume at {target.weights_mount_root}/{dep.slug})"
+            line += (f" ({target.label} mounts the network volume at {target.weights_mount_root}; this app's files "
+                     f"are under {target.weights_mount_root}/{dep.slug}, linked to {lay.mount_path})")
         if wenv:
             line += "; set " + ", ".join(wenv)
         changes.append(line)

@@ -6,7 +6,8 @@ import argparse
 import sys
 from typing import Any
 
-TARGETS = ("modal", "runpod", "cloudrun")
+from .targets import add_deploy_options, add_target_arg, deploy_options
+
 STEPS = ("weights", "dockerfile", "secrets", "base_urls", "scaling")
 
 
@@ -19,13 +20,11 @@ def add_parser(sub: Any) -> None:
         "APP_DIR/.flymigrate/ so it can be stopped and run again.",
     )
     p.add_argument("app_dir", nargs="?", default=".", metavar="APP_DIR", help="the Fly app folder (default: .)")
-    p.add_argument("--to", dest="target", required=True, choices=TARGETS, help="the target platform")
+    add_target_arg(p)
     p.add_argument("--yes", "-y", action="store_true", help="do not ask before each step (unattended)")
     p.add_argument("--dry-run", action="store_true", help="show the plan and change nothing (same as `plan`)")
     p.add_argument("--only", action="append", choices=STEPS, metavar="STEP", help="run only this step (repeatable)")
     p.add_argument("--skip", action="append", choices=STEPS, metavar="STEP", help="skip this step (repeatable)")
-    p.add_argument("--weights-from", metavar="SRC", help="the weights' source, overriding the plan's "
-                   "(hf://ORG/REPO[@REV], s3://BUCKET/PREFIX, a local folder, fly-volume://APP/VOLUME/)")
     p.add_argument("--base-url", metavar="URL", help="the new endpoint URL (else read after --deploy)")
     p.add_argument("--out", metavar="DIR", help="where generated files go (default: APP_DIR)")
     p.add_argument("--deploy", action="store_true", help="deploy after writing the config (shows the command first)")
@@ -34,12 +33,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--config", metavar="PATH", help="the fly.toml to read")
     p.add_argument("--gpu", metavar="KIND[:N]", help="the Fly GPU when fly.toml does not say")
     p.add_argument("--app", dest="app_name", metavar="NAME", help="the Fly app name, when fly.toml has none")
-    p.add_argument("--volume-id", metavar="ID", help="RunPod network volume id (fills <VOLUME_ID>)")
-    p.add_argument("--datacenter", metavar="DC", help="RunPod datacenter of the network volume (e.g. EU-RO-1)")
-    p.add_argument("--bucket", metavar="NAME", help="GCS bucket for the weights (fills <BUCKET>)")
-    p.add_argument("--region", metavar="REGION", help="Cloud Run region (default: nearest to primary_region)")
-    p.add_argument("--image", metavar="REF", help="the pushed image Cloud Run / RunPod pull (fills <REGISTRY>...)")
-    p.add_argument("--endpoint-url", metavar="URL", help="S3 endpoint for the weights destination/source")
+    add_deploy_options(p)
     p.add_argument("--state-dir", metavar="DIR", help="where transfer journals live (default: the global state dir)")
     p.set_defaults(run=run)
 
@@ -96,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
         from ..render import render
 
         plan = api.plan(args.app_dir, args.target, config_path=args.config, secrets_paths=args.secrets,
-                        code_dirs=args.code, gpu=args.gpu, base_url=args.base_url, app_name=args.app_name)
+                        code_dirs=args.code, gpu=args.gpu, app_name=args.app_name, options=deploy_options(args))
         sys.stdout.write(render(plan, "text", color=False))
         return 0
     interactive = sys.stdin.isatty() and sys.stdout.isatty()
@@ -107,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
                         weights_from=args.weights_from, base_url=args.base_url, out_dir=args.out, deploy=args.deploy,
                         volume_id=args.volume_id, datacenter=args.datacenter, bucket=args.bucket,
                         endpoint_url=args.endpoint_url, region=args.region, image=args.image,
-                        state_dir=args.state_dir)
+                        state_dir=args.state_dir, gpu_type=args.gpu_type)
     if args.out:
         import os
 

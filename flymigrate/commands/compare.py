@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 
-TARGETS = ("modal", "runpod", "cloudrun")
+from .targets import TargetChoices
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -21,7 +21,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     )
     p.add_argument("app_dir", nargs="?", default=".", metavar="APP_DIR", help="the Fly app folder (default: .)")
     p.add_argument("--config", metavar="PATH", help="the fly.toml to read (default: APP_DIR/fly.toml)")
-    p.add_argument("--to", dest="targets", action="append", choices=TARGETS,
+    p.add_argument("--to", dest="targets", action="append", choices=TargetChoices(), metavar="TARGET",
                    help="only compare this target (repeatable; default: all three)")
     p.add_argument("--gpu", metavar="KIND[:N]", help="the Fly GPU, overriding fly.toml (a10, l40s, a100-pcie-40gb, "
                    "a100-sxm4-80gb; :N for N GPUs)")

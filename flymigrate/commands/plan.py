@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 
-TARGETS = ("modal", "runpod", "cloudrun")
+from .targets import add_deploy_options, add_target_arg, deploy_options
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -17,7 +17,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         "migration plan (weights, Dockerfile, secrets, base URLs, scaling). Reads only; writes nothing but --out.",
     )
     p.add_argument("app_dir", nargs="?", default=".", metavar="APP_DIR", help="the Fly app folder (default: .)")
-    p.add_argument("--to", dest="target", required=True, choices=TARGETS, help="the target platform")
+    add_target_arg(p)
     p.add_argument("--config", metavar="PATH", help="the fly.toml to read (default: APP_DIR/fly.toml)")
     p.add_argument("--secrets", action="append", metavar="FILE", help="a secrets export: `fly secrets list --json`, "
                    "an env dump, or a .env / `fly secrets import` file (repeatable: names from one, values from another)")
@@ -27,6 +27,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
                    "a100-pcie-40gb, a100-sxm4-80gb)")
     p.add_argument("--base-url", metavar="URL", help="the new endpoint URL, when already known")
     p.add_argument("--app", dest="app_name", metavar="NAME", help="the Fly app name, when fly.toml has none")
+    add_deploy_options(p)
     p.add_argument("--format", choices=("text", "markdown", "json"), default="text")
     p.add_argument("--out", metavar="FILE", help="also write the report to FILE (atomically)")
     p.add_argument("--color", choices=("auto", "always", "never"), default="auto")
@@ -40,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     plan = api.plan(args.app_dir, args.target, config_path=args.config, secrets_paths=args.secrets,
-                    code_dirs=args.code, gpu=args.gpu, base_url=args.base_url, app_name=args.app_name)
+                    code_dirs=args.code, gpu=args.gpu, app_name=args.app_name, options=deploy_options(args))
     color = args.color == "always" or (args.color == "auto" and sys.stdout.isatty() and not os.environ.get("NO_COLOR"))
     sys.stdout.write(render(plan, args.format, color=color and args.format == "text"))
     if args.out:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-TARGETS = ("modal", "runpod", "cloudrun")
+from .targets import TargetChoices
 
 
 def add_parser(sub: Any) -> None:
@@ -17,7 +17,7 @@ def add_parser(sub: Any) -> None:
         "quit at any time and come back.",
     )
     p.add_argument("app_dir", nargs="?", default=".", metavar="APP_DIR", help="the Fly app folder (default: .)")
-    p.add_argument("--to", dest="target", choices=TARGETS, help="the target (you can change it in the walkthrough)")
+    p.add_argument("--to", dest="target", choices=TargetChoices(), metavar="TARGET", help="the target (you can change it in the walkthrough)")
     p.add_argument("--secrets", dest="secrets", action="append", metavar="FILE",
                    help="your `fly secrets` export (.env, env dump or `fly secrets list --json`); repeatable")
     p.add_argument("--code", dest="code", action="append", metavar="DIR",

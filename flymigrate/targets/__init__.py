@@ -96,3 +96,51 @@ def names() -> tuple[str, ...]:
 
 def is_target(name: str) -> bool:
     return name in _REGISTRY
+
+
+class _LiveNames(tuple):  # type: ignore[type-arg]
+    """The registered target names, read from the registry at each use (a target registered later shows up)."""
+
+    def __new__(cls) -> _LiveNames:
+        return super().__new__(cls)
+
+    def _t(self) -> tuple[str, ...]:
+        return names()
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(self._t())
+
+    def __len__(self) -> int:
+        return len(self._t())
+
+    def __getitem__(self, i):  # type: ignore[no-untyped-def]
+        return self._t()[i]
+
+    def __contains__(self, x: object) -> bool:
+        return x in self._t()
+
+    def __repr__(self) -> str:
+        return repr(self._t())
+
+    def index(self, x, *a):  # type: ignore[no-untyped-def]
+        return self._t().index(x, *a)
+
+
+class _AttrMap:
+    """name -> an attribute of that target (``labels["modal"] == "Modal"``), read live from the registry."""
+
+    def __init__(self, attr: str, default: Any = None) -> None:
+        self.attr, self.default = attr, default
+
+    def __getitem__(self, name: str) -> Any:
+        t = get_target(name)
+        v = getattr(t, self.attr, self.default)
+        return v if v is not None else (t.label if self.attr == "short_label" else v)
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self[name] if is_target(name) else default
+
+
+TARGETS = _LiveNames()
+LABELS = _AttrMap("label")
+SHORT_LABELS = _AttrMap("short_label")

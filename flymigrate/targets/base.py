@@ -23,6 +23,9 @@ class GeneratedFile:
 class BaseTarget:
     name = "base"
     label = "base"
+    short_label: str | None = None
+    compare_row: str | None = None  # the compare row that prices this target
+    weights_fields: tuple[str, ...] = ("from",)  # what the TUI's weights dialog asks for
     blurb = ""
     weights_mount_root: str | None = None
 

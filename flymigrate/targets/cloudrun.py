@@ -22,6 +22,9 @@ _CLOUDRUN_REGION = {"ord": "us-central1", "iad": "us-east4", "ewr": "us-east4", 
 class CloudRunTarget(BaseTarget):
     name = "cloudrun"
     label = "Google Cloud Run"
+    short_label = "Cloud Run"
+    compare_row = "cloudrun"
+    weights_fields = ("from", "bucket")
     blurb = "Knative services on Google Cloud with one GPU per instance; Cloud Storage for weights"
     weights_mount_root = None
 

@@ -19,6 +19,9 @@ __all__ = ["TARGET", "ModalTarget", "slug"]
 class ModalTarget(BaseTarget):
     name = "modal"
     label = "Modal"
+    short_label = "Modal"
+    compare_row = "modal"
+    weights_fields = ("from",)
     blurb = "serverless GPU containers; Python-defined app, per-second billing, Volumes for weights"
     weights_mount_root = None
 

@@ -18,6 +18,9 @@ from .common import FLY_IDLE_EQUIVALENT_S, read_fly_scaling
 class RunPodTarget(BaseTarget):
     name = "runpod"
     label = "RunPod Serverless"
+    short_label = "RunPod"
+    compare_row = "runpod-flex"
+    weights_fields = ("from", "volume_id", "datacenter", "endpoint_url")
     blurb = "serverless GPU workers from a Docker image; network volumes for weights"
     weights_mount_root = "/runpod-volume"
 

@@ -18,7 +18,8 @@ from textual.containers import Horizontal
 from textual.widgets import ContentSwitcher, Footer, Input, ListItem, ListView, RadioSet, Static
 
 from ..errors import FlymigrateError, Interrupted
-from ..model import STEP_IDS, TARGETS
+from ..model import STEP_IDS
+from ..targets import TARGETS
 from . import core
 from .messages import (
     PreviewsLoaded,

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import FlymigrateError, UserError
-from ..model import TARGETS, FlyApp, Plan, Step
+from ..model import FlyApp, Plan, Step
+from ..targets import LABELS, SHORT_LABELS, TARGETS, _AttrMap
 
 
 def _api() -> Any:
@@ -29,12 +30,12 @@ def _api() -> Any:
 
 
 
-TARGET_LABELS = {"modal": "Modal", "runpod": "RunPod Serverless", "cloudrun": "Google Cloud Run"}
-TARGET_SHORT = {"modal": "Modal", "runpod": "RunPod", "cloudrun": "Cloud Run"}
+TARGET_LABELS = LABELS
+TARGET_SHORT = SHORT_LABELS
 STEP_SHORT = {"weights": "Weights", "dockerfile": "Dockerfile", "secrets": "Secrets", "base_urls": "Base URLs",
               "scaling": "Scaling"}
 # compare.py row keys per target (RunPod: flex workers, the scale-to-zero mode)
-COMPARE_ROW = {"modal": "modal", "runpod": "runpod-flex", "cloudrun": "cloudrun"}
+COMPARE_ROW = _AttrMap("compare_row")
 
 
 @dataclass(frozen=True)
@@ -395,8 +396,7 @@ WEIGHTS_FIELDS: dict[str, tuple[str, str, str]] = {  # key -> (label, placeholde
     "endpoint_url": ("endpoint", "S3 endpoint (default: from the datacenter)", "--endpoint-url"),
     "bucket": ("bucket", "GCS bucket for the weights", "--bucket"),
 }
-FIELDS_BY_TARGET = {"modal": ("from",), "runpod": ("from", "volume_id", "datacenter", "endpoint_url"),
-                    "cloudrun": ("from", "bucket")}
+FIELDS_BY_TARGET = _AttrMap("weights_fields", ("from",))
 
 
 def weights_defaults(session: Session, target: str) -> dict[str, str]:

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from ..fsutil import atomic_write
-from ..model import STEP_IDS, TARGETS
+from ..model import STEP_IDS
+from ..targets import TARGETS
 from ..paths import app_state_dir, ensure_private_dir
 
 SCHEMA = "flymigrate/tui/v1"

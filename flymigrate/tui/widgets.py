@@ -13,7 +13,8 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.widgets import DataTable, Input, Label, ProgressBar, RadioButton, RadioSet, Static
 
-from ..model import STEP_IDS, TARGETS
+from ..model import STEP_IDS
+from ..targets import TARGETS
 from . import core
 from .state import StepProgress
 
