@@ -62,6 +62,7 @@ class DeployOptions:
     region: str | None = None
     image: str | None = None
     gpu_type: str | None = None  # the target's own GPU id, overriding the mapped one
+    weights_on_volume: bool = True  # False: the weights step does not run now (--skip weights), keep baked downloads
 
 
 @dataclass(frozen=True)
@@ -337,7 +338,11 @@ def build_deployment(plan: Plan, app: FlyApp, dockerfile_text: str | None, opts:
     layout = weights_layout(app, plan, weights_source, lookup)
     notes: list[str] = []
     volume_root = f"{target.weights_mount_root}/{s}" if target.weights_mount_root else None
-    ctx = RewriteContext(app, target.name, s, drop_baked=bool(weights_source), mount_path=layout.mount_path,
+    if weights_source and not opts.weights_on_volume:
+        notes.append("the weights step is skipped and has not run: weight downloads baked into the image are kept "
+                     "(dropping them would leave an image without weights and an empty volume)")
+    ctx = RewriteContext(app, target.name, s, drop_baked=bool(weights_source) and opts.weights_on_volume,
+                         mount_path=layout.mount_path,
                          runpod_mount=volume_root)
     uses_gpu = plan.gpu is not None
     df_text = None

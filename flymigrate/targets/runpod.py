@@ -118,6 +118,14 @@ class RunPodTarget(BaseTarget):
     def deploy(self, ctx: Any) -> str | None:
         return _runpod_deploy(ctx)
 
+    def credentials(self, step: str) -> tuple[str, ...]:
+        return ("RUNPOD_API_KEY (a RunPod API key)",) if step == "deploy" else ()
+
+    def credentials_missing(self, step: str, env: dict[str, str]) -> str | None:
+        if step == "deploy" and not env.get("RUNPOD_API_KEY"):
+            return "RUNPOD_API_KEY is not set; it is needed to create the endpoint (RunPod console > Settings > API Keys)."
+        return None
+
 
 def _runpod_deploy(ctx: Any) -> str:
     import runpod
