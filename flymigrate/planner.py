@@ -82,9 +82,26 @@ def resolve_gpu(inp: PlanInputs) -> tuple[GpuSpec | None, list[Finding]]:
                                 f"{h.origin}, so {h.kind} x{h.count} is assumed. Confirm with --gpu {h.kind}.",
                                 h.where))
         return h, findings
-    findings.append(Finding("warning", "no-gpu", "fly.toml sets no GPU (it may have been given on the command line "
-                            "or with `fly scale vm`). Pass --gpu KIND[:N] (one of "
-                            f"{', '.join(FLY_GPU_KINDS)}) to plan the GPU.", inp.app.config_path))
+    # nothing names a GPU: does the image look like a GPU workload (CUDA base, an inference server)?
+    import re
+
+    df = inp.dockerfile
+    image_text = " ".join([inp.app.build.image or ""] + (df.base_images() if df else []))
+    gpu_re = re.compile(r"cuda|nvidia|cudnn|vllm|text-generation-inference|tgi|ollama|comfy|diffusers|torch|"
+                        r"tensorrt|triton|whisper|llama", re.I)
+    looks_gpu = bool(gpu_re.search(image_text)) or bool(df and re.search(r"cuda|nvidia", df.text, re.I))
+    if looks_gpu:
+        findings.append(Finding("warning", "no-gpu", "fly.toml sets no GPU, yet the image looks like a GPU workload "
+                                f"({(image_text.strip() or 'CUDA in the Dockerfile')[:80]}); the GPU was probably "
+                                "given on the command line or with `fly scale vm`. Pass --gpu KIND[:N] (one of "
+                                f"{', '.join(FLY_GPU_KINDS)}) to plan it.", inp.app.config_path))
+        return None, findings
+    # a CPU app: say what that means on each target instead of asking for a GPU it never had
+    findings.append(Finding("info", "cpu-only", "no GPU anywhere (fly.toml, the image, its scripts): the app runs on "
+                            "CPU. Modal: a function with no gpu= runs on CPU containers; RunPod Serverless: a CPU "
+                            "endpoint (computeType CPU, docs.runpod.io/api-reference/endpoints/POST/endpoints); "
+                            "Cloud Run: a plain service (CPU is its default). Pass --gpu KIND if it did use a GPU.",
+                            inp.app.config_path))
     return None, findings
 
 

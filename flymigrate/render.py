@@ -90,6 +90,21 @@ def step_changes(plan: Plan, step: Step) -> tuple[str, ...]:
     return tuple(fix.get(c, c) for c in step.changes)
 
 
+def shown_steps(plan: Plan) -> tuple[Step, ...]:
+    """The steps as shown to a person. A CPU-only app (finding ``cpu-only``) needs no GPU kind: its scaling step
+    is ready on CPU instead of asking for ``--gpu``."""
+    if not any(f.code == "cpu-only" for f in plan.findings):
+        return plan.steps
+    from dataclasses import replace
+
+    out = []
+    for s in plan.steps:
+        if s.id == "scaling" and s.status == "manual" and all("--gpu" in n for n in s.needs):
+            s = replace(s, status="ready", needs=(), changes=("CPU only: no GPU on any target",) + s.changes)
+        out.append(s)
+    return tuple(out)
+
+
 def shown_findings(plan: Plan) -> list[Finding]:
     """The findings worth listing once: a finding that only repeats another (the missing app name said twice)
     is dropped."""
@@ -113,7 +128,10 @@ def gpu_line(plan: Plan) -> tuple[str, str | None, str]:
         return (f"{g['fly_kind']} x{g['count']} ({g['vram_gb']} GB) -> {target}: {fit}", str(g["reason"] or ""),
                 "green" if g["fits"] else "red")
     if any(f.code == "cpu-only" for f in plan.findings):
-        return ("none: the app runs on CPU (no GPU in fly.toml, the image or its scripts)", None, "")
+        where = {"modal": "a Modal function with no gpu=", "runpod": "a RunPod CPU endpoint (computeType CPU)",
+                 "cloudrun": "a plain Cloud Run service (no GPU annotation)"}[plan.target]
+        return (f"none: the app runs on CPU (no GPU in fly.toml, the image or its scripts); here that is {where}",
+                None, "")
     return ("unknown: pass --gpu KIND[:N]", None, "yellow")
 
 
@@ -202,10 +220,16 @@ def render_text(plan: Plan, *, color: bool = False, width: int | None = None,
     add(f"flymigrate plan: {plan.app or '(unnamed app)'} -> {label} (a dry run: nothing is changed)", "bold")
     add()
     # the short summary first: app, GPU, scaling, URL, and what is ready, needs you or is blocked (and why)
-    pad = 11
-    app_origin = next((f.message for f in plan.findings if f.code == "app-name-derived"), None)
-    add(f"{'App':<{pad}}{plan.app or '(no name: pass --app NAME)'}"
-        + (f" ({app_origin})" if app_origin else ""), extra_indent=pad)
+    pad = 14
+    codes = {f.code for f in plan.findings}
+    app_note = " (guessed: fly.toml has no `app`; see the note below)" if "app-name-derived" in codes else ""
+    add(f"{'App':<{pad}}{plan.app or '(no name: pass --app NAME)'}{app_note}", extra_indent=pad)
+    if "no-fly-toml" in codes:
+        add(f"{'Config':<{pad}}no fly.toml: planned from the Dockerfile (the assumptions are in the warning below)",
+            extra_indent=pad)
+    above = next((f for f in plan.findings if f.code == "config-found-above"), None)
+    if above is not None:
+        add(f"{'Config':<{pad}}{above.message.split(': ', 1)[-1]}", extra_indent=pad)
     gpu, reason, style = gpu_line(plan)
     add(f"{'GPU':<{pad}}{gpu}", extra_indent=pad)
     if reason:
@@ -216,16 +240,17 @@ def render_text(plan: Plan, *, color: bool = False, width: int | None = None,
             extra_indent=pad)
     add(f"{'New URL':<{pad}}{plan.base_url}" + ("  (placeholder until the endpoint exists)"
                                                 if plan.base_url_is_placeholder else ""), extra_indent=pad)
+    steps = shown_steps(plan)
     for head, statuses, style in (("Ready", ("ready",), "green"), ("Nothing to do", ("nothing_to_do",), "dim")):
-        names = [f"{i} {SHORT_NAMES[s.id]}" for i, s in enumerate(plan.steps, 1) if s.status in statuses]
+        names = [f"{i} {SHORT_NAMES[s.id]}" for i, s in enumerate(steps, 1) if s.status in statuses]
         if names:
             add(f"{head:<{pad}}{', '.join(names)}", extra_indent=pad)
     for head, status, style in (("Needs you", "manual", "yellow"), ("Blocked", "blocked", "red bold")):
-        items = [(i, s) for i, s in enumerate(plan.steps, 1) if s.status == status]
+        items = [(i, s) for i, s in enumerate(steps, 1) if s.status == status]
         for k, (i, s) in enumerate(items):
             add(f"{(head if k == 0 else ''):<{pad}}{i} {SHORT_NAMES[s.id]}: {_why(s)}", extra_indent=pad)
     add()
-    for i, step in enumerate(plan.steps, start=1):
+    for i, step in enumerate(steps, start=1):
         out.append(st(f"{i}. {step.title}", "bold") + "  " + st(f"[{STATUS_MARK[step.status]}]",
                                                                  _status_style(step.status)))
         add(f"   {step.summary}")
@@ -301,10 +326,10 @@ def render_markdown(plan: Plan, invocation: dict[str, object] | None = None) -> 
     out.append("")
     out.append("| # | Step | Status | Summary |")
     out.append("|---|---|---|---|")
-    for i, step in enumerate(plan.steps, start=1):
+    for i, step in enumerate(shown_steps(plan), start=1):
         out.append(f"| {i} | {step.title} | **{STATUS_MARK[step.status]}** | {_md_escape(step.summary)} |")
     out.append("")
-    for i, step in enumerate(plan.steps, start=1):
+    for i, step in enumerate(shown_steps(plan), start=1):
         out.append(f"## {i}. {step.title} ({STATUS_MARK[step.status].lower()})")
         out.append("")
         out.append(_md_escape(step.summary))
