@@ -483,7 +483,7 @@ def preview_secrets(ctx: Context) -> StepPreview:
         src = exports[-1] if exports else "secrets.env"
         p.summary = (f"Secret Manager: {len(names)} secret(s) referenced with secretKeyRef; create-secrets.sh creates "
                      "them reading the values on stdin.")
-        p.commands.append(f"./create-secrets.sh < {src}")
+        p.commands.append(f"{_from_cwd(path)} < {shlex_quote(src)}")  # both paths work from where the user is
         p.notes += [f"{n} -> Secret Manager secret {secret_id(spec, n)!r}" for n in names]
     return p
 
@@ -679,11 +679,30 @@ def deploy_command(ctx: Context) -> tuple[list[str] | None, str]:
                   "runpod.create_endpoint(name, template_id, gpu_ids, ...) via RUNPOD_API_BASE_URL")
 
 
+def _from_cwd(path: Path) -> str:
+    """A script's path as a command typed in the current folder (``./x.sh``, ``app/x.sh``), shell-quoted."""
+    import os
+
+    try:
+        rel = os.path.relpath(path)
+    except ValueError:  # another drive (Windows)
+        rel = str(path)
+    if not rel.startswith(("/", ".")) and os.sep not in rel:
+        rel = "./" + rel
+    return shlex_quote(rel)
+
+
+def shlex_quote(s: str) -> str:
+    import shlex
+
+    return shlex.quote(s)
+
+
 def preview_deploy(ctx: Context) -> StepPreview:
     _, shown = deploy_command(ctx)
     cmds = [shown]
     if ctx.plan.target == "cloudrun" and ctx.plan.secrets:
-        cmds.insert(0, "./create-secrets.sh < (the export's values, on stdin)")
+        cmds.insert(0, f"{_from_cwd(ctx.out_dir / 'create-secrets.sh')} < (the export's values, on stdin)")
     p = StepPreview("deploy", TITLES["deploy"], "ready", f"Deploy to {ctx.plan.target}: {shown}", commands=cmds)
     for c in generated_configs(ctx):
         p.data[c.rel] = sha256_text(c.new)  # a changed config is deployed again

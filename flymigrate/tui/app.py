@@ -60,8 +60,10 @@ class FlymigrateApp(App[int]):
     ]
 
     def __init__(self, app_dir: Path, *, target: str | None = None, secrets_paths: list[str] | None = None,
-                 code_dirs: list[str] | None = None) -> None:
+                 code_dirs: list[str] | None = None, config_path: str | None = None, gpu: str | None = None,
+                 app_name: str | None = None) -> None:
         super().__init__()
+        self.input_options = {"config_path": config_path, "gpu": gpu, "app_name": app_name}
         self.app_dir = app_dir
         self.cli_secrets_paths = list(secrets_paths or [])
         self.code_dirs = list(code_dirs or [])
@@ -101,6 +103,7 @@ class FlymigrateApp(App[int]):
     def _load_session(self) -> None:
         try:
             session = core.load_session(self.app_dir, secrets_paths=self.secrets_paths, code_dirs=self.code_dirs,
+                                        **self.input_options,
                                         preview_targets=(self.target,) if self.target else (),
                                         base_urls={t: tp.base_url for t, tp in self.saved.targets.items()
                                                    if tp.base_url})
@@ -673,8 +676,10 @@ class FlymigrateApp(App[int]):
 
 
 def create_app(app_dir: str | Path = ".", *, target: str | None = None, secrets_paths: list[str] | None = None,
-               code_dirs: list[str] | None = None) -> FlymigrateApp:
+               code_dirs: list[str] | None = None, config_path: str | None = None, gpu: str | None = None,
+               app_name: str | None = None) -> FlymigrateApp:
     """The one factory, shared by ``flymigrate tui`` and the tests."""
     if target is not None and target not in TARGETS:
         raise ValueError(f"unknown target {target!r}")
-    return FlymigrateApp(Path(app_dir), target=target, secrets_paths=secrets_paths, code_dirs=code_dirs)
+    return FlymigrateApp(Path(app_dir), target=target, secrets_paths=secrets_paths, code_dirs=code_dirs,
+                         config_path=config_path, gpu=gpu, app_name=app_name)

@@ -49,6 +49,9 @@ class Session:
     inputs_read: tuple[tuple[str, str], ...]
     secrets_paths: tuple[str, ...] = ()
     code_dirs: tuple[str, ...] = ()
+    config_path: str | None = None  # --config, --gpu, --app as given to `flymigrate tui`
+    gpu: str | None = None
+    app_name: str | None = None
     # apply's per-step previews (flymigrate.apply.StepPreview) per target; refreshed after a step runs
     previews: dict[str, dict[str, Any]] = field(default_factory=dict)
     preview_errors: dict[str, str] = field(default_factory=dict)
@@ -58,12 +61,19 @@ class Session:
     def name(self) -> str:
         return self.app.app or self.app_dir.resolve().name
 
+    def api_kwargs(self) -> dict[str, Any]:
+        """What every api call of this session passes on: the inputs exactly as the user gave them."""
+        return {"secrets_paths": list(self.secrets_paths) or None, "code_dirs": list(self.code_dirs) or None,
+                "config_path": self.config_path, "gpu": self.gpu, "app_name": self.app_name}
+
 
 def load_session(app_dir: Path, *, secrets_paths: list[str] | None = None,
                  code_dirs: list[str] | None = None, preview_targets: tuple[str, ...] = (),
-                 base_urls: dict[str, str] | None = None) -> Session:
+                 base_urls: dict[str, str] | None = None, config_path: str | None = None, gpu: str | None = None,
+                 app_name: str | None = None) -> Session:
     """Read the app once and plan it for every target (reads only)."""
-    inp = _api().load_inputs(app_dir, secrets_paths=secrets_paths or None, code_dirs=code_dirs or None)
+    inp = _api().load_inputs(app_dir, secrets_paths=secrets_paths or None, code_dirs=code_dirs or None,
+                             config_path=config_path, gpu=gpu, app_name=app_name)
     plans = {t: _api().build_plan(inp, t) for t in TARGETS}
     comparison = None
     attach = getattr(_api(), "attach_comparison", None)  # the cost / cold-start model, as `flymigrate plan` adds it
@@ -75,7 +85,7 @@ def load_session(app_dir: Path, *, secrets_paths: list[str] | None = None,
     session = Session(app_dir=app_dir, app=inp.app, plans=plans, comparison=comparison,
                       dockerfile_text=inp.dockerfile.text if inp.dockerfile else None, inputs_read=inp.inputs,
                       secrets_paths=tuple(secrets_paths or ()), code_dirs=tuple(code_dirs or ()),
-                      base_urls=dict(base_urls or {}))
+                      base_urls=dict(base_urls or {}), config_path=config_path, gpu=gpu, app_name=app_name)
     for t in preview_targets:
         session.previews[t], err = load_previews(session, t)
         if err:
@@ -96,8 +106,7 @@ def load_previews(session: Session, target: str) -> tuple[dict[str, Any], str | 
     try:
         previews = _api().preview(session.app_dir, target,
                                options=ApplyOptions(target=target, base_url=session.base_urls.get(target) or None),
-                               secrets_paths=list(session.secrets_paths) or None,
-                               code_dirs=list(session.code_dirs) or None)
+                               **session.api_kwargs())
     except FlymigrateError as err:
         return {}, err.message
     return {p.step: p for p in previews}, None
@@ -365,8 +374,7 @@ def run_step(session: Session, target: str, step_id: str, stop: threading.Event 
 
     options = ApplyOptions(target=target, only=(step_id,), yes=True, base_url=session.base_urls.get(target) or None)
     result = _api().apply(session.app_dir, target, options=options,
-                       stop=stop, secrets_paths=list(session.secrets_paths) or None,
-                       code_dirs=list(session.code_dirs) or None)
+                       stop=stop, **session.api_kwargs())
     outcome = next((o for o in result.outcomes if o.step == step_id), None)
     if outcome is None:
         return "nothing to do"
@@ -421,7 +429,7 @@ def weights_preview(session: Session, target: str, fields: dict[str, str]) -> An
     if not apply_available():
         return None
     previews = _api().preview(session.app_dir, target, options=_weights_options(target, fields),
-                           secrets_paths=list(session.secrets_paths) or None, code_dirs=list(session.code_dirs) or None)
+                           **session.api_kwargs())
     return previews[0] if previews else None
 
 
@@ -444,8 +452,7 @@ def run_weights(session: Session, target: str, fields: dict[str, str], stop: thr
         raise UserError("this build cannot move the weights from the walkthrough (`flymigrate apply` is not "
                         "installed).", hint="Use `flymigrate transfer SRC DST`, then press m to mark the step done.")
     result = _api().apply(session.app_dir, target, options=_weights_options(target, fields), reporter=on_event,
-                       stop=stop, secrets_paths=list(session.secrets_paths) or None,
-                       code_dirs=list(session.code_dirs) or None)
+                       stop=stop, **session.api_kwargs())
     outcome = next((o for o in result.outcomes if o.step == "weights"), None)
     if outcome is None:
         return "nothing to do"
