@@ -15,7 +15,6 @@ from .gpus import GPU_SIZE_PRESETS, normalise_gpu_kind
 from .model import Dockerfile, Finding, FlyApp, GpuSpec, Plan, SecretsExport
 from .parse.dockerfile import env_names, load_dockerfile
 from .parse.flytoml import load_fly_config
-from .parse.secrets import load_secrets, merge_exports
 from .planner import PlanInputs, build_plan, parse_gpu_arg
 from .scan import scan_paths
 
@@ -301,6 +300,8 @@ def load_inputs(
     # secrets
     export: SecretsExport | None = None
     if secrets_paths:
+        from .parse.secrets import load_secrets, merge_exports  # only with --secrets: start-up time
+
         image_env = env_names(df) if df else []
         exports = [load_secrets(Path(p), env_names=app.env_map.keys(), image_env_names=image_env, display=p)
                    for p in secrets_paths]
