@@ -243,7 +243,9 @@ class FlymigrateApp(App[int]):
         if message.target == self.target and self.screen_stack:
             self._refresh_weights_panel()
             if message.error:
-                self.notify(message.error, severity="error", timeout=6)
+                from rich.markup import escape
+
+                self.notify(escape(message.error), severity="error", timeout=6)  # `[name]` is text, not markup
 
     def _refresh_nav(self) -> None:
         for sid in STEP_IDS:
@@ -529,10 +531,27 @@ class FlymigrateApp(App[int]):
         self._q(f"#page-{self.page}", StepPage).show_progress(progress)
         self._refresh_nav()
 
+    def _blockers(self, sid: str) -> list[str]:
+        """Why this step cannot run now (empty: it can): the plan's blocked status or apply's preview."""
+        if self.session is None or self.target is None:
+            return []
+        step = self.session.plans[self.target].step(sid)
+        out = list(step.cannot[:1] or step.needs) if step.status == "blocked" else []
+        preview = (self.weights_previews.get(self.target) if sid == "weights"
+                   else self.session.previews.get(self.target, {}).get(sid))
+        out += [b for b in getattr(preview, "blocking", None) or [] if b not in out]
+        return out
+
     def action_run_step(self) -> None:
         if self.session is None or self.target is None or self.page not in STEP_IDS:
             return
         sid = self.page
+        blockers = self._blockers(sid)
+        if blockers:  # nothing to confirm: say what is missing instead of offering to run
+            hint = ("Fill in the fields above (Enter refreshes the preview), then press r again." if sid == "weights"
+                    else "Give what is listed (the field above, or the flymigrate command line), then press r again.")
+            self.show_error(f"{core.STEP_SHORT[sid]}: blocked", "; ".join(blockers), hint)
+            return
         if sid == "weights":
             if self.transfer_stop is not None:
                 return

@@ -147,6 +147,21 @@ def fmt_duration(s: float | None) -> str:
     return f"{s}s"
 
 
+COMPARE_TARGET = {"modal": "modal", "runpod-flex": "runpod", "runpod-active": "runpod", "cloudrun": "cloudrun"}
+
+
+def is_vllm(session: Session) -> bool:
+    text = " ".join([session.app.build.image or "", session.dockerfile_text or ""]).lower()
+    return "vllm" in text
+
+
+def server_neutral(session: Session, text: str) -> str:
+    """Advice worded for the app's own server: vLLM flags only for a vLLM app (a whisper app has none)."""
+    if is_vllm(session) or "vLLM" not in text:
+        return text
+    return text.replace("e.g. vLLM --max-num-seqs, a semaphore", "e.g. a semaphore or the server's own limit")
+
+
 def findings_sorted(plan: Plan) -> list[Any]:
     order = {"error": 0, "warning": 1, "info": 2}
     return sorted(plan.findings, key=lambda f: order.get(f.severity, 3))
@@ -175,7 +190,7 @@ def target_facts(session: Session) -> list[tuple[str, dict[str, str]]]:
         return f"{s.min}-{s.max}{idle}{conc}"
 
     def lost(_t: str, p: Plan) -> str:
-        items = [c for st in p.steps for c in st.cannot]
+        items = [server_neutral(session, c) for st in p.steps for c in st.cannot]
         return "; ".join(items) if items else "nothing"
 
     def manual(_t: str, p: Plan) -> str:
@@ -187,12 +202,19 @@ def target_facts(session: Session) -> list[tuple[str, dict[str, str]]]:
     row("Steps needing you", manual)
     c = session.comparison
     if c is not None:
+        warm_n = getattr(getattr(c, "inputs", None), "warm_instances", 0) or 0
+
         def cost(t: str, _p: Plan) -> str:
             try:
                 r = c.row(COMPARE_ROW[t])
             except KeyError:
                 return "n/a"
-            return f"${r.monthly_scale_to_zero:,.0f}/month" if r.monthly_scale_to_zero is not None else "n/a"
+            parts = []
+            if warm_n >= 1 and r.monthly_warm is not None:  # min >= 1: what fly.toml's warm capacity costs
+                parts.append(f"${r.monthly_warm:,.0f}/month with {r.warm_instances} always on")
+            if r.monthly_scale_to_zero is not None:
+                parts.append(f"${r.monthly_scale_to_zero:,.0f}/month scaling to zero")
+            return "; ".join(parts) or "n/a"
 
         def cold(t: str, _p: Plan) -> str:
             try:
@@ -201,7 +223,7 @@ def target_facts(session: Session) -> list[tuple[str, dict[str, str]]]:
                 return "n/a"
             return f"~{r.cold_start_s:.0f}s" if r.cold_start_s is not None else "n/a"
 
-        row("Cost (scale to zero)", cost)
+        row("Cost" if warm_n >= 1 else "Cost (scale to zero)", cost)
         row("Cold start", cold)
     row("What is lost", lost)
     return rows
