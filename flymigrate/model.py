@@ -5,7 +5,12 @@ Target-specific types never leak in here (kompose's lesson): targets translate *
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # type checkers see the standard decorator
+    from dataclasses import dataclass, field
+else:  # start-up time: no exec per generated method (flymigrate/_dataclass.py)
+    from ._dataclass import dataclass, field
 from typing import Literal
 
 Severity = Literal["error", "warning", "info"]

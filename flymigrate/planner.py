@@ -8,7 +8,12 @@ what will change, what it needs from the user, what cannot translate, and the ma
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # type checkers see the standard decorator
+    from dataclasses import dataclass, field
+else:  # start-up time: no exec per generated method (flymigrate/_dataclass.py)
+    from ._dataclass import dataclass, field
 
 from . import dockerplan, weights
 from .checklists import load_steps

@@ -480,10 +480,15 @@ def preview_secrets(ctx: Context) -> StepPreview:
         p.changes.append(FileChange(_shown(ctx, path), path, cur, render_create_secrets(spec), mode=0o755,
                                     generated=True))
         exports = [v for k, v in ctx.plan.inputs if k == "secrets"]
-        src = exports[-1] if exports else "secrets.env"
+        valued = [e for e in exports if not e.endswith(".json")] or exports[-1:]  # `fly secrets list --json`: names
+        src = valued[-1] if valued else "secrets.env"
         p.summary = (f"Secret Manager: {len(names)} secret(s) referenced with secretKeyRef; create-secrets.sh creates "
                      "them reading the values on stdin.")
-        p.commands.append(f"{_from_cwd(path)} < {shlex_quote(src)}")  # both paths work from where the user is
+        if len(valued) > 1:  # values spread over several exports: feed them all  (paths work from where the user is)
+            cats = "; echo; ".join(f"cat {shlex_quote(v)}" for v in valued)  # echo: a file may lack its last newline
+            p.commands.append(f"({cats}) | {_from_cwd(path)}")
+        else:
+            p.commands.append(f"{_from_cwd(path)} < {shlex_quote(src)}")
         p.notes += [f"{n} -> Secret Manager secret {secret_id(spec, n)!r}" for n in names]
     return p
 

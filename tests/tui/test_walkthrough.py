@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import HF_TOKEN_VALUE, ROOT, SIZE, plain, screen_text, settle
+from .conftest import HF_TOKEN_VALUE, ROOT, SECRETS, SIZE, plain, screen_text, settle
 
 pytestmark = pytest.mark.anyio
 
@@ -105,7 +105,10 @@ async def test_step_preview_confirm_run_result_checks(make_app: Any, workdir: Pa
     expected_preview = {"dockerfile": "-RUN ldconfig", "secrets": "API_KEY",
                         "base_urls": "client/chat.py:5: https://acme-chat.fly.dev",
                         "scaling": "scaledown_window=300"}[step]
-    app = make_app()
+    extra = workdir / "extra.env"  # every value known: a blocked step offers no Run (test_first_contact.py)
+    extra.write_text("API_KEY=sk-test-not-a-real-key\n")
+    extra.chmod(0o600)
+    app = make_app(secrets=[*SECRETS, "extra.env"])
     async with app.run_test(size=SIZE) as pilot:
         await settle(app, pilot)
         await pilot.press(str(["weights", "dockerfile", "secrets", "base_urls", "scaling"].index(step) + 1))
