@@ -300,7 +300,10 @@ class StepPage(Page):
         t.append(f"[{STATUS_LABEL.get(status, status)}]",
                  style=styles["lost"] if status in ("blocked", "failed") else styles["needs"]
                  if status in ("manual", "paused", "running") else styles["diff-add"])
-        t.append(f"\n{core.server_neutral(session, step.summary)}")
+        summary = core.server_neutral(session, step.summary)
+        if status == "done":  # the plan's counts describe the app before the step ran
+            summary = f"Before this step ran: {summary}"
+        t.append(f"\n{summary}")
         head.update(t)
         self.query_one(".step-why", Static).update(Text(core.step_why(self.step_id), style="italic"))
         self.query_one(".step-preview", Static).update(

@@ -227,7 +227,8 @@ async def test_dockerfile_step_runs_flymigrate_apply_for_real(make_app: Any, wor
         await settle(app, pilot)
         assert type(app.screen).__name__ != "ErrorScreen"
         assert "Done" in plain(app.query_one("#page-dockerfile .step-result"))
-        assert "[done]" in plain(app.query_one("#page-dockerfile .step-head"))  # not "[ready]" any more
+        head = plain(app.query_one("#page-dockerfile .step-head"))
+        assert "[done]" in head and "Before this step ran: Dockerfile" in head  # not "[ready]", "5 to fix"
         # the preview now shows what is left to change: nothing
         assert "-RUN ldconfig" not in plain(app.query_one("#page-dockerfile .step-preview"))
     assert "\nRUN ldconfig" not in dockerfile.read_text()
