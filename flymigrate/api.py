@@ -76,6 +76,20 @@ def find_config(app_dir: Path, config: Path | None = None, *, upward: bool = Tru
                       "--gpu KIND.")
 
 
+def app_root(app_dir: Path, config_path: str | Path | None = None) -> Path:
+    """The folder apply works in (state, backups, rewrites): APP_DIR, or the parent folder its fly.toml was found
+    in when run from a subfolder (as ``load_inputs`` reads it)."""
+    if not app_dir.is_dir():
+        return app_dir.parent
+    if config_path:
+        return app_dir
+    try:
+        cfg = find_config(app_dir)
+    except (ConfigError, UserError):
+        return app_dir
+    return cfg.parent if cfg.parent.resolve() != app_dir.resolve() else app_dir
+
+
 def _display(path: Path, base: Path) -> str:
     try:
         return os.path.relpath(path, base).replace(os.sep, "/")
@@ -389,7 +403,7 @@ def _apply_setup(app_dir: str | Path, target: str, options, *, config_path=None,
     inp = load_inputs(app_dir, config_path=config_path, secrets_paths=secrets_paths, code_dirs=code_dirs, gpu=gpu,
                       app_name=app_name)
     d = Path(app_dir)
-    root = d if d.is_dir() else d.parent
+    root = app_root(d, config_path)
     inp = pristine_inputs(inp, root)
     return root, inp, build_plan(inp, target, base_url=options.base_url)
 

@@ -37,6 +37,9 @@ def run(args: argparse.Namespace) -> int:
     app_dir = Path(args.app_dir)
     if not app_dir.is_dir():
         raise UserError(f"the app folder {app_dir} does not exist.", hint="Pass the folder that holds fly.toml.")
+    from ..api import app_root
+
+    app_dir = app_root(app_dir, args.config)  # from a subfolder: the folder fly.toml was found in
     # deferred: textual costs ~120 ms to import, and only this command needs it
     from ..tui.app import create_app
 
