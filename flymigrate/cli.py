@@ -99,10 +99,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except FlymigrateError as err:
         from .redact import redact
 
-        from .textfmt import output_width, wrap
-
         msg = f"flymigrate: error: {redact(str(err))}"
-        print("\n".join(wrap(msg, output_width(sys.stderr), extra_indent=2)), file=sys.stderr)
+        if sys.stderr.isatty():  # wrapped for a person; one line in logs and pipes, where grep reads it
+            from .textfmt import output_width, wrap
+
+            msg = "\n".join(wrap(msg, output_width(sys.stderr), extra_indent=2))
+        print(msg, file=sys.stderr)
         return err.exit_code
     except KeyboardInterrupt:
         print("\nflymigrate: interrupted; state is saved, run the same command again to continue.", file=sys.stderr)

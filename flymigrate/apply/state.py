@@ -65,7 +65,7 @@ class ApplyState:
         ensure_private_dir(self.dir)
         ignore = self.dir / ".gitignore"
         if not ignore.exists():  # state and backups are this machine's, not the repository's: keep `git status` clean
-            atomic_write(ignore, "# written by flymigrate: its state and backups stay out of git\n*\n", mode=0o644)
+            atomic_write(ignore, "# written by flymigrate: its state and backups stay out of git\n*\n", mode=0o600)
         atomic_write(self.path, json.dumps(self.data, indent=2, sort_keys=True) + "\n", mode=0o600)
 
 

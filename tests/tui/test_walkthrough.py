@@ -144,7 +144,7 @@ async def test_step_without_executor_shows_a_readable_panel(make_app: Any, monke
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
         await settle(app, pilot)
-        await pilot.press("3", "r", "y")
+        await pilot.press("2", "r", "y")  # (step 3 is blocked here: it would explain that instead)
         await settle(app, pilot)
         assert type(app.screen).__name__ == "ErrorScreen"
         text = screen_text(app)
@@ -152,7 +152,7 @@ async def test_step_without_executor_shows_a_readable_panel(make_app: Any, monke
         assert "mark the step done" in plain(app.screen.query_one("#error-hint"))
         await pilot.press("escape")
         await pilot.pause()
-        assert app.saved.progress("modal").steps["secrets"].status == "todo"
+        assert app.saved.progress("modal").steps["dockerfile"].status == "todo"
 
 
 async def test_missing_fly_toml_is_an_error_panel_not_a_traceback(make_app: Any, workdir: Path) -> None:
