@@ -80,41 +80,17 @@ def _process(cls: type, *, init: bool, repr: bool, eq: bool, frozen: bool) -> ty
             setattr(cls, attr, fn)
 
     if init:
-        init_names = tuple(n for n in names if fields[n].init)
-        n_init = len(init_names)
-        defaults = {n: fields[n].default for n in init_names if fields[n].default is not MISSING}
-        factories = {n: fields[n].default_factory for n in init_names if fields[n].default_factory is not MISSING}
-        no_init = tuple((n, fields[n]) for n in names if not fields[n].init)
+        init_fields = tuple(fields[n] for n in names if fields[n].init)
+        no_init = tuple(fields[n] for n in names if not fields[n].init)
         has_post = hasattr(cls, "__post_init__")
-        assign = object.__setattr__
 
         def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
-            if len(args) > n_init:
-                raise TypeError(f"__init__() takes {n_init + 1} positional arguments but {len(args) + 1} were given")
-            for name, value in zip(init_names, args):
-                assign(self, name, value)
-            for name in init_names[len(args):]:
-                if name in kwargs:
-                    value = kwargs.pop(name)
-                elif name in defaults:
-                    value = defaults[name]
-                elif name in factories:
-                    value = factories[name]()  # type: ignore[misc]
-                else:
-                    raise TypeError(f"__init__() missing 1 required positional argument: {name!r}")
-                assign(self, name, value)
-            if kwargs:
-                bad = next(iter(kwargs))
-                if bad in init_names:
-                    raise TypeError(f"__init__() got multiple values for argument {bad!r}")
-                raise TypeError(f"__init__() got an unexpected keyword argument {bad!r}")
-            for name, f in no_init:
-                if f.default is not MISSING:
-                    assign(self, name, f.default)
-                elif f.default_factory is not MISSING:
-                    assign(self, name, f.default_factory())  # type: ignore[misc]
-            if has_post:
-                self.__post_init__()
+            # compiled on the first instance, not at import: most classes are never built by one `plan` run,
+            # and the ones that are (compare builds thousands of rows) get a straight-line __init__
+            real = _compile_init(cls, init_fields, no_init, frozen, has_post)
+            if cls.__dict__.get("__init__") is __init__:
+                cls.__init__ = real  # type: ignore[misc]
+            real(self, *args, **kwargs)
 
         set_new("__init__", __init__)
 
@@ -178,6 +154,51 @@ def _process(cls: type, *, init: bool, repr: bool, eq: bool, frozen: bool) -> ty
     if not getattr(cls, "__doc__", None):
         cls.__doc__ = f"{cls.__name__}({', '.join(names)})"
     return cls
+
+
+_HAS_FACTORY = object()
+
+
+def _compile_init(cls: type, init_fields: tuple[Field[Any], ...], no_init: tuple[Field[Any], ...], frozen: bool,
+                  has_post: bool) -> Any:
+    """The same ``__init__`` the standard library writes (positional-or-keyword parameters, defaults,
+    factories, ``object.__setattr__`` for frozen classes), compiled once."""
+    glb: dict[str, Any] = {"__object_setattr": object.__setattr__, "__HAS_FACTORY": _HAS_FACTORY}
+    params, body = ["self"], []
+
+    def store(name: str, value: str) -> str:
+        return f"__object_setattr(self, {name!r}, {value})" if frozen else f"self.{name} = {value}"
+
+    for f in init_fields:
+        n = f.name
+        if f.default is not MISSING:
+            glb[f"__dflt_{n}"] = f.default
+            params.append(f"{n}=__dflt_{n}")
+            body.append(store(n, n))
+        elif f.default_factory is not MISSING:
+            glb[f"__fact_{n}"] = f.default_factory
+            params.append(f"{n}=__HAS_FACTORY")
+            body.append(store(n, f"__fact_{n}() if {n} is __HAS_FACTORY else {n}"))
+        else:
+            params.append(n)
+            body.append(store(n, n))
+    for f in no_init:
+        n = f.name
+        if f.default is not MISSING:
+            glb[f"__dflt_{n}"] = f.default
+            body.append(store(n, f"__dflt_{n}"))
+        elif f.default_factory is not MISSING:
+            glb[f"__fact_{n}"] = f.default_factory
+            body.append(store(n, f"__fact_{n}()"))
+    if has_post:
+        body.append("self.__post_init__()")
+    src = f"def __init__({', '.join(params)}):\n" + "".join(f"    {b}\n" for b in body or ["pass"])
+    ns: dict[str, Any] = {}
+    exec(src, glb, ns)  # noqa: S102  # built from field names only, as the standard library does
+    fn = ns["__init__"]
+    fn.__qualname__ = f"{cls.__qualname__}.__init__"
+    fn.__module__ = cls.__module__
+    return fn
 
 
 def _thread_id() -> int:

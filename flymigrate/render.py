@@ -194,8 +194,12 @@ def next_steps(plan: Plan, inv: dict[str, object] | None = None) -> list[tuple[s
     if plan.gpu is None and not any(f.code == "cpu-only" for f in plan.findings):
         out.append(("Say which Fly GPU the app ran on (a10, l40s, a100-pcie-40gb, a100-sxm4-80gb):", None))
         extra += ["--gpu", "KIND"]
+    if plan.app is None and not (inv or {}).get("app_name"):
+        out.append(("Name the Fly app (fly.toml has none; its URLs are found by it):", None))
+        extra += ["--app", "NAME"]
     if extra:
-        out.append(("Plan again with it:", _command("plan", plan.target, inv, extra)))
+        out.append(("Plan again with it:" if len(extra) <= 2 else "Plan again with them:",
+                    _command("plan", plan.target, inv, extra)))
     blocked = [s for s in plan.steps if s.status == "blocked"]
     how = "previews each step and asks before it changes anything; state is kept, so it can be re-run"
     if plan.base_url_is_placeholder and plan.step("base_urls").status == "manual":
