@@ -1127,12 +1127,12 @@ def _plain_table(headers: tuple[str, ...] | list[str], body: list[list[str]]) ->
 
 
 def _render_text(c: Comparison, details: bool = True, width: int | None = None) -> str:
-    from .textfmt import DEFAULT_WIDTH, table_or_list, wrap_all
+    from .textfmt import DEFAULT_WIDTH, table_or_list, wrap, wrap_all
 
     width = width or DEFAULT_WIDTH
     out = _header_lines(c)
     for w in _shown_warnings(c):
-        out.append(f"WARNING: {w}")
+        out += wrap(f"WARNING: {w}", width, extra_indent=9)
     out.append("")
     out.append(_traffic_line(c))
     out.append("Assumptions:")

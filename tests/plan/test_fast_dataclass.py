@@ -94,6 +94,6 @@ def test_unsupported_options_are_refused_not_ignored():
 def test_the_plan_path_uses_it_and_a_plan_still_replaces_fields(tmp_path):
     from flymigrate import model
 
-    assert model.Finding.__init__.__module__ == "flymigrate._dataclass"
+    assert model.dataclass is _dataclass.dataclass
     f = model.Finding("info", "x", "m")
     assert dataclasses.replace(f, where="fly.toml:1").where == "fly.toml:1"
