@@ -25,12 +25,21 @@ MAX_SCRIPT_BYTES = 1024 * 1024
 
 
 def _dangling(p: Path) -> ConfigError | None:
+    """A fly.toml that is a symbolic link leading nowhere (dangling, or a loop), said as such."""
     if p.is_symlink() and not p.exists():
         try:
             dest = os.readlink(p)
         except OSError:
             dest = "?"
-        return ConfigError(f"{p} is a symbolic link to {dest}, which does not exist (a dangling link).",
+        try:
+            os.stat(p)
+            what = "which cannot be read"
+        except OSError as exc:
+            import errno
+
+            what = ("which leads back to itself (a symbolic link loop)" if exc.errno == errno.ELOOP
+                    else "which does not exist (a dangling link)")
+        return ConfigError(f"{p} is a symbolic link to {dest}, {what}.",
                            hint="Fix or remove the link, or point at the real file with --config PATH.")
     return None
 
