@@ -182,7 +182,7 @@ def target_facts(session: Session) -> list[tuple[str, dict[str, str]]]:
     def gpu(_t: str, p: Plan) -> str:
         g = p.gpu or {}
         if not g:
-            return "no GPU in fly.toml"
+            return "CPU only (no GPU)" if any(f.code == "cpu-only" for f in p.findings) else "no GPU in fly.toml"
         fit = "fits" if g.get("fits") else ("BLOCKED" if g.get("blocked") else "does not fit")
         return f"{g.get('target_gpu')}, {g.get('target_vram_gb', '?')} GB, {fit}"
 

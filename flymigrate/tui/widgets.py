@@ -106,11 +106,16 @@ class OverviewPage(Page):
         def head(s: str) -> None:
             t.append(f"\n{s}\n", style=styles["heading"])
 
+        codes = {f.code for f in plan.findings}
         t.append(f"{session.name}", style="bold")
-        t.append(f"  (fly.toml{', ' + app.primary_region if getattr(app, 'primary_region', None) else ''})\n")
+        source = "no fly.toml: read from the Dockerfile" if "no-fly-toml" in codes else "fly.toml"
+        t.append(f"  ({source}{', ' + app.primary_region if getattr(app, 'primary_region', None) else ''})\n")
         gpu = app.gpu
         t.append("GPU       ")
-        t.append(f"{gpu.kind} x{gpu.count}" if gpu else "none found", style="bold" if gpu else styles["needs"])
+        if gpu is None and "cpu-only" in codes:
+            t.append("none: the app runs on CPU", style="bold")
+        else:
+            t.append(f"{gpu.kind} x{gpu.count}" if gpu else "none found", style="bold" if gpu else styles["needs"])
         if gpu and gpu.where:
             t.append(f"  ({gpu.where})")
         t.append("\nVolume    ")
