@@ -167,13 +167,19 @@ def run(args: argparse.Namespace) -> int:
                         secrets_paths=args.secrets, code_dirs=args.code, gpu=args.gpu, app_name=args.app_name)
     finally:
         signal.signal(signal.SIGTERM, old)
+    from ..render import SHORT_NAMES
+    from ..textfmt import output_width, wrap
+
+    width = output_width(sys.stdout)
     print(f"flymigrate apply -> {args.target}:")
     for o in res.outcomes:
-        print(f"  {o.step:<10} {o.status:<13} {o.message}")
+        for line in wrap(f"  {o.step:<11}{o.status.replace('_', ' '):<14}{o.message}", width, extra_indent=25):
+            print(line)
     if res.base_url:
         print(f"  new URL: {res.base_url}")
     if res.blocked:
-        print(f"Blocked: {', '.join(res.blocked)}. Fix what is listed and run the same command again.",
-              file=sys.stderr)
+        names = ", ".join(SHORT_NAMES.get(b, b) for b in res.blocked)
+        print(f"Blocked: {names} (why: above). Fix what is listed and run the same command again; finished steps "
+              "are not redone.", file=sys.stderr)
         return 2
     return 0
