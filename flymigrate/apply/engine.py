@@ -477,11 +477,15 @@ def preview_secrets(ctx: Context) -> StepPreview:
                           ".env file and pass it with --secrets")
     p.summary = ctx.target.secrets_summary(spec, len(values)) + "."
     p.changes += generated_configs(ctx, "secrets")
+    exports = [v for k, v in ctx.plan.inputs if k == "secrets"]
+    valued = [e for e in exports if not e.endswith(".json")] or exports[-1:]  # `fly secrets list --json`: names
     for c in p.changes:
-        if c.rel.endswith(".sh"):
-            exports = [v for k, v in ctx.plan.inputs if k == "secrets"]
-            src = os.path.relpath(exports[-1]) if exports else "secrets.env"
-            p.commands.append(f"{os.path.relpath(c.path)} < {src}")
+        if c.rel.endswith(".sh"):  # a script that reads the values on stdin: a command that works from here
+            if len(valued) > 1:  # values spread over several exports: feed them all
+                cats = "; echo; ".join(f"cat {shlex_quote(v)}" for v in valued)  # a file may lack its last newline
+                p.commands.append(f"({cats}) | {_from_cwd(c.path)}")
+            else:
+                p.commands.append(f"{_from_cwd(c.path)} < {shlex_quote(valued[-1] if valued else 'secrets.env')}")
     p.notes += ctx.target.secrets_manual(spec)
     return p
 
@@ -594,6 +598,23 @@ def preview_scaling(ctx: Context) -> StepPreview:
 
 
 # ------------------------------------------------------------------------------------------------ deploy
+
+
+def _from_cwd(path: Path) -> str:
+    """A script's path as a command typed in the current folder (``./x.sh``, ``app/x.sh``), shell-quoted."""
+    try:
+        rel = os.path.relpath(path)
+    except ValueError:  # another drive (Windows)
+        rel = str(path)
+    if not rel.startswith(("/", ".")) and os.sep not in rel:
+        rel = "./" + rel
+    return shlex_quote(rel)
+
+
+def shlex_quote(s: str) -> str:
+    import shlex
+
+    return shlex.quote(s)
 
 
 def preview_deploy(ctx: Context) -> StepPreview:
