@@ -106,6 +106,9 @@ def analyze(
         issues.append(DockerIssue("processes", "[processes] commands replaced CMD per process group; the served "
                                   "group's command becomes the image CMD.", app.config_path, None,
                                   "write CMD for the HTTP process group", cmd_auto))
+    for c in COMMAND.checks(app, ctx):  # a shim / IPv6 bind / $FLY_* inside fly.toml's own commands
+        issues.append(DockerIssue(c.rule.kind, "fly.toml's command " + c.rule.message.format(
+            what=c.what, keyword="it").replace("it runs", "runs"), app.config_path, None, c.rule.fix_text, c.auto))
     if REGISTRY.detect(app):
         issues.append(DockerIssue("registry", f"{app.build.image} lives in Fly's private registry.",
                                   app.build.where, None, "re-push to a registry the target can pull", False))

@@ -157,7 +157,8 @@ class CommandRule:
             kinds.append("processes")
         return kinds
 
-    def lines(self, app: FlyApp) -> list[str]:
+    def raw_lines(self, app: FlyApp) -> list[str]:
+        """The ENTRYPOINT / CMD lines exactly as fly.toml gives the commands."""
         lines: list[str] = []
         if app.experimental_entrypoint:
             lines.append(f"{MARK} [experimental] entrypoint from fly.toml (Fly set it at deploy time)")
@@ -175,6 +176,35 @@ class CommandRule:
             lines.append(f"{MARK} [experimental] cmd from fly.toml (Fly set it at deploy time)")
             lines.append(f"CMD {_json_cmd(app.experimental_cmd)}")
         return lines
+
+    def lines(self, app: FlyApp, ctx: RewriteContext | None = None) -> list[str]:
+        """The lines written: fly.toml's commands go through the same text rules as the Dockerfile's own
+        (a shim, an IPv6 bind or a $FLY_* variable in a [processes] command is fixed too)."""
+        ctx = ctx or RewriteContext(app, "", app.app or "app", False)
+        out: list[str] = []
+        for ln, fixed in self._fixed(app, ctx):
+            out += fixed if fixed is not None else [ln]
+        return out
+
+    def _fixed(self, app: FlyApp, ctx: RewriteContext) -> list[tuple[str, list[str] | None]]:
+        res = []
+        for ln in self.raw_lines(app):
+            if ln.startswith(MARK):
+                res.append((ln, None))
+                continue
+            kw, args = ln.split(" ", 1)
+            res.append((ln, fix_instruction(kw, args, ln, ctx, app.config_path)))
+        return res
+
+    def checks(self, app: FlyApp, ctx: RewriteContext) -> list[Check]:
+        """Text-rule findings in fly.toml's commands, and whether the written lines are free of them."""
+        out: list[Check] = []
+        scratch = RewriteContext(app, ctx.target, ctx.app_slug, ctx.drop_baked)
+        for ln, fixed in self._fixed(app, scratch):
+            if not ln.startswith(MARK):
+                kw, args = ln.split(" ", 1)
+                out += check_instruction(kw, args, 0, fixed)
+        return out
 
     def fixed_in(self, app: FlyApp, dockerfile_text: str | None) -> bool:
         want = [ln for ln in self.lines(app) if not ln.startswith(MARK)]
@@ -198,9 +228,9 @@ COMMAND = CommandRule()
 REGISTRY = RegistryRule()
 
 
-def explicit_command_lines(app: FlyApp) -> list[str]:
+def explicit_command_lines(app: FlyApp, ctx: RewriteContext | None = None) -> list[str]:
     """ENTRYPOINT / CMD lines that make fly.toml's deploy-time overrides explicit."""
-    return COMMAND.lines(app)
+    return COMMAND.lines(app, ctx)
 
 
 def files_lines(app: FlyApp, ctx: RewriteContext) -> list[str]:
@@ -225,7 +255,7 @@ def _replacements(df: Dockerfile, lines: list[str], ctx: RewriteContext, uses_gp
     out: dict[int, tuple[int, list[str]]] = {}
     final_from = max((i for i, ins in enumerate(df.instructions) if ins.keyword == "FROM"), default=None)
     cuda_swap = NO_CUDA.detect(df, uses_gpu) is not None  # the same decision the plan shows
-    explicit = COMMAND.lines(ctx.app)
+    explicit = COMMAND.lines(ctx.app, ctx)
     first_cmd_final = None
     for idx, ins in enumerate(df.instructions):
         start, end = ins.line - 1, ins.end_line  # [start, end)
@@ -266,7 +296,7 @@ def rewrite_dockerfile(text: str, ctx: RewriteContext, *, uses_gpu: bool, shown:
     extra_before_cmd = FILES.lines(ctx.app, ctx) + runpod_link_lines(ctx)
     already = set(lines)
     extra_before_cmd = _only_new(extra_before_cmd, already)
-    cmd_lines = _only_new(COMMAND.lines(ctx.app), already)
+    cmd_lines = _only_new(COMMAND.lines(ctx.app, ctx), already)
     inserted = False
     while i < len(lines):
         if first_cmd_final is not None and i == first_cmd_final and extra_before_cmd and not inserted:
@@ -318,7 +348,7 @@ def _only_new(block: list[str], existing: set[str]) -> list[str]:
 
 def thin_dockerfile(image: str, ctx: RewriteContext) -> str | None:
     """For ``[build] image`` apps: a Dockerfile ``FROM <image>`` carrying what must change, or None if nothing must."""
-    body = FILES.lines(ctx.app, ctx) + runpod_link_lines(ctx) + COMMAND.lines(ctx.app)
+    body = FILES.lines(ctx.app, ctx) + runpod_link_lines(ctx) + COMMAND.lines(ctx.app, ctx)
     if not body:
         return None
     head = [f"{MARK} generated for [build] image = {image!r} in fly.toml: the image itself is unchanged;",
