@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 
 from .model import DockerIssue, Dockerfile, FlyApp
-from .rewrite import COMMAND, FILES, NO_CUDA, REGISTRY, dockerfile_checks, rewrite_dockerfile, thin_dockerfile
+from .rewrite import COMMAND, FILES, NO_CUDA, REGISTRY, rewrite_dockerfile_checked, thin_dockerfile
 from .rules import (  # noqa: F401  (re-exported: other modules import these from here)
     BAKED_RE,
     BUNDLES_CUDA_RE,
@@ -57,14 +57,15 @@ def analyze(
     issues: list[DockerIssue] = []
     # the very Dockerfile apply writes: whole-file fixes are checked against it
     written: str | None = None
+    df_checks: list = []
     if df is not None:
-        written = rewrite_dockerfile(df.text, RewriteContext(app, "", ctx.app_slug, drop_baked), uses_gpu=uses_gpu,
-                                     shown=df.path)
+        written, df_checks = rewrite_dockerfile_checked(df.text, RewriteContext(app, "", ctx.app_slug, drop_baked),
+                                                        uses_gpu=uses_gpu, shown=df.path, parsed=df)
     elif app.build.image:
         written = thin_dockerfile(app.build.image, RewriteContext(app, "", ctx.app_slug, drop_baked))
     # --- the Dockerfile itself
     if df is not None:
-        for idx, checks in dockerfile_checks(df, ctx, uses_gpu=uses_gpu):
+        for idx, checks in df_checks:
             ins = df.instructions[idx]
             for c in checks:
                 issues.append(DockerIssue(c.rule.kind, c.rule.message.format(what=c.what, keyword=ins.keyword),

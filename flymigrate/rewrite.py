@@ -44,7 +44,7 @@ from .rules import (
 
 __all__ = [
     "CUDA_BASE", "MARK", "RewriteContext", "effective_command", "fix_env_value", "fix_fly_vars", "fix_ipv6",
-    "fly_value", "rewrite_dockerfile", "thin_dockerfile", "rewrite_script", "dockerfile_checks", "script_checks",
+    "fly_value", "rewrite_dockerfile", "rewrite_dockerfile_checked", "thin_dockerfile", "rewrite_script", "dockerfile_checks", "script_checks",
     "explicit_command_lines", "files_lines", "runpod_link_lines", "served_process_command", "NO_CUDA", "FILES",
     "COMMAND", "REGISTRY",
 ]
@@ -279,15 +279,26 @@ def _replacements(df: Dockerfile, lines: list[str], ctx: RewriteContext, uses_gp
 def rewrite_dockerfile(text: str, ctx: RewriteContext, *, uses_gpu: bool, shown: str = "Dockerfile") -> str:
     """The portable Dockerfile. Idempotent on its own output (a second pass changes nothing). A finding the
     rewrite could not remove is named in ``ctx.notes`` ("fix it by hand")."""
-    df = parse_dockerfile_text(text, shown)
+    return rewrite_dockerfile_checked(text, ctx, uses_gpu=uses_gpu, shown=shown)[0]
+
+
+def rewrite_dockerfile_checked(text: str, ctx: RewriteContext, *, uses_gpu: bool, shown: str = "Dockerfile",
+                               parsed: Dockerfile | None = None) -> tuple[str, list[tuple[int, list[Check]]]]:
+    """``rewrite_dockerfile`` and, for each instruction (by index) the text rules find something in, the
+    findings with whether the written lines are free of them: one pass for the plan and for apply.
+    ``parsed``: ``text`` already parsed (saves a parse)."""
+    df = parsed if parsed is not None and parsed.text == text else parse_dockerfile_text(text, shown)
     lines = text.split("\n")
     trailing_nl = text.endswith("\n")
     if trailing_nl:
         lines = lines[:-1]
     repl, first_cmd_final = _replacements(df, lines, ctx, uses_gpu, shown)
+    checks: list[tuple[int, list[Check]]] = []
     for idx, ins in enumerate(df.instructions):
-        fixed = repl[idx][1] if idx in repl else None
-        for c in check_instruction(ins.keyword, ins.args, ins.line, fixed):
+        found = check_instruction(ins.keyword, ins.args, ins.line, repl[idx][1] if idx in repl else None)
+        if found:
+            checks.append((idx, found))
+        for c in found:
             if not c.auto:
                 ctx.notes.append(_by_hand(shown, c))
     replace = {start: (df.instructions[idx].end_line, new) for idx, (start, new) in repl.items()}
@@ -297,6 +308,8 @@ def rewrite_dockerfile(text: str, ctx: RewriteContext, *, uses_gpu: bool, shown:
     already = set(lines)
     extra_before_cmd = _only_new(extra_before_cmd, already)
     cmd_lines = _only_new(COMMAND.lines(ctx.app, ctx), already)
+    if not replace and not cmd_lines and not extra_before_cmd:
+        return text, checks  # nothing Fly-only here: the file stays byte for byte
     inserted = False
     while i < len(lines):
         if first_cmd_final is not None and i == first_cmd_final and extra_before_cmd and not inserted:
@@ -313,7 +326,7 @@ def rewrite_dockerfile(text: str, ctx: RewriteContext, *, uses_gpu: bool, shown:
         out += extra_before_cmd
     out += cmd_lines
     result = "\n".join(out)
-    return result + "\n" if trailing_nl or out else result
+    return (result + "\n" if trailing_nl or out else result), checks
 
 
 def _by_hand(shown: str, c: Check) -> str:
@@ -324,18 +337,8 @@ def _by_hand(shown: str, c: Check) -> str:
 def dockerfile_checks(df: Dockerfile, ctx: RewriteContext, *, uses_gpu: bool) -> list[tuple[int, list[Check]]]:
     """For each instruction (by index): what the text rules find in it and whether the rewrite removes it, from
     the very lines ``rewrite_dockerfile`` writes."""
-    text = df.text
-    lines = text.split("\n")
-    if text.endswith("\n"):
-        lines = lines[:-1]
     scratch = RewriteContext(ctx.app, ctx.target, ctx.app_slug, ctx.drop_baked, ctx.mount_path, ctx.runpod_mount)
-    repl, _ = _replacements(df, lines, scratch, uses_gpu, df.path)
-    out = []
-    for idx, ins in enumerate(df.instructions):
-        checks = check_instruction(ins.keyword, ins.args, ins.line, repl[idx][1] if idx in repl else None)
-        if checks:
-            out.append((idx, checks))
-    return out
+    return rewrite_dockerfile_checked(df.text, scratch, uses_gpu=uses_gpu, shown=df.path)[1]
 
 
 def _only_new(block: list[str], existing: set[str]) -> list[str]:

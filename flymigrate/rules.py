@@ -19,11 +19,13 @@ Pure: no I/O.
 
 from __future__ import annotations
 
+import bisect
 import json
 import re
 from dataclasses import dataclass, field
 
 from .model import Dockerfile, FlyApp
+from .parse.dockerfile import parse_dockerfile_text
 from .shell import Command, ShellSyntaxError, command_words, parse, remove_commands, rewrite_andor, unquote
 
 MARK = "# flymigrate:"
@@ -144,8 +146,13 @@ class TextRule:
     pattern: re.Pattern[str]
     keywords: frozenset[str]  # Dockerfile instructions it looks at
     in_scripts: bool = True
+    quick: tuple[str, ...] = ()  # every match holds one of these (lower case): a cheap test before the regex
 
     def detect(self, text: str) -> list[re.Match[str]]:
+        if self.quick:
+            low = text.lower()
+            if not any(q in low for q in self.quick):
+                return []
         return list(self.pattern.finditer(text))
 
     def active(self, ctx: RewriteContext) -> bool:
@@ -161,6 +168,9 @@ class TextRule:
 
 class _Shim(TextRule):
     def removes(self, cmd: Command, text: str) -> str | None:
+        seg = text[cmd.start:cmd.end]
+        if not any(q in seg for q in self.quick):
+            return None
         _first, ws = command_words(cmd)
         if not ws:
             return None
@@ -176,7 +186,7 @@ class _Shim(TextRule):
 
 class _Hook(TextRule):
     def removes(self, cmd: Command, text: str) -> str | None:
-        if any(FLY_ENTRYPOINT_D_RE.search(w.text) for w in cmd.words):
+        if "/opt/nvidia/entrypoint.d/" in text[cmd.start:cmd.end] and any(FLY_ENTRYPOINT_D_RE.search(w.text) for w in cmd.words):
             return "Fly-only /opt/nvidia/entrypoint.d hook"
         return None
 
@@ -206,6 +216,8 @@ class _FlyEnv(TextRule):
 
 class _Ipv6(TextRule):
     def substitute(self, text: str, ctx: RewriteContext | None = None, where: str = "") -> str:
+        if not self.detect(text):
+            return text
         for rx, rep in IPV6_SUBS:
             text = rx.sub(rep, text)
         return text
@@ -213,17 +225,21 @@ class _Ipv6(TextRule):
 
 _SHELL_KW = frozenset({"RUN", "CMD", "ENTRYPOINT"})
 SHIM = _Shim("driver-shim", "remove the shim", "{keyword} runs a Fly GPU driver shim (`{what}`): the targets provide the "
-             "NVIDIA driver themselves.", SHIM_RE, _SHELL_KW)
+             "NVIDIA driver themselves.", SHIM_RE, _SHELL_KW,
+             quick=("ldconfig", "nvidia-smi", "/usr/local/cuda/lib64/stubs"))
 HOOK = _Hook("fly-entrypoint-d", "drop it", "a Fly-specific script in /opt/nvidia/entrypoint.d/ is not needed "
              "off Fly.", FLY_ENTRYPOINT_D_RE,
-             frozenset({"RUN", "CMD", "ENTRYPOINT", "COPY", "ADD", "ENV", "ARG", "LABEL", "WORKDIR", "VOLUME"}))
+             frozenset({"RUN", "CMD", "ENTRYPOINT", "COPY", "ADD", "ENV", "ARG", "LABEL", "WORKDIR", "VOLUME"}),
+             quick=("/opt/nvidia/entrypoint.d/",))
 FLY_ENV = _FlyEnv("fly-env", "replace with an explicit value", "uses {what}, which only Fly sets at run time.",
-                  FLY_ENV_RE, frozenset({"RUN", "CMD", "ENTRYPOINT", "ENV"}))
+                  FLY_ENV_RE, frozenset({"RUN", "CMD", "ENTRYPOINT", "ENV"}), quick=("$",))
 IPV6 = _Ipv6("ipv6-bind", "bind 0.0.0.0", "binds IPv6-only (`{what}`); the targets route to 0.0.0.0 (IPv4).",
-             IPV6_RE, frozenset({"ENV", "CMD", "ENTRYPOINT", "RUN", "ARG"}))
+             IPV6_RE, frozenset({"ENV", "CMD", "ENTRYPOINT", "RUN", "ARG"}),
+             quick=("::", "0000:", "fly-local-6pn", "inet6_tcp"))
 BAKED = _Baked("baked-weights", "move the download into the weights step (mounted volume) and drop it from the "
                "image", "downloads model weights into an image layer at build time: slow builds, huge images, "
-               "every cold start pulls them again.", BAKED_RE, frozenset({"RUN"}), in_scripts=False)
+               "every cold start pulls them again.", BAKED_RE, frozenset({"RUN"}), in_scripts=False,
+               quick=("download", "from_pretrained", "ollama", "lfs", "huggingface.co", "wget", "curl"))
 
 TEXT_RULES: tuple[TextRule, ...] = (SHIM, HOOK, FLY_ENV, IPV6, BAKED)  # the order the plan lists them
 REMOVAL_RULES: tuple[TextRule, ...] = (SHIM, HOOK, BAKED)
@@ -255,7 +271,8 @@ def fix_shell(text: str, ctx: RewriteContext, where: str, keyword: str | None = 
     """A shell command line: the removal rules, then the substitutions. (new text or None if nothing is left,
     reasons for removals). Text this reader cannot take apart keeps its commands (its findings stay manual)."""
     rules = [r for r in REMOVAL_RULES if r.active(ctx) and (keyword is None and r.in_scripts or
-                                                             keyword is not None and keyword in r.keywords)]
+                                                             keyword is not None and keyword in r.keywords)
+             and r.detect(text)]  # no match, nothing to take apart: skip the parse
     reasons: list[str] = []
     new: str | None = text
     if rules:
@@ -385,8 +402,6 @@ def fix_instruction(keyword: str, args: str, original: str, ctx: RewriteContext,
 
 
 def _args_of(instruction_text: str) -> str:
-    from .parse.dockerfile import parse_dockerfile_text
-
     df = parse_dockerfile_text(instruction_text, "-")
     return "\n".join(i.args for i in df.instructions)
 
@@ -430,8 +445,14 @@ def check_instruction(keyword: str, args: str, line: int, fixed: list[str] | Non
 # ------------------------------------------------------------------ scripts
 
 
-def _line_at(text: str, pos: int) -> int:
-    return text.count("\n", 0, pos) + 1
+class _Lines:
+    """Line numbers of offsets in one text (bisect over the newline offsets: no rescans)."""
+
+    def __init__(self, text: str) -> None:
+        self.nl = [i for i, c in enumerate(text) if c == "\n"] if "\n" in text else []
+
+    def at(self, pos: int) -> int:
+        return bisect.bisect_left(self.nl, pos) + 1
 
 
 def _script_units(text: str):
@@ -447,6 +468,8 @@ def fix_script(text: str, ctx: RewriteContext, shown: str, keyword: str | None =
     """A shell script (start.sh, an entrypoint, a RUN heredoc): shims and Fly hooks out (a command alone on its
     line becomes a ``# flymigrate:`` comment), IPv6 binds to 0.0.0.0, ``$FLY_*`` made explicit. Comments are
     left alone. A script this reader cannot take apart gets only the substitutions, line by line."""
+    if not any(r.detect(text) for r in TEXT_RULES):
+        return text
     items = _script_units(text)
     if items is None:
         out = []
@@ -458,9 +481,10 @@ def fix_script(text: str, ctx: RewriteContext, shown: str, keyword: str | None =
     pred = _pred(rules)
     edits: list[tuple[int, int, str]] = []
     kept_last = ""
+    lines = _Lines(text)
     for k, it in enumerate(items):
         ao = it.andor
-        where = f"{shown}:{_line_at(text, ao.start)}"
+        where = f"{shown}:{lines.at(ao.start)}"
         reasons: list[str] = []
         new = rewrite_andor(text, ao, pred, reasons) if rules else text[ao.start:ao.end]
         if new is not None and reasons and any(r.startswith("weights") for r in reasons) and _all_helpers(new):
@@ -484,29 +508,43 @@ def fix_script(text: str, ctx: RewriteContext, shown: str, keyword: str | None =
                 edits.append((line_start, line_end, "\n".join(rep)))
             else:
                 end = it.sep_end if it.sep in (";", "&") else ao.end
+                while end < len(text) and text[end] in " \t" and it.sep in (";", "&"):
+                    end += 1
                 edits.append((ao.start, end, "true" if empty_body else ""))
             continue
         new = substitute(new, ctx, where, keyword)
         kept_last = new
         if new != text[ao.start:ao.end]:
             edits.append((ao.start, ao.end, new))
-    out = text
-    for a, b, rep in sorted(edits, reverse=True):
-        out = out[:a] + rep + out[b:]
-        if not rep:  # tidy what the cut left on its line: `A; ` -> `A`
-            ls = out.rfind("\n", 0, a) + 1
-            le = out.find("\n", a)
-            le = len(out) if le < 0 else le
-            line = out[ls:le]
+    pieces: list[str] = []
+    cuts: list[int] = []  # offsets in the output where a command was cut out (their lines get tidied)
+    pos = size = 0
+    for a, b, rep in sorted(edits):
+        pieces.append(text[pos:a])
+        size += a - pos
+        if not rep:
+            cuts.append(size)
+        pieces.append(rep)
+        size += len(rep)
+        pos = b
+    pieces.append(text[pos:])
+    out = "".join(pieces)
+    if cuts:  # tidy what a cut left on its line: `A; ` -> `A`
+        lines_out = out.split("\n")
+        at = _Lines(out)
+        for ln in {at.at(c) - 1 for c in cuts}:
+            line = lines_out[ln]
             tidy = re.sub(r"\s*;\s*$", "", line.rstrip()) if line.strip() else line
-            tidy = re.sub(r"^(\s*);\s*", r"\1", tidy)
-            out = out[:ls] + tidy + out[le:]
+            lines_out[ln] = re.sub(r"^(\s*);\s*", r"\1", tidy)
+        out = "\n".join(lines_out)
     return out
 
 
 def check_script(text: str, ctx: RewriteContext, rel: str) -> list[Check]:
     """Every finding of a text rule in a script's code (comments are not code), with whether ``fix_script``
     removes it: the rule's detector runs again on the fixed command."""
+    if not any(r.detect(text) for r in TEXT_RULES if r.in_scripts):
+        return []
     items = _script_units(text)
     units: list[tuple[int, str, str]] = []  # (start offset, text, fixed text)
     scratch = RewriteContext(ctx.app, ctx.target, ctx.app_slug, ctx.drop_baked, ctx.mount_path, ctx.runpod_mount)
@@ -522,6 +560,7 @@ def check_script(text: str, ctx: RewriteContext, rel: str) -> list[Check]:
             fixed = fix_script(seg, scratch, rel)
             units.append((it.andor.start, seg, code_of(fixed)))
     out: list[Check] = []
+    lines = _Lines(text)
     for r in TEXT_RULES:
         if not r.in_scripts:
             continue
@@ -531,5 +570,5 @@ def check_script(text: str, ctx: RewriteContext, rel: str) -> list[Check]:
                 continue
             auto = not r.detect(fixed)
             for m in found:
-                out.append(Check(r, _line_at(text, start + m.start()), m.group(0).strip(), auto))
+                out.append(Check(r, lines.at(start + m.start()), m.group(0).strip(), auto))
     return out

@@ -381,7 +381,10 @@ class _Reader:
 def parse(text: str) -> ShList:
     """The list of commands in ``text``; raises ShellSyntaxError when it cannot be taken apart safely."""
     r = _Reader(text)
-    lst, i = r.parse_list(0, False)
+    try:
+        lst, i = r.parse_list(0, False)
+    except RecursionError:  # thousands of nested $( or ( : not something to take apart
+        raise ShellSyntaxError("nested too deeply") from None
     if r._skip_ws(i, newlines=True) < len(text):
         raise ShellSyntaxError("trailing text")
     return lst
@@ -389,6 +392,8 @@ def parse(text: str) -> ShList:
 
 def unquote(word: str) -> str:
     """A word's value for matching (quotes and backslashes removed; expansions left as written)."""
+    if "'" not in word and '"' not in word and "\\" not in word:
+        return word
     out = []
     i = 0
     while i < len(word):
@@ -438,6 +443,8 @@ def command_words(cmd: Command) -> tuple[int, list[Word]]:
 
 def shell_script_word(cmd: Command) -> Word | None:
     """The quoted script of ``sh -c '...'`` / ``bash -lc "..."``, when the command is one (a single quoted word)."""
+    if len(cmd.words) < 3 or not any(w.text.startswith("-") and "c" in w.text for w in cmd.words):
+        return None
     _first, ws = command_words(cmd)
     if len(ws) < 3 or unquote(ws[0].text).rsplit("/", 1)[-1] not in SHELLS:
         return None
@@ -599,7 +606,4 @@ def rewrite_andor(text: str, ao: AndOr, pred: Pred, reasons: list[str]) -> str |
         parts.append((op, new))
     if not parts:
         return (prefix + "true") if prefix else None
-    out = prefix + parts[0][1]
-    for op, t in parts[1:]:
-        out += f" {op} {t}"
-    return out
+    return prefix + parts[0][1] + "".join(f" {op} {t}" for op, t in parts[1:])
