@@ -15,7 +15,7 @@ import re
 
 from .model import DockerIssue, Dockerfile, FlyApp
 from .rewrite import COMMAND, FILES, NO_CUDA, REGISTRY, rewrite_dockerfile_checked, thin_dockerfile
-from .rules import (  # noqa: F401  (re-exported: other modules import these from here)
+from .rules import (
     BAKED_RE,
     BUNDLES_CUDA_RE,
     CPU_BASE_RE,
@@ -32,6 +32,9 @@ from .rules import (  # noqa: F401  (re-exported: other modules import these fro
     ipv6_env_value,
     needs_cuda_base,
 )
+
+__all__ = ["analyze", "needs_cuda_base", "BAKED_RE", "BUNDLES_CUDA_RE", "CPU_BASE_RE", "CUDA_BASE_HINTS",
+           "FLY_ENTRYPOINT_D_RE", "FLY_ENV_RE", "IPV6_RE", "IPV6_SUBS", "SHIM_RE", "TEXT_RULES"]  # re-exported
 
 # what a script finding says (the Dockerfile findings use each rule's own message)
 _SCRIPT_MSG = {"driver-shim": "runs a Fly GPU driver shim", "ipv6-bind": "binds IPv6 only",

@@ -22,6 +22,7 @@ from __future__ import annotations
 import bisect
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .model import Dockerfile, FlyApp
@@ -51,7 +52,7 @@ _HELPER_CMD_RE = re.compile(r"^\s*(?:\S*ollama\s+serve\b.*|sleep\s+\d+\s*|true)\
 
 # IPv6-only binds: one table; a match is a finding, its replacement is the fix (targets route IPv4 to 0.0.0.0)
 _NOT_V6_TAIL = r"(?![0-9A-Fa-f:.\]\w])"
-IPV6_SUBS: tuple[tuple[re.Pattern[str], str], ...] = (
+IPV6_SUBS: tuple[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]], ...] = (
     (re.compile(r"\[(?:0{1,4}:){7}0{1,4}\]"), "0.0.0.0"),
     (re.compile(r"\[::0?\]"), "0.0.0.0"),  # [::]:8000, --host=[::], "[::]"
     (re.compile(r"fly-local-6pn"), "0.0.0.0"),
@@ -64,11 +65,12 @@ IPV6_SUBS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"(?<![\w])((?:[A-Za-z_][A-Za-z0-9_]*_)?(?i:HOST|IP|ADDR|ADDRESS|BIND|LISTEN)\s*=\s*[\"']?)::0?"
                 + _NOT_V6_TAIL), r"\g<1>0.0.0.0"),
     # a quoted "::" on its own (exec-form argv, ENV NAME "::")
-    (re.compile(r"(?<=[\s=\[,(])([\"'])::0?\1"), r"\g<1>0.0.0.0\g<1>"),
+    (re.compile(r"(?<=[\s=\[,(])(?:\"::0?\"|'::0?')"), lambda m: m.group(0)[0] + "0.0.0.0" + m.group(0)[0]),
     # a bare :: on its own
     (re.compile(r"(?<=[\s=])::0?(?=[\s;,&|)]|$)"), "0.0.0.0"),
 )
-IPV6_RE = re.compile("|".join(f"(?:{rx.pattern})" for rx, _ in IPV6_SUBS))
+IPV6_RE = re.compile("|".join(f"(?:{rx.pattern})" for rx, _ in IPV6_SUBS))  # no back-references above: one union
+assert IPV6_RE.groups == sum(rx.groups for rx, _ in IPV6_SUBS) and "\\1" not in IPV6_RE.pattern
 _IPV6_VALUES = frozenset({"::", "::0", "[::]", "[::0]", "fly-local-6pn"})
 
 CUDA_BASE_HINTS = ("cuda", "nvidia", "pytorch", "tensorflow", "vllm", "ollama", "tritonserver", "cudnn", "nvcr.io",

@@ -68,6 +68,12 @@ class ShList:
 
 
 RESERVED_PREFIX = frozenset({"if", "then", "else", "elif", "do", "while", "until", "{", "!", "time"})
+
+
+def is_prefix_word(word: str) -> bool:
+    """A reserved word in front of a command, or a case pattern (``gpu)``, ``*)``)."""
+    return word in RESERVED_PREFIX or (word.endswith(")") and not word.startswith(("$(", "`", "((")) and
+                                       "(" not in word)
 OPENERS = frozenset({"then", "else", "do", "{"})
 CLOSERS = frozenset({"fi", "done", "else", "elif", "}", "esac"})
 _WS = " \t"
@@ -78,6 +84,7 @@ class _Reader:
         self.s = s
         self.n = len(s)
         self.heredocs: list[tuple[str, bool]] = []  # (delimiter, strip tabs) waiting for the next newline
+        self.depth = 0  # open ( subshells: outside one, `)` ends a case pattern (`gpu)`), a word
 
     # ---- low level: skipping balanced constructs
     def _skip_single(self, i: int) -> int:
@@ -188,7 +195,7 @@ class _Reader:
             c = s[i]
             if c in _WS or c == "\n" or c in ";|" or (c == "&" and not (i + 1 < self.n and s[i + 1] == ">")):
                 break
-            if c == ")" :
+            if c == ")" and self.depth > 0:
                 break
             if c == "(" and i > start and s[i - 1] in "=@?*+!":  # a=(1 2), extglob
                 depth = 0
@@ -312,7 +319,9 @@ class _Reader:
         i = self._skip_ws(i)
         start = i
         if i < self.n and s[i] == "(" and not s.startswith("((", i):
+            self.depth += 1
             sub, j = self.parse_list(i + 1, True)
+            self.depth -= 1
             j = self._skip_ws(j, newlines=True)
             if j >= self.n or s[j] != ")":
                 raise ShellSyntaxError("unclosed (")
@@ -349,7 +358,7 @@ class _Reader:
         pending_heredoc = False
         while i < self.n:
             c = s[i]
-            if c in ";|\n" or (c == "&" and not s.startswith("&>", i)) or c == ")":
+            if c in ";|\n" or (c == "&" and not s.startswith("&>", i)) or (c == ")" and self.depth > 0):
                 break
             if c == "#" and (i == 0 or s[i - 1] in " \t\n;&|()"):
                 j = s.find("\n", i)
@@ -425,7 +434,7 @@ def command_words(cmd: Command) -> tuple[int, list[Word]]:
     reserved words, ``VAR=value`` assignments and wrappers (sudo, exec, env, nohup) are skipped."""
     ws = cmd.words
     k = 0
-    while k < len(ws) and ws[k].text in RESERVED_PREFIX:
+    while k < len(ws) and is_prefix_word(ws[k].text):
         k += 1
     first = k
     while k < len(ws):
@@ -581,7 +590,7 @@ def rewrite_andor(text: str, ao: AndOr, pred: Pred, reasons: list[str]) -> str |
     if first.commands and first.commands[0].sub is None and first.commands[0].words and not first.bang:
         ws = first.commands[0].words
         k = 0
-        while k < len(ws) and ws[k].text in RESERVED_PREFIX:
+        while k < len(ws) and is_prefix_word(ws[k].text):
             k += 1
         if 0 < k < len(ws):
             prefix = text[first.start:ws[k].start]

@@ -61,6 +61,8 @@ REGRESSION_SCRIPTS = {
     "inline.sh": "#!/bin/sh\ncd /app; nvidia-smi; exec python app.py --bind=[::]:8000 # listen on [::]\n",
     "comment.sh": "#!/bin/sh\n# Update ldconfig cache\nldconfig\nHOST=\"::\" exec y\n",
     "quoted.sh": "#!/bin/sh\necho 'nvidia-smi is fine here'\nsu -c \"nvidia-smi && exec z\" app\n",
+    "case.sh": ('#!/bin/sh\ncase "$1" in\n  gpu)\n    nvidia-smi\n    ;;\n  serve) ldconfig; exec serve --host ::;;\n'
+                '  *) echo "usage" ;;\nesac\n(cd /x && ldconfig)\n'),
 }
 
 
@@ -239,6 +241,8 @@ def test_baked_downloads_go_only_with_a_weights_source():
     ("inline.sh", "#!/bin/sh\ncd /app; exec python app.py --bind=0.0.0.0:8000 # listen on [::]\n"),
     ("comment.sh", "#!/bin/sh\n# Update ldconfig cache\n# flymigrate: removed Fly GPU driver shim: ldconfig\n"
                    'HOST="0.0.0.0" exec y\n'),
+    ("case.sh", '#!/bin/sh\ncase "$1" in\n  gpu)\n    # flymigrate: removed Fly GPU driver shim: nvidia-smi\n    ;;\n'
+                '  serve) true; exec serve --host 0.0.0.0;;\n  *) echo "usage" ;;\nesac\n(cd /x)\n'),
 ])
 def test_regression_scripts(name, expect):
     text = REGRESSION_SCRIPTS[name]
@@ -363,7 +367,7 @@ def test_splitter_cases(line, expect):
     assert remove_commands(line, _shim_pred).text == expect
 
 
-@pytest.mark.parametrize("bad", ["echo 'unclosed", 'echo "x', "echo $(x", "a ) b"])
+@pytest.mark.parametrize("bad", ["echo 'unclosed", 'echo "x', "echo $(x", "(a; b"])
 def test_splitter_refuses_what_it_cannot_read(bad):
     with pytest.raises(ShellSyntaxError):
         parse(bad)
