@@ -371,3 +371,45 @@ def test_splitter_cases(line, expect):
 def test_splitter_refuses_what_it_cannot_read(bad):
     with pytest.raises(ShellSyntaxError):
         parse(bad)
+
+
+# ------------------------------------------------------------------ whole apps: fly.toml's deploy-time parts
+
+APP_DIRS = [*sorted(FIXTURES.iterdir()), EXAMPLE,
+            *(sorted(p for p in CORPUS.iterdir() if (p / "fly.toml").is_file()) if CORPUS.is_dir() else [])]
+
+
+@pytest.mark.parametrize("app_dir", APP_DIRS, ids=[p.name for p in APP_DIRS])
+def test_app_level_auto_fixes_are_in_the_written_dockerfile(app_dir: Path):
+    from flymigrate.errors import UserError
+    from flymigrate.rewrite import COMMAND, thin_dockerfile
+
+    try:
+        inp = api.load_inputs(app_dir)
+    except UserError as e:  # an input the plan refuses (exit 2) has nothing to check here
+        pytest.skip(f"plan refuses it: {e}")
+    app, df = inp.app, inp.dockerfile
+    issues = analyze(app, df, inp.scripts, uses_gpu=True)
+    ctx = RewriteContext(app, "modal", "app", False)
+    written = rewrite_dockerfile(df.text, ctx, uses_gpu=True, shown=df.path) if df else (
+        thin_dockerfile(app.build.image, ctx) if app.build.image else None)
+    lines = set((written or "").split("\n"))
+    for i in issues:
+        if i.kind == "files" and i.auto:
+            f = next(f for f in app.files if f.where == i.where)
+            assert f"COPY {f.local_path} {f.guest_path}" in lines
+        if i.kind in ("cmd", "processes"):
+            assert i.auto is (written is not None)
+            if i.auto:
+                want = [ln for ln in COMMAND.lines(app, RewriteContext(app, "modal", "app", False))
+                        if ln.startswith(("CMD ", "ENTRYPOINT "))]
+                assert want and all(ln in lines for ln in want), (want, written)
+        if i.kind == "registry":
+            assert not i.auto
+    # and every script finding the plan calls automatic is gone from the rewritten script
+    for rel, text in inp.scripts.items():
+        out = rewrite_script(text, RewriteContext(app, "modal", "app", False), rel)
+        left = {(c.rule.kind) for c in check_script(out, ctx, rel)}
+        auto_kinds = {i.kind for i in issues if i.where and i.where.startswith(rel + ":") and i.auto}
+        manual_kinds = {i.kind for i in issues if i.where and i.where.startswith(rel + ":") and not i.auto}
+        assert not (left & (auto_kinds - manual_kinds)), (rel, out)
