@@ -324,7 +324,7 @@ def _run(script: str, fake_bin: Path) -> list[str]:
 
 
 @pytest.mark.skipif(shutil.which("sh") is None, reason="needs a POSIX sh")
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(_LINE)
 def test_removing_shims_keeps_everything_else(fake_bin, line):
     res = remove_commands(line, _shim_pred)
