@@ -253,7 +253,7 @@ def server_command(df_text: str | None, image: str | None, *, thin_or_registry: 
     """The argv the container starts: the image's ENTRYPOINT + CMD by Docker's rules. An ENTRYPOINT the
     Dockerfile does not set is inherited from its base image (known for the upstream inference images); a CMD
     set in the Dockerfile replaces the base image's."""
-    from .apply.rewrite import effective_command
+    from .rewrite import effective_command
 
     ep, cmd = effective_command(df_text)
     base = image if thin_or_registry else _final_base(df_text)
@@ -311,7 +311,7 @@ def build_deployment(plan: Plan, app: FlyApp, dockerfile_text: str | None, opts:
                      ) -> Deployment:
     """Decide the deployment. ``target`` is the :class:`~flymigrate.targets.Target`; it adjusts what only it
     knows (reserved env names, its URL and auth, its region) in :meth:`finalize`."""
-    from .apply.rewrite import RewriteContext, fix_env_value, rewrite_dockerfile, rewrite_script, thin_dockerfile
+    from .rewrite import RewriteContext, fix_env_value, rewrite_dockerfile, rewrite_script, thin_dockerfile
 
     app_name = app.app or "app"
     s = slug(app_name)
@@ -330,7 +330,7 @@ def build_deployment(plan: Plan, app: FlyApp, dockerfile_text: str | None, opts:
                   **app.env_map}
     pre_cmd = server_command(dockerfile_text, app.build.image, thin_or_registry=bool(app.build.image))
     if app.experimental_cmd or app.experimental_entrypoint or app.processes:
-        from .apply.rewrite import explicit_command_lines
+        from .rewrite import explicit_command_lines
 
         lines = explicit_command_lines(app)
         pre_cmd = server_command("FROM scratch\n" + "\n".join(lines) + "\n", None, thin_or_registry=False) or pre_cmd

@@ -321,6 +321,7 @@ class DockerIssue:
     where: str | None = None
     line: int | None = None
     fix: str = ""
+    auto: bool = True  # apply's rewrite carries `fix` out (checked by running it); False: fix it by hand
 
 
 @dataclass(frozen=True)

@@ -167,7 +167,9 @@ def build_plan(inp: PlanInputs, target_name: str, *, base_url: str | None = None
 
     # ---- Dockerfile
     uses_gpu = gpu is not None
-    issues = dockerplan.analyze(app, inp.dockerfile, inp.scripts, uses_gpu=uses_gpu)
+    # the same decision the Deployment makes: a baked download goes when the weights go to the volume
+    drop_baked = bool(opts.weights_from or chosen) and opts.weights_on_volume
+    issues = dockerplan.analyze(app, inp.dockerfile, inp.scripts, uses_gpu=uses_gpu, drop_baked=drop_baked)
 
     # ---- secrets
     secret_plans, sf = _secret_plans(app, inp.secrets, target, app_name)

@@ -55,7 +55,7 @@ def to_json(plan: Plan) -> dict[str, object]:
         "base_urls": [{"path": h.path, "line": h.line, "column": h.column, "old": h.old, "new": h.new, "kind": h.kind}
                       for h in plan.base_urls],
         "other_fly_urls": [{"path": h.path, "line": h.line, "old": h.old} for h in plan.other_fly_urls],
-        "dockerfile_issues": [{"kind": i.kind, "message": i.message, "where": i.where, "fix": i.fix}
+        "dockerfile_issues": [{"kind": i.kind, "message": i.message, "where": i.where, "fix": i.fix, "auto": i.auto}
                               for i in plan.docker_issues],
         "findings": [f.to_json() for f in plan.findings],
         "inputs": [{"kind": k, "path": v} for k, v in plan.inputs],
