@@ -1,0 +1,191 @@
+"""``flymigrate verify``: prove the migrated endpoint serves, and how fast, with one pass/fail verdict.
+
+Layout: :mod:`.http` (keep-alive client), :mod:`.auth` (headers per platform), :mod:`.ready` (cold-start
+wait), :mod:`.app` (what the app folder says to check), :mod:`.checks` (per server kind), :mod:`.latency`
+(warm latency), :mod:`.report` (JSON / text / baseline / last verdict). :func:`verify` runs them in order.
+Library code: it never prints the report or exits; progress goes to the ``Progress`` it is given.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .report import Report
+
+EXIT_VERIFY_FAILED = 5  # a check failed (README "Exit codes"); 3 = unreachable after --timeout
+
+
+@dataclass
+class VerifyOptions:
+    target: str
+    app_dir: str | None = None
+    url: str | None = None
+    secrets: list[str] = field(default_factory=list)
+    requests: int = 20
+    concurrency: int = 1
+    timeout_s: float = 600.0
+    request_timeout_s: float = 300.0
+    baseline: str | None = None
+    id_token: str | None = None
+    kind: str | None = None  # override what the app / the server says
+    model: str | None = None
+    save: bool = True  # keep the verdict in APP_DIR/.flymigrate/verify.json
+
+
+def verify(opts: VerifyOptions, progress=None) -> Report:
+    from ..errors import UserError
+    from . import checks as ck
+    from .app import AppFacts, read_app
+    from .auth import build_auth
+    from .http import Client, split_url
+    from .latency import measure
+    from .ready import wait_ready
+    from .report import compare_baseline, load_baseline, save_last
+
+    baseline = load_baseline(opts.baseline) if opts.baseline else None  # bad input fails before any request
+    facts = read_app(opts.app_dir, opts.target, opts.secrets or None) if opts.app_dir else AppFacts()
+    if facts.export is None and opts.secrets:
+        from ..parse.secrets import load_secrets, merge_exports
+
+        facts.export = merge_exports([load_secrets(Path(p), display=p) for p in opts.secrets])
+    url = (opts.url or facts.deployed_url or "").rstrip("/")
+    if not url:
+        raise UserError(f"no URL to verify: {opts.app_dir or 'the app'} has no deployed URL for {opts.target} in "
+                        "its apply state.", hint=f"Run `flymigrate apply {opts.app_dir or 'APP_DIR'} --to "
+                        f"{opts.target} --deploy`, or pass --url URL.")
+    split_url(url)
+    auth = build_auth(opts.target, facts.export, id_token=opts.id_token, url=url)
+    report = Report(url=url, target=opts.target, app=facts.app, auth=auth.describe())
+    report.notes += facts.notes + auth.notes
+    kind, kind_from = (opts.kind, "--kind") if opts.kind else (facts.kind, facts.kind_from)
+    model, model_from = (opts.model, "--model") if opts.model else (facts.model, facts.model_from)
+
+    def client() -> Client:
+        return Client(url, auth.headers, timeout=opts.request_timeout_s)
+
+    c = client()
+    try:
+        if opts.target == "runpod":
+            ready_path, ready_from = "/ping", "RunPod's load-balancer health route"
+        elif facts.health_path:
+            ready_path, ready_from = facts.health_path, facts.health_from
+        else:
+            ready_path, ready_from = (ck.DEFAULT_HEALTH.get(kind or "", "/"), "")
+        rd = wait_ready(c, opts.target, ready_path, opts.timeout_s, progress=progress)
+        if progress is not None:
+            progress.done()
+        report.ready_detail = f"{rd.attempts} request(s) to {rd.path}; last: {rd.last}"
+        if not rd.ready:
+            if rd.status in (401, 403, 407):
+                report.checks.append(ck.Check("credentials accepted", False, _auth_hint(opts.target, rd.status,
+                                                                                        rd.last, auth)))
+                report.ready_detail = f"{rd.path} answered {rd.last}"
+            else:
+                report.reachable = False
+                report.ready_detail = (f"no ready answer from {rd.path} within {opts.timeout_s:g}s "
+                                       f"({rd.attempts} tries); last: {rd.last}")
+            return _finish(report, opts, baseline, save_last, compare_baseline)
+        report.cold_start_s = rd.cold_start_s
+
+        if kind is None:
+            kind, kind_from = ck.probe_kind(c)
+        report.kind, report.kind_from = kind, kind_from
+        health_path = facts.health_path or ("/ping" if opts.target == "runpod" else ck.DEFAULT_HEALTH.get(kind, "/"))
+        if opts.target == "runpod" and health_path != "/ping":
+            report.checks.append(ck.check_health(c, "/ping", "runpod", "RunPod's load-balancer health route"))
+        report.checks.append(ck.check_health(c, health_path, opts.target, facts.health_from or
+                                             ("RunPod's load-balancer health route" if health_path == "/ping"
+                                              else "")))
+        lat_req = None
+        lat_what = f"GET {health_path}"
+        if kind in ("openai", "tgi"):
+            if kind == "tgi":
+                chk, served = ck.check_tgi_info(c, model)
+                served = "tgi" if served else None  # TGI's Messages API takes any model name
+            else:
+                chk, served = ck.check_models(c, model)
+            report.checks.append(chk)
+            report.model = served if kind == "openai" else (model or None)
+            if served:
+                chat = ck.check_chat(c, served)
+                report.checks.append(chat)
+                if chat.passed:
+                    payload = ck.chat_payload(served, stream=False, max_tokens=8)
+
+                    def lat_req(cl: Client, payload=payload) -> str | None:
+                        r = cl.post_json("/v1/chat/completions", payload)
+                        return None if r.status == 200 and b"choices" in r.body else f"{r.status} {r.reason}"
+                    lat_what = "chat completion (8 tokens)"
+        elif kind == "ollama":
+            chk, served = ck.check_tags(c, model)
+            report.checks.append(chk)
+            report.model = served
+            if served:
+                gen = ck.check_generate(c, served)
+                report.checks.append(gen)
+                if gen.passed:
+                    payload = ck.generate_payload(served, stream=False, num_predict=8)
+
+                    def lat_req(cl: Client, payload=payload) -> str | None:
+                        r = cl.post_json("/api/generate", payload)
+                        return None if r.status == 200 and b"response" in r.body else f"{r.status} {r.reason}"
+                    lat_what = "generate (8 tokens)"
+        elif kind == "whisper":
+            chk, route = ck.check_transcribe(c, model)
+            report.checks.append(chk)
+            report.model = model
+            if route is not None:
+                label, path, body, ct = route
+
+                def lat_req(cl: Client, path=path, body=body, ct=ct) -> str | None:
+                    r = cl.request("POST", path, body=body, headers={"Content-Type": ct})
+                    return None if 200 <= r.status < 300 else f"{r.status} {r.reason}"
+                lat_what = f"transcription ({label})"
+        else:
+            report.checks.append(ck.check_root(c))
+        if model and model_from and report.model:
+            report.notes.append(f"expected model {model} from {model_from}")
+        if lat_req is None:
+            def lat_req(cl: Client, p=health_path) -> str | None:
+                r = cl.get(p)
+                return None if 200 <= r.status < 300 else f"{r.status} {r.reason}"
+
+        conc = max(1, opts.concurrency)
+        if facts.max_concurrency and conc > facts.max_concurrency:
+            report.notes.append(f"--concurrency {conc} is above what the target takes per container "
+                                f"({facts.max_concurrency}); used {facts.max_concurrency}")
+            conc = facts.max_concurrency
+        if opts.requests > 0:
+            upd = None
+            if progress is not None:
+                def upd(done: int, n: int) -> None:
+                    progress.update(f"warm latency: {done}/{n} requests")
+            report.latency = measure(client, lat_req, opts.requests, conc, lat_what, upd)
+            if progress is not None:
+                progress.done()
+            L = report.latency
+            report.checks.append(ck.Check(
+                "warm latency", L.errors == 0,
+                f"{L.requests - L.errors}/{L.requests} answered" + (
+                    f"; {L.errors} failed (e.g. {L.error_examples[0]})" if L.errors else "")))
+        return _finish(report, opts, baseline, save_last, compare_baseline)
+    finally:
+        c.close()
+
+
+def _auth_hint(target: str, status: int, last: str, auth) -> str:
+    hint = {"runpod": "set RUNPOD_API_KEY to an API key of the account that owns the endpoint",
+            "modal": "give a Modal proxy-auth token (MODAL_PROXY_TOKEN_ID and MODAL_PROXY_TOKEN_SECRET, from "
+                     "Settings > Proxy Auth Tokens), in the environment or the --secrets export",
+            "cloudrun": "pass --id-token, log in with `gcloud auth login`, or grant your account "
+                        "roles/run.invoker on the service"}.get(target, "check the app's key")
+    return f"{last} (sent: {auth.describe()}); {hint}"
+
+
+def _finish(report, opts, baseline, save_last, compare_baseline) -> Report:
+    if baseline is not None and report.reachable:
+        report.checks.append(compare_baseline(report, baseline, opts.baseline))
+    if opts.save and opts.app_dir:
+        save_last(Path(opts.app_dir), report)
+    return report
