@@ -41,7 +41,7 @@ class Progress:
         self.stream = stream or sys.stderr
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
         self.every_s = every_s
-        self._last = 0.0
+        self._last: float | None = None
         self._width = 0
 
     def update(self, text: str) -> None:
@@ -51,7 +51,7 @@ class Progress:
             self.stream.write("\r" + text + " " * pad)
             self._width = len(text)
             self.stream.flush()
-        elif now - self._last >= self.every_s:
+        elif self._last is None or now - self._last >= self.every_s:
             self.stream.write(text + "\n")
             self.stream.flush()
             self._last = now

@@ -4,8 +4,9 @@ One ThreadingHTTPServer per test. ``kind`` picks the server (OpenAI-compatible l
 TGI, or a plain web app); ``platform`` puts a front before it that behaves like the platform during a cold
 start and checks its credential:
 
-* ``runpod``: ``Authorization: Bearer <RunPod key>`` or 401; ``/ping`` answers 204 while the worker loads and
-  200 when ready; any other request waits up to ``lb_window_s`` for a ready worker, then gets **400**.
+* ``runpod``: ``Authorization: Bearer <RunPod key>`` or 401; until ``worker_up_s`` no worker exists and every
+  request is held ``lb_window_s`` and then gets **400**; then ``/ping`` answers 204 while the worker loads and
+  200 when ready; any other request waits up to ``lb_window_s`` for a ready worker, then gets 400.
 * ``cloudrun``: a request without the identity token (``X-Serverless-Authorization``, or ``Authorization``
   when the app has no key) gets **403**; the token header is removed before the app sees the request
   (``Authorization`` passes to the app when the token came in ``X-Serverless-Authorization``); 503 while cold.
@@ -35,6 +36,7 @@ class Config:
     platform: str | None = None  # runpod | cloudrun | modal | None
     runpod_key: str = ""
     lb_window_s: float = 0.3
+    worker_up_s: float = 0.0  # runpod: before this no worker exists, so every request (even /ping) gets 400
     id_token: str = ""
     modal_key: str = ""
     modal_secret: str = ""
@@ -139,6 +141,11 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send(401, {"error": "unauthorized"})
                 return None
             hdrs.pop("authorization")
+            if time.monotonic() - si.started < cfg.worker_up_s:
+                time.sleep(cfg.lb_window_s)  # RunPod holds the request while it looks for a worker
+                if time.monotonic() - si.started < cfg.worker_up_s:
+                    self._send(400, {"error": "no workers available"})
+                    return None
             if path != "/ping" and not si.ready():
                 t_end = time.monotonic() + cfg.lb_window_s
                 while time.monotonic() < t_end and not si.ready():
