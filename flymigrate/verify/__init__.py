@@ -189,3 +189,44 @@ def _finish(report, opts, baseline, save_last, compare_baseline) -> Report:
     if opts.save and opts.app_dir:
         save_last(Path(opts.app_dir), report)
     return report
+
+
+def run_for_ui(app_dir: str, target: str, secrets: list[str] | None = None) -> tuple[str, str, str]:
+    """Verify an app folder's deployed endpoint for a UI (the TUI's last step): (title, report text, hint).
+
+    Never raises for bad input: a typed error becomes a title, its message and what to do.
+    """
+    from ..errors import FlymigrateError
+    from ..redact import redact
+    from .report import render_text
+
+    try:
+        rep = verify(VerifyOptions(target=target, app_dir=app_dir, secrets=list(secrets or [])))
+    except FlymigrateError as err:
+        return "Verify: not run", redact(err.message), redact(err.hint or "")
+    title = "Verify: passed" if rep.passed else ("Verify: unreachable" if not rep.reachable else "Verify: FAILED")
+    hint = "" if rep.passed else "Fix what failed, then press v again (or run `flymigrate verify` in a shell)."
+    return title, redact(render_text(rep)), hint
+
+
+_deployed_cache: dict[tuple[str, str], tuple[float, str | None]] = {}
+
+
+def deployed_url(app_dir: str | Path, target: str) -> str | None:
+    """The URL `apply --deploy` recorded for ``target`` (cached on the state file's mtime; cheap to poll)."""
+    from ..paths import app_state_dir
+
+    p = app_state_dir(Path(app_dir)) / "state.json"
+    try:
+        mtime = p.stat().st_mtime
+    except OSError:
+        return None
+    key = (str(p), target)
+    hit = _deployed_cache.get(key)
+    if hit is not None and hit[0] == mtime:
+        return hit[1]
+    from ..apply.state import read_state
+
+    url = (((read_state(Path(app_dir)) or {}).get("targets") or {}).get(target) or {}).get("deployed_url")
+    _deployed_cache[key] = (mtime, url if isinstance(url, str) else None)
+    return _deployed_cache[key][1]
