@@ -187,7 +187,11 @@ def _finish(report, opts, baseline, save_last, compare_baseline) -> Report:
     if baseline is not None and report.reachable:
         report.checks.append(compare_baseline(report, baseline, opts.baseline))
     if opts.save and opts.app_dir:
-        save_last(Path(opts.app_dir), report)
+        try:
+            save_last(Path(opts.app_dir), report)
+        except OSError as exc:  # a read-only app folder: the verdict still stands, `status` just cannot show it
+            report.notes.append(f"could not keep the verdict in {opts.app_dir}/.flymigrate/verify.json "
+                                f"({exc.strerror})")
     return report
 
 

@@ -17,9 +17,10 @@ from ..model import SecretsExport
 KIND_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("ollama", re.compile(r"\bollama\b", re.I)),
     ("tgi", re.compile(r"text-generation-inference|text-generation-launcher", re.I)),
-    ("whisper", re.compile(r"whisper", re.I)),
+    # OpenAI-compatible servers before whisper: LocalAI or vLLM may also serve a whisper model
     ("openai", re.compile(r"\bvllm\b|vllm[/-]openai|vllm\.entrypoints|\bsglang\b|llama_cpp\.server|llama-server|"
-                          r"localai|\blmdeploy\b|openai[_-]api|/v1/chat/completions", re.I)),
+                          r"local-?ai\b|\blmdeploy\b|openai[_-]api|/v1/chat/completions", re.I)),
+    ("whisper", re.compile(r"whisper", re.I)),
 )
 SERVED_NAME_RE = re.compile(r"--served-model-name[= ]+[\"']?([^\s\"']+)")
 OLLAMA_DESC_RE = re.compile(r"^Ollama model (\S+)")

@@ -94,7 +94,10 @@ def check_health(c: Client, path: str, target: str, origin: str) -> Check:
         r = c.get(path, timeout=60)
     except ConnectError as exc:
         return Check(name, False, f"no answer: {exc}")
-    ok = r.status == 200 if (target == "runpod" and path == "/ping") else 200 <= r.status < 300
+    if target == "runpod" and path == "/ping":
+        ok = r.status == 200  # 204 means still initialising (docs.runpod.io/serverless/load-balancing/overview)
+    else:
+        ok = 200 <= r.status < (400 if path == "/" else 300)  # a root that redirects (to /docs) is alive
     why = f"{r.status} {r.reason}" + (f" ({origin})" if origin else "")
     if not ok:
         why = _why(r) + (f" ({origin})" if origin else "")
@@ -116,6 +119,8 @@ def model_matches(expected: str, listed: str) -> bool:
     if e == l_:
         return True
     if ":" not in e and l_ == e + ":latest":  # ollama's implicit tag
+        return True
+    if "/" in e and "models--" + e.replace("/", "--") in l_:  # served from a Hugging Face cache path
         return True
     base = e.rsplit("/", 1)[-1]
     return l_.rsplit("/", 1)[-1] == base or l_.rstrip("/").endswith("/" + base)

@@ -73,7 +73,7 @@ def test_app_dir_url_from_apply_state_model_and_health_from_fly_toml(serve, caps
 
     assert main(["status", str(app)]) == 0
     out = capsys.readouterr().out
-    assert f"verify -> modal: passed at " in out and s.url in out
+    assert "verify -> modal: passed at " in out and s.url in out
 
 
 def test_model_the_fly_app_served_is_missing(serve, capsys, tmp_path):
@@ -227,3 +227,28 @@ def test_cli_subprocess_end_to_end_secrets_never_in_output_or_files(serve, tmp_p
     assert p.returncode == 0, p.stdout + p.stderr
     assert p.stdout.rstrip().endswith("PASSED") and out_file.read_text() == p.stdout
     assert_no_secret(["rpa_CANARY_sub_77aa66"], p.stdout, p.stderr, out_file.read_text())
+
+
+CORPUS = ROOT.parent / "shared" / "corpus"
+
+
+@pytest.mark.skipif(not CORPUS.is_dir(), reason="the shared corpus is not here")
+@pytest.mark.parametrize("name, cfg, expect", [
+    ("fly-apps__cog-whisper", {"kind": "whisper", "whisper_api": "cog", "health_path": "/health-check"},
+     ["health /health-check", "transcribe the bundled clip"]),
+    ("informaticker__vllm-fly", {"kind": "openai", "model": "informatiker/agpt-lines-10epochsmed"},
+     ["health /health", "models listed (/v1/models)", "chat completion (streamed)"]),
+    ("fly-apps__ollama-demo", {"kind": "ollama", "model": "llama3:latest"},
+     ["health /", "models listed (/api/tags)", "generate (streamed, /api/generate)"]),
+])
+def test_real_fly_apps_choose_their_checks(serve, capsys, tmp_path, name, cfg, expect):
+    import shutil
+
+    app = tmp_path / name
+    shutil.copytree(CORPUS / name, app)  # a copy: verify keeps its verdict in APP_DIR/.flymigrate
+    s = serve(**cfg)
+    rc, rep, _ = run_json(capsys, str(app), "--url", s.url, "--to", "modal", *FAST)
+    assert rc == 0, rep
+    assert rep["server_kind"] == cfg["kind"]
+    assert "answered" not in rep["server_kind_from"]  # from the app's files, not from asking the server
+    assert [c["name"] for c in rep["checks"]][:len(expect)] == expect
