@@ -54,7 +54,11 @@ def verify(opts: VerifyOptions, progress=None) -> Report:
         raise UserError(f"no URL to verify: {opts.app_dir or 'the app'} has no deployed URL for {opts.target} in "
                         "its apply state.", hint=f"Run `flymigrate apply {opts.app_dir or 'APP_DIR'} --to "
                         f"{opts.target} --deploy`, or pass --url URL.")
-    split_url(url)
+    scheme, host, _, path = split_url(url)
+    if opts.target == "runpod" and host == "api.runpod.ai" and path.startswith("/v2/"):
+        raise UserError(f"{url} is a RunPod queue endpoint (/run, /runsync): an HTTP server (vLLM, ollama, ...) "
+                        "never serves a request there.", hint="Deploy it as a load-balancing endpoint and verify "
+                        "https://ENDPOINT_ID.api.runpod.ai (docs.runpod.io/serverless/load-balancing/overview).")
     auth = build_auth(opts.target, facts.export, id_token=opts.id_token, url=url)
     report = Report(url=url, target=opts.target, app=facts.app, auth=auth.describe())
     report.notes += facts.notes + auth.notes
@@ -87,6 +91,8 @@ def verify(opts: VerifyOptions, progress=None) -> Report:
                                        f"({rd.attempts} tries); last: {rd.last}")
             return _finish(report, opts, baseline, save_last, compare_baseline)
         report.cold_start_s = rd.cold_start_s
+        if rd.attempts == 1:
+            report.ready_detail += " (the first request answered: it was already warm)"
 
         if kind is None:
             kind, kind_from = ck.probe_kind(c)
@@ -109,14 +115,21 @@ def verify(opts: VerifyOptions, progress=None) -> Report:
             report.model = served if kind == "openai" else (model or None)
             if served:
                 chat = ck.check_chat(c, served)
+                gen_path, payload = "/v1/chat/completions", ck.chat_payload(served, stream=False, max_tokens=8)
+                lat_what = "chat completion (8 tokens)"
+                if not chat.passed and chat.detail.startswith(("400", "404", "422")):
+                    # a base model without a chat template: vLLM answers chat with 400; try plain completions
+                    comp = ck.check_completion(c, served, chat.detail[:120])
+                    if comp.passed:
+                        chat = comp
+                        gen_path, payload = "/v1/completions", ck.completion_payload(served, stream=False,
+                                                                                      max_tokens=8)
+                        lat_what = "completion (8 tokens)"
                 report.checks.append(chat)
                 if chat.passed:
-                    payload = ck.chat_payload(served, stream=False, max_tokens=8)
-
-                    def lat_req(cl: Client, payload=payload) -> str | None:
-                        r = cl.post_json("/v1/chat/completions", payload)
+                    def lat_req(cl: Client, path=gen_path, payload=payload) -> str | None:
+                        r = cl.post_json(path, payload)
                         return None if r.status == 200 and b"choices" in r.body else f"{r.status} {r.reason}"
-                    lat_what = "chat completion (8 tokens)"
         elif kind == "ollama":
             chk, served = ck.check_tags(c, model)
             report.checks.append(chk)

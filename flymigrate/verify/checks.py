@@ -204,6 +204,22 @@ def check_chat(c: Client, model: str) -> Check:
                          _chat_chunk)
 
 
+def completion_payload(model: str, *, stream: bool, max_tokens: int = MAX_TOKENS) -> dict[str, Any]:
+    p: dict[str, Any] = {"model": model, "prompt": PROMPT, "max_tokens": max_tokens, "temperature": 0,
+                         "stream": stream}
+    if stream:
+        p["stream_options"] = {"include_usage": True}
+    return p
+
+
+def check_completion(c: Client, model: str, why_not_chat: str) -> Check:
+    """For a base model without a chat template (vLLM answers chat with 400): the plain completions route."""
+    chk = _stream_check("completion (streamed, /v1/completions)", c, "/v1/completions",
+                        completion_payload(model, stream=True), _chat_chunk)
+    chk.detail += f"; chat completion answered {why_not_chat}"
+    return chk
+
+
 def check_tgi_info(c: Client, expected: str | None) -> tuple[Check, str | None]:
     name = "model served (/info)"
     try:

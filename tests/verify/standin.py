@@ -47,6 +47,7 @@ class Config:
     fail_every: int = 0
     slow_ms: float = 0.0
     health_path: str = "/health"
+    chat_template: bool = True  # False: a base model; chat answers 400 like vLLM's, /v1/completions works
     seen: list[dict[str, str]] = field(default_factory=list)  # headers the app saw (after the front)
     gen_count: int = 0
 
@@ -54,7 +55,8 @@ class Config:
 class StandIn:
     def __init__(self, cfg: Config, *, listen_after_s: float = 0.0) -> None:
         self.cfg = cfg
-        self.started = time.monotonic()
+        self.created = time.monotonic()
+        self.started: float | None = None  # the first request starts the cold start, as a scale-from-zero does
         self.lock = threading.Lock()
         s = socket.socket()
         s.bind(("127.0.0.1", 0))
@@ -76,8 +78,22 @@ class StandIn:
         self.httpd.daemon_threads = True
         self.httpd.serve_forever(poll_interval=0.05)
 
+    def cold_left(self, until_s: float | None = None) -> float:
+        """Seconds of the cold start still ahead now (``until_s``: the listen delay, counted from creation)."""
+        if until_s is not None:
+            return max(0.0, until_s - (time.monotonic() - self.created))
+        if self.started is None:
+            return self.cfg.cold_start_s
+        return max(0.0, self.cfg.cold_start_s - (time.monotonic() - self.started))
+
+    def since_start(self) -> float:
+        with self.lock:
+            if self.started is None:
+                self.started = time.monotonic()
+        return time.monotonic() - self.started
+
     def ready(self) -> bool:
-        return time.monotonic() - self.started >= self.cfg.cold_start_s
+        return self.since_start() >= self.cfg.cold_start_s
 
     def close(self) -> None:
         while self.httpd is None and self._t.is_alive():
@@ -141,9 +157,9 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send(401, {"error": "unauthorized"})
                 return None
             hdrs.pop("authorization")
-            if time.monotonic() - si.started < cfg.worker_up_s:
+            if si.since_start() < cfg.worker_up_s:
                 time.sleep(cfg.lb_window_s)  # RunPod holds the request while it looks for a worker
-                if time.monotonic() - si.started < cfg.worker_up_s:
+                if si.since_start() < cfg.worker_up_s:
                     self._send(400, {"error": "no workers available"})
                     return None
             if path != "/ping" and not si.ready():
@@ -251,25 +267,33 @@ class _Handler(BaseHTTPRequestHandler):
             cfg.seen.append(hdrs)
         path = self.path.split("?")[0]
         k = cfg.kind
-        if k in ("openai", "tgi") and path == "/v1/chat/completions":
+        if k in ("openai", "tgi") and path in ("/v1/chat/completions", "/v1/completions"):
             if not self._app_auth(hdrs) or self._fault():
                 return
             req = json.loads(body)
+            if path == "/v1/chat/completions" and not cfg.chat_template:
+                self._send(400, {"object": "error", "message": "As of transformers v4.44, default chat template is "
+                                 "no longer allowed, so you must provide a chat template if the tokenizer does not "
+                                 "define one.", "code": 400})
+                return
+            completion = path == "/v1/completions"
             if k == "openai" and req.get("model") != cfg.model:
                 self._send(404, {"error": {"message": f"The model `{req.get('model')}` does not exist."}})
                 return
             words = [f"w{i} " for i in range(cfg.tokens)]
             if not req.get("stream"):
-                self._send(200, {"id": "x", "object": "chat.completion", "choices": [
-                    {"index": 0, "message": {"role": "assistant", "content": "".join(words)}, "finish_reason": "length"}],
-                    "usage": {"completion_tokens": cfg.tokens}})
+                choice = ({"index": 0, "text": "".join(words), "finish_reason": "length"} if completion else
+                          {"index": 0, "message": {"role": "assistant", "content": "".join(words)},
+                           "finish_reason": "length"})
+                self._send(200, {"id": "x", "object": "text_completion" if completion else "chat.completion",
+                                 "choices": [choice], "usage": {"completion_tokens": cfg.tokens}})
                 return
             self._stream_start("text/event-stream")
             self._chunk(b'data: {"choices":[{"index":0,"delta":{"role":"assistant","content":""}}]}\n\n')
             for w in words:
                 if cfg.token_delay_s:
                     time.sleep(cfg.token_delay_s)
-                ev = {"choices": [{"index": 0, "delta": {"content": w}}]}
+                ev = {"choices": [{"index": 0, "text": w} if completion else {"index": 0, "delta": {"content": w}}]}
                 self._chunk(f"data: {json.dumps(ev)}\n\n".encode())
             self._chunk(b'data: {"choices":[{"index":0,"delta":{},"finish_reason":"length"}]}\n\n')
             if (req.get("stream_options") or {}).get("include_usage"):

@@ -18,10 +18,11 @@ def test_runpod_lb_scale_from_zero_then_loading_then_ready(serve, capsys, monkey
     s = serve(platform="runpod", runpod_key=RP_KEY, worker_up_s=0.6, lb_window_s=0.2, cold_start_s=1.2)
     monkeypatch.setenv("RUNPOD_API_KEY", RP_KEY)
     out_file = tmp_path / "r.json"
+    left = s.cold_left()
     rc, rep, err = run_json(capsys, "--url", s.url, "--to", "runpod", *FAST, "--out", str(out_file))
     assert rc == 0, rep
     assert rep["schema"] == "flymigrate/verify/v1" and rep["passed"] is True and rep["url"] == s.url
-    assert 1.0 <= rep["cold_start_s"] < 5
+    assert left - 0.05 <= rep["cold_start_s"] < 5
     assert rep["server_kind"] == "openai" and rep["model"] == "Qwen/Qwen3-8B"
     names = [c["name"] for c in rep["checks"]]
     assert names[:3] == ["health /ping", "models listed (/v1/models)", "chat completion (streamed)"]
@@ -91,9 +92,10 @@ def test_modal_proxy_auth_and_503_while_starting(serve, capsys, monkeypatch):
               kind="ollama", model="llama3:latest")
     monkeypatch.setenv("MODAL_PROXY_TOKEN_ID", "wk-CANARYkey1")
     monkeypatch.setenv("MODAL_PROXY_TOKEN_SECRET", "ws-CANARYsecret2")
+    left = s.cold_left()
     rc, rep, err = run_json(capsys, "--url", s.url, "--to", "modal", *FAST)
     assert rc == 0, rep
-    assert rep["cold_start_s"] >= 0.9 and rep["server_kind"] == "ollama"
+    assert rep["cold_start_s"] >= left - 0.05 and rep["server_kind"] == "ollama"
     assert [c["name"] for c in rep["checks"]][:3] == ["health /", "models listed (/api/tags)",
                                                        "generate (streamed, /api/generate)"]
     assert_no_secret(["wk-CANARYkey1", "ws-CANARYsecret2"], str(rep), err)
@@ -107,9 +109,10 @@ def test_modal_without_proxy_token_fails_with_the_variable_names(serve, capsys):
 
 def test_connection_refused_while_starting(serve, capsys):
     s = serve(listen_after_s=1.0, kind="generic")
+    left = s.cold_left(1.0)
     rc, rep, _ = run_json(capsys, "--url", s.url, "--to", "modal", *FAST)
     assert rc == 0, rep
-    assert rep["cold_start_s"] >= 0.9
+    assert rep["cold_start_s"] >= left - 0.05 > 0
 
 
 @pytest.mark.parametrize("listening", [True, False])
