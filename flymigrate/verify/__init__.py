@@ -92,7 +92,7 @@ def verify(opts: VerifyOptions, progress=None) -> Report:
             return _finish(report, opts, baseline, save_last, compare_baseline)
         report.cold_start_s = rd.cold_start_s
         if rd.attempts == 1:
-            report.ready_detail += " (the first request answered: it was already warm)"
+            report.ready_detail = f"already warm: the first request to {rd.path} answered {rd.last}"
 
         if kind is None:
             kind, kind_from = ck.probe_kind(c)

@@ -47,6 +47,8 @@ class Config:
     fail_every: int = 0
     slow_ms: float = 0.0
     health_path: str = "/health"
+    starting_status: int = 503  # what the Cloud Run / Modal front answers while a container starts (503 or 429)
+    echo_auth: bool = False  # a careless app that quotes the Authorization it got in its 401 body
     chat_template: bool = True  # False: a base model; chat answers 400 like vLLM's, /v1/completions works
     seen: list[dict[str, str]] = field(default_factory=list)  # headers the app saw (after the front)
     gen_count: int = 0
@@ -180,14 +182,14 @@ class _Handler(BaseHTTPRequestHandler):
                            f"{path} from this server.</body></html>", "text/html")
                 return None
             if not si.ready():
-                self._send(503, "Service Unavailable", "text/plain")
+                self._send(cfg.starting_status, "Service Unavailable", "text/plain")
                 return None
         elif cfg.platform == "modal":
             if hdrs.get("modal-key") != cfg.modal_key or hdrs.get("modal-secret") != cfg.modal_secret:
                 self._send(401, "modal-http: missing credentials for proxy authorization", "text/plain")
                 return None
             if not si.ready():
-                self._send(503, "modal-http: app is starting", "text/plain")
+                self._send(cfg.starting_status, "modal-http: app is starting", "text/plain")
                 return None
         elif not si.ready():
             if path == "/ping":
@@ -203,7 +205,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _app_auth(self, hdrs: dict[str, str]) -> bool:
         cfg = self.standin.cfg
         if cfg.app_key and hdrs.get("authorization") != f"Bearer {cfg.app_key}":
-            self._send(401, {"error": {"message": "Unauthorized", "type": "invalid_request_error"}})
+            msg = f"Unauthorized: {hdrs.get('authorization')}" if cfg.echo_auth else "Unauthorized"
+            self._send(401, {"error": {"message": msg, "type": "invalid_request_error"}})
             return False
         return True
 

@@ -87,9 +87,10 @@ def test_cloudrun_token_from_gcloud(serve, capsys, clean_env):
     assert_no_secret([ID_TOKEN], out, err)
 
 
-def test_modal_proxy_auth_and_503_while_starting(serve, capsys, monkeypatch):
+@pytest.mark.parametrize("starting", [503, 429])
+def test_modal_proxy_auth_and_busy_while_starting(serve, capsys, monkeypatch, starting):
     s = serve(platform="modal", modal_key="wk-CANARYkey1", modal_secret="ws-CANARYsecret2", cold_start_s=1.0,
-              kind="ollama", model="llama3:latest")
+              kind="ollama", model="llama3:latest", starting_status=starting)
     monkeypatch.setenv("MODAL_PROXY_TOKEN_ID", "wk-CANARYkey1")
     monkeypatch.setenv("MODAL_PROXY_TOKEN_SECRET", "ws-CANARYsecret2")
     left = s.cold_left()
@@ -99,6 +100,7 @@ def test_modal_proxy_auth_and_503_while_starting(serve, capsys, monkeypatch):
     assert [c["name"] for c in rep["checks"]][:3] == ["health /", "models listed (/api/tags)",
                                                        "generate (streamed, /api/generate)"]
     assert_no_secret(["wk-CANARYkey1", "ws-CANARYsecret2"], str(rep), err)
+    assert f"{starting} " in err  # the progress line showed what the front answered while starting
 
 
 def test_modal_without_proxy_token_fails_with_the_variable_names(serve, capsys):
@@ -132,3 +134,13 @@ def test_unreachable_after_timeout_is_exit_3(serve, capsys, listening, tmp_path)
     assert rep["latency"]["errors"] == 0 and rep["checks"] == []
     text = run(capsys, "--url", url, "--to", "modal", "--timeout", "0.5s")[1]
     assert "UNREACHABLE" in text and ("connection refused" in text or "503" in text or "204" in text)
+
+
+def test_a_server_that_echoes_the_key_back_is_redacted(serve, capsys, monkeypatch, tmp_path):
+    wrong = "sk-CANARY-wrong-key-1a2b3c4d"
+    s = serve(app_key=APP_KEY, echo_auth=True)
+    monkeypatch.setenv("VLLM_API_KEY", wrong)
+    out_file = tmp_path / "out.txt"
+    rc, out, err = run(capsys, "--url", s.url, "--to", "modal", *FAST, "--out", str(out_file))
+    assert rc == 5 and "401" in out and "Unauthorized: <redacted>" in out
+    assert_no_secret([wrong], out, err, out_file.read_text())
