@@ -41,7 +41,7 @@ def verify(opts: VerifyOptions, progress=None) -> Report:
     from .http import Client, split_url
     from .latency import measure
     from .ready import wait_ready
-    from .report import compare_baseline, load_baseline, save_last
+    from .report import load_baseline
 
     baseline = load_baseline(opts.baseline) if opts.baseline else None  # bad input fails before any request
     facts = read_app(opts.app_dir, opts.target, opts.secrets or None) if opts.app_dir else AppFacts()
@@ -54,7 +54,7 @@ def verify(opts: VerifyOptions, progress=None) -> Report:
         raise UserError(f"no URL to verify: {opts.app_dir or 'the app'} has no deployed URL for {opts.target} in "
                         "its apply state.", hint=f"Run `flymigrate apply {opts.app_dir or 'APP_DIR'} --to "
                         f"{opts.target} --deploy`, or pass --url URL.")
-    scheme, host, _, path = split_url(url)
+    _, host, _, path = split_url(url)
     if opts.target == "runpod" and host == "api.runpod.ai" and path.startswith("/v2/"):
         raise UserError(f"{url} is a RunPod queue endpoint (/run, /runsync): an HTTP server (vLLM, ollama, ...) "
                         "never serves a request there.", hint="Deploy it as a load-balancing endpoint and verify "
@@ -70,12 +70,9 @@ def verify(opts: VerifyOptions, progress=None) -> Report:
 
     c = client()
     try:
-        if opts.target == "runpod":
-            ready_path, ready_from = "/ping", "RunPod's load-balancer health route"
-        elif facts.health_path:
-            ready_path, ready_from = facts.health_path, facts.health_from
-        else:
-            ready_path, ready_from = (ck.DEFAULT_HEALTH.get(kind or "", "/"), "")
+        # RunPod's load balancer answers /ping itself while it finds and loads a worker
+        ready_path = ("/ping" if opts.target == "runpod"
+                      else facts.health_path or ck.DEFAULT_HEALTH.get(kind or "", "/"))
         rd = wait_ready(c, opts.target, ready_path, opts.timeout_s, progress=progress)
         if progress is not None:
             progress.done()
@@ -89,7 +86,7 @@ def verify(opts: VerifyOptions, progress=None) -> Report:
                 report.reachable = False
                 report.ready_detail = (f"no ready answer from {rd.path} within {opts.timeout_s:g}s "
                                        f"({rd.attempts} tries); last: {rd.last}")
-            return _finish(report, opts, baseline, save_last, compare_baseline)
+            return _finish(report, opts, baseline)
         report.cold_start_s = rd.cold_start_s
         if rd.attempts == 1:
             report.ready_detail = f"already warm: the first request to {rd.path} answered {rd.last}"
@@ -103,66 +100,12 @@ def verify(opts: VerifyOptions, progress=None) -> Report:
         report.checks.append(ck.check_health(c, health_path, opts.target, facts.health_from or
                                              ("RunPod's load-balancer health route" if health_path == "/ping"
                                               else "")))
-        lat_req = None
-        lat_what = f"GET {health_path}"
-        if kind in ("openai", "tgi"):
-            if kind == "tgi":
-                chk, served = ck.check_tgi_info(c, model)
-                served = "tgi" if served else None  # TGI's Messages API takes any model name
-            else:
-                chk, served = ck.check_models(c, model)
-            report.checks.append(chk)
-            report.model = served if kind == "openai" else (model or None)
-            if served:
-                chat = ck.check_chat(c, served)
-                gen_path, payload = "/v1/chat/completions", ck.chat_payload(served, stream=False, max_tokens=8)
-                lat_what = "chat completion (8 tokens)"
-                if not chat.passed and chat.detail.startswith(("400", "404", "422")):
-                    # a base model without a chat template: vLLM answers chat with 400; try plain completions
-                    comp = ck.check_completion(c, served, chat.detail[:120])
-                    if comp.passed:
-                        chat = comp
-                        gen_path, payload = "/v1/completions", ck.completion_payload(served, stream=False,
-                                                                                      max_tokens=8)
-                        lat_what = "completion (8 tokens)"
-                report.checks.append(chat)
-                if chat.passed:
-                    def lat_req(cl: Client, path=gen_path, payload=payload) -> str | None:
-                        r = cl.post_json(path, payload)
-                        return None if r.status == 200 and b"choices" in r.body else f"{r.status} {r.reason}"
-        elif kind == "ollama":
-            chk, served = ck.check_tags(c, model)
-            report.checks.append(chk)
-            report.model = served
-            if served:
-                gen = ck.check_generate(c, served)
-                report.checks.append(gen)
-                if gen.passed:
-                    payload = ck.generate_payload(served, stream=False, num_predict=8)
-
-                    def lat_req(cl: Client, payload=payload) -> str | None:
-                        r = cl.post_json("/api/generate", payload)
-                        return None if r.status == 200 and b"response" in r.body else f"{r.status} {r.reason}"
-                    lat_what = "generate (8 tokens)"
-        elif kind == "whisper":
-            chk, route = ck.check_transcribe(c, model)
-            report.checks.append(chk)
-            report.model = model
-            if route is not None:
-                label, path, body, ct = route
-
-                def lat_req(cl: Client, path=path, body=body, ct=ct) -> str | None:
-                    r = cl.request("POST", path, body=body, headers={"Content-Type": ct})
-                    return None if 200 <= r.status < 300 else f"{r.status} {r.reason}"
-                lat_what = f"transcription ({label})"
-        else:
-            report.checks.append(ck.check_root(c))
+        fn = ck.functional_checks(c, kind, model)
+        report.checks += fn.checks
+        report.model = fn.model
         if model and model_from and report.model:
             report.notes.append(f"expected model {model} from {model_from}")
-        if lat_req is None:
-            def lat_req(cl: Client, p=health_path) -> str | None:
-                r = cl.get(p)
-                return None if 200 <= r.status < 300 else f"{r.status} {r.reason}"
+        warm, warm_what = (fn.warm, fn.warm_what) if fn.warm else (ck.warm_get(health_path), f"GET {health_path}")
 
         conc = max(1, opts.concurrency)
         if facts.max_concurrency and conc > facts.max_concurrency:
@@ -174,7 +117,7 @@ def verify(opts: VerifyOptions, progress=None) -> Report:
             if progress is not None:
                 def upd(done: int, n: int) -> None:
                     progress.update(f"warm latency: {done}/{n} requests")
-            report.latency = measure(client, lat_req, opts.requests, conc, lat_what, upd)
+            report.latency = measure(client, warm, opts.requests, conc, warm_what, upd)
             if progress is not None:
                 progress.done()
             L = report.latency
@@ -182,7 +125,7 @@ def verify(opts: VerifyOptions, progress=None) -> Report:
                 "warm latency", L.errors == 0,
                 f"{L.requests - L.errors}/{L.requests} answered" + (
                     f"; {L.errors} failed (e.g. {L.error_examples[0]})" if L.errors else "")))
-        return _finish(report, opts, baseline, save_last, compare_baseline)
+        return _finish(report, opts, baseline)
     finally:
         c.close()
 
@@ -196,9 +139,11 @@ def _auth_hint(target: str, status: int, last: str, auth) -> str:
     return f"{last} (sent: {auth.describe()}); {hint}"
 
 
-def _finish(report, opts, baseline, save_last, compare_baseline) -> Report:
+def _finish(report: Report, opts: VerifyOptions, baseline: dict | None) -> Report:
+    from .report import compare_baseline, save_last
+
     if baseline is not None and report.reachable:
-        report.checks.append(compare_baseline(report, baseline, opts.baseline))
+        report.checks.append(compare_baseline(report, baseline, opts.baseline or ""))
     if opts.save and opts.app_dir:
         try:
             save_last(Path(opts.app_dir), report)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import json
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
@@ -333,3 +334,83 @@ def check_transcribe(c: Client, model: str | None) -> tuple[Check, tuple[str, st
         return Check(name, True, f"{label}: {r.status}, transcript {shown!r} in {r.elapsed_s * 1000:.0f} ms",
                      {"ms": r.elapsed_s * 1000}), route
     return Check(name, False, "no transcription route answered (" + ", ".join(tried) + ")"), None
+
+
+# ---------------------------------------------------------------------------------------- per kind
+Warm = Callable[[Client], "str | None"]  # one warm request: None when it answered well, else why not
+
+
+@dataclass
+class Functional:
+    """What a server kind's checks found, and the request the warm-latency phase repeats."""
+
+    checks: list[Check]
+    model: str | None = None
+    warm: Warm | None = None
+    warm_what: str = ""
+
+
+def warm_post(path: str, payload: dict[str, Any], must_have: bytes) -> Warm:
+    def req(cl: Client) -> str | None:
+        r = cl.post_json(path, payload)
+        return None if r.status == 200 and must_have in r.body else f"{r.status} {r.reason}"
+    return req
+
+
+def warm_get(path: str) -> Warm:
+    def req(cl: Client) -> str | None:
+        r = cl.get(path)
+        return None if 200 <= r.status < 300 else f"{r.status} {r.reason}"
+    return req
+
+
+def functional_checks(c: Client, kind: str, model: str | None) -> Functional:
+    """The checks that prove this kind of server serves: list the model, then generate or transcribe."""
+    if kind in ("openai", "tgi"):
+        if kind == "tgi":
+            chk, served = check_tgi_info(c, model)
+            name = "tgi" if served else None  # TGI's Messages API takes any model name
+        else:
+            chk, served = check_models(c, model)
+            name = served
+        out = Functional([chk], served)
+        if name is None:
+            return out
+        gen = check_chat(c, name)
+        warm = Functional([], None, warm_post("/v1/chat/completions", chat_payload(name, stream=False, max_tokens=8),
+                                              b"choices"), "chat completion (8 tokens)")
+        if not gen.passed and gen.detail.startswith(("400", "404", "422")):
+            # a base model without a chat template: vLLM answers chat with 400; try plain completions
+            comp = check_completion(c, name, gen.detail[:120])
+            if comp.passed:
+                gen = comp
+                warm = Functional([], None, warm_post("/v1/completions", completion_payload(name, stream=False,
+                                                                                            max_tokens=8),
+                                                      b"choices"), "completion (8 tokens)")
+        out.checks.append(gen)
+        if gen.passed:
+            out.warm, out.warm_what = warm.warm, warm.warm_what
+        return out
+    if kind == "ollama":
+        chk, served = check_tags(c, model)
+        out = Functional([chk], served)
+        if served:
+            gen = check_generate(c, served)
+            out.checks.append(gen)
+            if gen.passed:
+                out.warm = warm_post("/api/generate", generate_payload(served, stream=False, num_predict=8),
+                                     b"response")
+                out.warm_what = "generate (8 tokens)"
+        return out
+    if kind == "whisper":
+        chk, route = check_transcribe(c, model)
+        out = Functional([chk], model)
+        if route is not None:
+            label, path, body, ct = route
+
+            def req(cl: Client) -> str | None:
+                r = cl.request("POST", path, body=body, headers={"Content-Type": ct})
+                return None if 200 <= r.status < 300 else f"{r.status} {r.reason}"
+            out.warm, out.warm_what = req, f"transcription ({label})"
+        return out
+    return Functional([check_root(c)], None)
