@@ -27,9 +27,11 @@ def run(args: argparse.Namespace) -> int:
         from ..apply.state import apply_status, format_apply_status
 
         applied = apply_status(Path(args.app_dir))
-    from ..verify.report import format_last, last_verdicts  # the last `flymigrate verify` verdict per target
+    verified = None
+    if args.app_dir:  # the last `flymigrate verify` verdict per target
+        from ..verify.report import format_last, last_verdicts
 
-    verified = last_verdicts(Path(args.app_dir)) if args.app_dir else None
+        verified = last_verdicts(Path(args.app_dir))
     if args.format == "json":
         out: dict[str, Any] = {"schema": "flymigrate/status/v1", "transfers": rows}
         if args.app_dir:

@@ -74,6 +74,9 @@ def test_app_dir_url_from_apply_state_model_and_health_from_fly_toml(serve, caps
     assert main(["status", str(app)]) == 0
     out = capsys.readouterr().out
     assert "verify -> modal: passed at " in out and s.url in out
+    assert main(["status", str(app), "--format", "json"]) == 0
+    st = json.loads(capsys.readouterr().out)
+    assert st["verify"]["modal"]["passed"] is True and st["verify"]["modal"]["url"] == s.url
 
 
 def test_model_the_fly_app_served_is_missing(serve, capsys, tmp_path):
