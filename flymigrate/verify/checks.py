@@ -403,6 +403,15 @@ def functional_checks(c: Client, kind: str, model: str | None) -> Functional:
                 out.warm_what = "generate (8 tokens)"
         return out
     if kind == "whisper":
+        if model is None:  # an OpenAI-style server (speaches, vLLM) wants a model id it serves, not "whisper-1"
+            try:
+                r = c.get("/v1/models", timeout=30)
+                data = _json(r) if r.status == 200 else None
+                ids = [m.get("id") for m in (data or {}).get("data") or [] if isinstance(m, dict)] \
+                    if isinstance(data, dict) else []
+                model = next((i for i in ids if isinstance(i, str) and "whisper" in i.lower()), None)
+            except ConnectError:
+                pass
         chk, route = check_transcribe(c, model)
         out = Functional([chk], model)
         if route is not None:

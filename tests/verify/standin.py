@@ -237,6 +237,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, {"status": "healthy"})
             return
         k = cfg.kind
+        if k == "whisper" and cfg.whisper_api == "openai" and path == "/v1/models":
+            self._send(200, {"object": "list", "data": [{"id": cfg.model, "object": "model"}]})
+            return
         if k in ("openai", "tgi") and path == "/v1/models":
             if self._app_auth(hdrs):
                 self._send(200, {"object": "list", "data": [{"id": cfg.model if k == "openai" else "tgi",
@@ -337,6 +340,9 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             field_name = b'name="file"' if cfg.whisper_api == "openai" else b'name="audio_file"'
             ok = b"RIFF" in body and b"WAVE" in body and field_name in body
+            if cfg.whisper_api == "openai" and f'name="model"\r\n\r\n{cfg.model}\r\n'.encode() not in body:
+                self._send(404, {"detail": "model not found"})  # speaches / vLLM: only the model it serves
+                return
             self._send(200 if ok else 422, {"text": " beep"} if ok else {"detail": "no audio file"})
             return
         self._send(404, {"detail": "Not Found"})

@@ -163,7 +163,7 @@ def test_bad_baseline_is_a_usage_error_before_any_request(capsys, tmp_path, cont
 
 @pytest.mark.parametrize("api", ["openai", "asr", "cog"])
 def test_whisper_transcribes_the_bundled_clip(serve, capsys, tmp_path, api):
-    s = serve(kind="whisper", whisper_api=api, health_path="/health-check")
+    s = serve(kind="whisper", whisper_api=api, health_path="/health-check", model="Systran/faster-whisper-small")
     fly = ('app = "whisperplz"\n[build]\n  image = "ghcr.io/fly-apps/cog-whisper:latest"\n[http_service]\n'
            '  internal_port = 5000\n  [[http_service.checks]]\n    path = "/health-check"\n')
     app = make_app(tmp_path, fly, url=s.url)
