@@ -21,10 +21,11 @@ from .errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_RESUMABLE, FlymigrateE
 
 # Each command lives in flymigrate/commands/<name>.py with add_parser(subparsers) and run(args) -> int.
 # Command modules must import nothing heavy at module level (start-up time is measured).
-COMMANDS = ("plan", "apply", "transfer", "status", "compare", "tui")
+COMMANDS = ("plan", "apply", "transfer", "status", "compare", "tui", "verify")
 
 EPILOG = """exit codes: 0 done; 1 internal error (see the crash log it names); 2 invalid input or usage;
-3 a remote service kept failing; 4 stopped but resumable (run the same command again); 130 interrupted."""
+3 a remote service kept failing; 4 stopped but resumable (run the same command again); 5 verify: a check failed;
+130 interrupted."""
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:

@@ -31,14 +31,22 @@ def run(args: argparse.Namespace) -> int:
         from ..apply.state import apply_status, format_apply_status
 
         applied = apply_status(Path(args.app_dir))
+    verified = None
+    if args.app_dir:  # the last `flymigrate verify` verdict per target
+        from ..verify.report import format_last, last_verdicts
+
+        verified = last_verdicts(Path(args.app_dir))
     if args.format == "json":
         out: dict[str, Any] = {"schema": "flymigrate/status/v1", "transfers": rows}
         if args.app_dir:
             out["apply"] = applied
+            out["verify"] = verified
         print(json.dumps(out, indent=2))
         return 0
     if applied:
         print("\n".join(format_apply_status(applied)))
+    if verified:
+        print("\n".join(format_last(verified)))
     if not rows:
         print("no transfers yet.")
         return 0

@@ -55,6 +55,7 @@ class FlymigrateApp(App[int]):
         Binding("s", "pause", "Pause"),
         Binding("m", "mark_done", "Mark done"),
         Binding("d", "toggle_theme", "Dark/light"),
+        Binding("v", "verify", "Verify"),  # on the last step, once apply --deploy recorded a URL: flymigrate verify
         Binding("o", "goto('overview')", "Overview", show=False),
         Binding("t", "goto('target')", "Target", show=False),
         *[Binding(str(i), f"goto('{s}')", core.STEP_SHORT[s], show=False) for i, s in enumerate(STEP_IDS, 1)],
@@ -496,6 +497,11 @@ class FlymigrateApp(App[int]):
             return True if ready else None  # shown dimmed while not possible
         if action == "pause":
             return self.transfer_stop is not None or False
+        if action == "verify":
+            from ..verify import deployed_url
+
+            return (self.page == STEP_IDS[-1] and self.session is not None and self.target is not None
+                    and deployed_url(self.session.app_dir, self.target) is not None) or False
         return True
 
     def action_help(self) -> None:
@@ -595,6 +601,18 @@ class FlymigrateApp(App[int]):
         else:
             self._step_worker(self.session, self.target, sid)
         self.refresh_bindings()
+
+    def action_verify(self) -> None:
+        if self.session is not None and self.target is not None:
+            self.notify(f"Verifying the {self.target} endpoint (cold start, checks, latency)...")
+            self._verify_worker(str(self.session.app_dir), self.target, list(self.session.secrets_paths))
+
+    @work(thread=True, exclusive=True, group="verify", exit_on_error=False)
+    def _verify_worker(self, app_dir: str, target: str, secrets: list[str]) -> None:
+        from ..verify import run_for_ui
+
+        title, text, hint = run_for_ui(app_dir, target, secrets)
+        self.call_from_thread(self.show_error, title, text, hint)
 
     @work(thread=True, exclusive=True, group="step", exit_on_error=False)
     def _step_worker(self, session: core.Session, target: str, sid: str) -> None:
