@@ -367,7 +367,7 @@ def load_inputs(
 
 def plan(
     app_dir: str | Path = ".",
-    target: str = "modal",
+    target: str = "",
     *,
     config_path: str | Path | None = None,
     secrets_paths: list[str] | None = None,
@@ -422,6 +422,7 @@ def attach_comparison(p: Plan, inp: PlanInputs) -> Plan:
 
 def _apply_setup(app_dir: str | Path, target: str, options, *, config_path=None, secrets_paths=None, code_dirs=None,
                  gpu=None, app_name=None):
+    check_target(target)
     from .apply import pristine_inputs
 
     if options.base_url is not None and not _BASE_URL_RE.fullmatch(options.base_url):
@@ -452,7 +453,7 @@ def _weights_will_be_on_volume(root: Path, target: str, options) -> bool:  # typ
     return (steps.get("weights") or {}).get("status") == "done"
 
 
-def preview(app_dir: str | Path = ".", target: str = "modal", *, options=None, config_path=None, secrets_paths=None,
+def preview(app_dir: str | Path = ".", target: str = "", *, options=None, config_path=None, secrets_paths=None,
             code_dirs=None, gpu=None, app_name=None):
     """Per-step previews of ``apply`` (``list[flymigrate.apply.StepPreview]``): diffs, generated files, secret
     names, commands. Writes nothing. ``options`` is a ``flymigrate.apply.ApplyOptions`` (default: all steps)."""
@@ -465,7 +466,7 @@ def preview(app_dir: str | Path = ".", target: str = "modal", *, options=None, c
     return _preview(root, p, inp, options, code_dirs=code_dirs)
 
 
-def apply(app_dir: str | Path = ".", target: str = "modal", *, options=None, reporter=None, confirm=None, stop=None,
+def apply(app_dir: str | Path = ".", target: str = "", *, options=None, reporter=None, confirm=None, stop=None,
           config_path=None, secrets_paths=None, code_dirs=None, gpu=None, app_name=None):
     """Carry the plan out (``flymigrate.apply.ApplyResult``). ``reporter(ApplyEvent)`` gets started / progress /
     finished / skipped / blocked / failed events; ``confirm(StepPreview) -> bool`` is asked before each step that

@@ -92,7 +92,10 @@ def _status_style(status: str) -> str:
 def step_changes(plan: Plan, step: Step) -> tuple[str, ...]:
     """A step's changes as a person reads them: config values spelled ``true``/``false`` (RunPod's JSON,
     Cloud Run's YAML), not Python's ``True``/``False`` (Modal's config is Python, so it keeps them)."""
-    if step.id != "scaling" or plan.scaling is None or plan.target == "modal":
+    from .targets import get_target, is_target
+
+    if step.id != "scaling" or plan.scaling is None or (is_target(plan.target) and
+                                                           get_target(plan.target).config_language == "python"):
         return step.changes
     from .textfmt import spell
 
@@ -128,8 +131,9 @@ def gpu_line(plan: Plan) -> tuple[str, str | None, str]:
         return (f"{g['fly_kind']} x{g['count']} ({g['vram_gb']} GB) -> {target}: {fit}", str(g["reason"] or ""),
                 "green" if g["fits"] else "red")
     if any(f.code == "cpu-only" for f in plan.findings):
-        where = {"modal": "a Modal function with no gpu=", "runpod": "a RunPod CPU endpoint (computeType CPU)",
-                 "cloudrun": "a plain Cloud Run service (no GPU annotation)"}[plan.target]
+        from .targets import get_target, is_target
+
+        where = get_target(plan.target).cpu_form if is_target(plan.target) else "a CPU deployment"
         return (f"none: the app runs on CPU (no GPU in fly.toml, the image or its scripts); here that is {where}",
                 None, "")
     return ("unknown: pass --gpu KIND[:N]", None, "yellow")

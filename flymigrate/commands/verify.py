@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-TARGETS = ("modal", "runpod", "cloudrun")
+from .targets import TargetChoices
 KINDS = ("openai", "tgi", "ollama", "whisper", "generic")
 
 
@@ -36,7 +36,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("app_dir", nargs="?", default=None, metavar="APP_DIR",
                    help="the app folder (its apply state has the deployed URL; its fly.toml and Dockerfile say what "
                    "to check); optional with --url")
-    p.add_argument("--to", dest="target", required=True, choices=TARGETS, help="the platform the app now runs on")
+    p.add_argument("--to", dest="target", required=True, choices=TargetChoices(), metavar="TARGET", help="the platform the app now runs on")
     p.add_argument("--url", help="the endpoint's base URL (default: the URL `apply --deploy` recorded)")
     p.add_argument("--secrets", action="append", default=[], metavar="FILE",
                    help="a secrets export with the app's own key or the platform tokens (repeatable)")

@@ -37,7 +37,7 @@ def verify(opts: VerifyOptions, progress=None) -> Report:
     from ..errors import UserError
     from . import checks as ck
     from .app import AppFacts, read_app
-    from .auth import build_auth
+    from .auth import _spec, build_auth
     from .http import Client, split_url
     from .latency import measure
     from .ready import wait_ready
@@ -55,10 +55,9 @@ def verify(opts: VerifyOptions, progress=None) -> Report:
                         "its apply state.", hint=f"Run `flymigrate apply {opts.app_dir or 'APP_DIR'} --to "
                         f"{opts.target} --deploy`, or pass --url URL.")
     _, host, _, path = split_url(url)
-    if opts.target == "runpod" and host == "api.runpod.ai" and path.startswith("/v2/"):
-        raise UserError(f"{url} is a RunPod queue endpoint (/run, /runsync): an HTTP server (vLLM, ollama, ...) "
-                        "never serves a request there.", hint="Deploy it as a load-balancing endpoint and verify "
-                        "https://ENDPOINT_ID.api.runpod.ai (docs.runpod.io/serverless/load-balancing/overview).")
+    spec = _spec(opts.target)
+    if spec.wrong_url and host == spec.wrong_url[0] and path.startswith(spec.wrong_url[1]):
+        raise UserError(f"{url} is {spec.wrong_url[2]}.", hint=spec.wrong_url[3])
     auth = build_auth(opts.target, facts.export, id_token=opts.id_token, url=url)
     report = Report(url=url, target=opts.target, app=facts.app, auth=auth.describe())
     report.notes += facts.notes + auth.notes
@@ -70,9 +69,8 @@ def verify(opts: VerifyOptions, progress=None) -> Report:
 
     c = client()
     try:
-        # RunPod's load balancer answers /ping itself while it finds and loads a worker
-        ready_path = ("/ping" if opts.target == "runpod"
-                      else facts.health_path or ck.DEFAULT_HEALTH.get(kind or "", "/"))
+        # a platform health route (RunPod's load balancer answers /ping itself while it finds and loads a worker)
+        ready_path = spec.health_route or facts.health_path or ck.DEFAULT_HEALTH.get(kind or "", "/")
         rd = wait_ready(c, opts.target, ready_path, opts.timeout_s, progress=progress)
         if progress is not None:
             progress.done()
@@ -94,12 +92,12 @@ def verify(opts: VerifyOptions, progress=None) -> Report:
         if kind is None:
             kind, kind_from = ck.probe_kind(c)
         report.kind, report.kind_from = kind, kind_from
-        health_path = facts.health_path or ("/ping" if opts.target == "runpod" else ck.DEFAULT_HEALTH.get(kind, "/"))
-        if opts.target == "runpod" and health_path != "/ping":
-            report.checks.append(ck.check_health(c, "/ping", "runpod", "RunPod's load-balancer health route"))
+        route = spec.health_route
+        health_path = facts.health_path or route or ck.DEFAULT_HEALTH.get(kind, "/")
+        if route and health_path != route:
+            report.checks.append(ck.check_health(c, route, opts.target, "the platform's health route"))
         report.checks.append(ck.check_health(c, health_path, opts.target, facts.health_from or
-                                             ("RunPod's load-balancer health route" if health_path == "/ping"
-                                              else "")))
+                                             ("the platform's health route" if health_path == route else "")))
         fn = ck.functional_checks(c, kind, model)
         report.checks += fn.checks
         report.model = fn.model
@@ -130,13 +128,10 @@ def verify(opts: VerifyOptions, progress=None) -> Report:
         c.close()
 
 
-def _auth_hint(target: str, status: int, last: str, auth) -> str:
-    hint = {"runpod": "set RUNPOD_API_KEY to an API key of the account that owns the endpoint",
-            "modal": "give a Modal proxy-auth token (MODAL_PROXY_TOKEN_ID and MODAL_PROXY_TOKEN_SECRET, from "
-                     "Settings > Proxy Auth Tokens), in the environment or the --secrets export",
-            "cloudrun": "pass --id-token, log in with `gcloud auth login`, or grant your account "
-                        "roles/run.invoker on the service"}.get(target, "check the app's key")
-    return f"{last} (sent: {auth.describe()}); {hint}"
+def _auth_hint(target: str, status: int, last: str, auth) -> str:  # type: ignore[no-untyped-def]
+    from .auth import _spec
+
+    return f"{last} (sent: {auth.describe()}); {_spec(target).auth_hint}"
 
 
 def _finish(report: Report, opts: VerifyOptions, baseline: dict | None) -> Report:

@@ -40,7 +40,20 @@ from ..model import SecretsExport, SecretValue
 
 APP_KEY_NAMES = ("VLLM_API_KEY", "OPENAI_API_KEY", "API_KEY", "LLM_API_KEY", "INFERENCE_API_KEY")
 APP_KEY_FROM_ENV = ("VLLM_API_KEY", "FLYMIGRATE_APP_API_KEY")  # OPENAI_API_KEY in a shell is usually OpenAI's own
-MODAL_PAIRS = (("MODAL_PROXY_TOKEN_ID", "MODAL_PROXY_TOKEN_SECRET"), ("MODAL_KEY", "MODAL_SECRET"))
+
+
+def _label(target: str) -> str:
+    from ..targets import get_target, is_target
+
+    return get_target(target).label if is_target(target) else target
+
+
+def _spec(target: str):  # type: ignore[no-untyped-def]
+    """The target's verify facts (auth scheme, health route...), from the target registry."""
+    from ..targets import get_target, is_target
+    from ..targets.base import VerifySpec
+
+    return get_target(target).verify_spec if is_target(target) else VerifySpec()
 
 
 @dataclass
@@ -91,29 +104,31 @@ def build_auth(target: str, export: SecretsExport | None, *, id_token: str | Non
             auth.notes.append(f"the app has a key ({named[0]}) but its value was not exported: give an export with "
                               f"its value (--secrets) or set {named[0] if named[0] in APP_KEY_FROM_ENV else 'VLLM_API_KEY'} "
                               "in the environment")
-    if target == "runpod":
-        rp = _lookup(("RUNPOD_API_KEY",), None, env)
+    spec = _spec(target)
+    if spec.auth == "platform-bearer":
+        rp = _lookup(spec.key_env, None, env)
         if rp is None:
-            auth.notes.append("RUNPOD_API_KEY is not set: RunPod endpoints answer 401 without it")
+            auth.notes.append(f"{' / '.join(spec.key_env)} is not set: the endpoint answers 401 without it")
         else:
             auth.set("Authorization", rp[1], rp[2], bearer=True)
         if app_key is not None:
-            auth.notes.append(f"the app checks its own key ({app_key[0]}) in Authorization, which RunPod uses for "
-                              "the RunPod API key: the app key is not sent; remove the app's key check or move it "
+            label = _label(target)
+            auth.notes.append(f"the app checks its own key ({app_key[0]}) in Authorization, which {label} uses "
+                              f"for its API key: the app key is not sent; remove the app's key check or move it "
                               "to another header")
         return auth
-    if target == "modal":
-        for id_name, secret_name in MODAL_PAIRS:
+    if spec.auth == "header-pair":
+        for id_name, secret_name in spec.pair_env:
             kid = _lookup((id_name,), export, env)
             ksec = _lookup((secret_name,), export, env)
             if kid and ksec:
-                auth.set("Modal-Key", kid[1], kid[2])
-                auth.set("Modal-Secret", ksec[1], ksec[2])
+                auth.set(spec.pair_headers[0], kid[1], kid[2])
+                auth.set(spec.pair_headers[1], ksec[1], ksec[2])
                 break
         if app_key is not None:
             auth.set("Authorization", app_key[1], app_key[2], bearer=True)
         return auth
-    if target == "cloudrun":
+    if spec.auth == "identity-token":
         tok, where = _identity_token(id_token, url, env, allow_gcloud)
         if app_key is not None:
             auth.set("Authorization", app_key[1], app_key[2], bearer=True)

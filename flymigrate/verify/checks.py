@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
+from .auth import _spec
 from .http import Client, ConnectError, Response
 
 PROMPT = "Reply with one short sentence: what is 2 + 2?"
@@ -95,8 +96,9 @@ def check_health(c: Client, path: str, target: str, origin: str) -> Check:
         r = c.get(path, timeout=60)
     except ConnectError as exc:
         return Check(name, False, f"no answer: {exc}")
-    if target == "runpod" and path == "/ping":
-        ok = r.status == 200  # 204 means still initialising (docs.runpod.io/serverless/load-balancing/overview)
+    spec = _spec(target)
+    if spec.health_route and path == spec.health_route:
+        ok = r.status == spec.health_ready_status  # RunPod LB: 204 means still initialising
     else:
         ok = 200 <= r.status < (400 if path == "/" else 300)  # a root that redirects (to /docs) is alive
     why = f"{r.status} {r.reason}" + (f" ({origin})" if origin else "")

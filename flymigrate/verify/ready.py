@@ -68,6 +68,9 @@ class Progress:
 def wait_ready(client: Client, target: str, path: str, timeout_s: float, *, progress: Progress | None = None,
                interval_s: float = 0.5, max_interval_s: float = 5.0, probe_timeout_s: float = 30.0,
                clock: Callable[[], float] = time.monotonic) -> Readiness:
+    from .auth import _spec
+
+    no_worker = _spec(target).no_worker_status
     start = clock()
     deadline = start + timeout_s
     attempts = 0
@@ -83,8 +86,8 @@ def wait_ready(client: Client, target: str, path: str, timeout_s: float, *, prog
             if r.status in AUTH:
                 return Readiness(False, None, attempts, path, f"{r.status} {r.reason}: {r.text(120)}".strip(": "),
                                  r.status)
-            if r.status == 400 and target == "runpod":
-                last = "400: no worker became ready within RunPod's window (retrying)"
+            if no_worker is not None and r.status == no_worker:
+                last = f"{r.status}: no worker became ready within the platform's window (retrying)"
             elif r.status in STARTING:
                 last = f"{r.status} {'initialising' if r.status == 204 else r.reason or 'starting'}"
             else:
