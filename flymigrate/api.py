@@ -211,6 +211,17 @@ def _host_app(url: str) -> str | None:
     return None
 
 
+def _recorded_app_name(root: Path) -> str | None:
+    import json
+
+    try:
+        data = json.loads((root / ".flymigrate" / "state.json").read_text("utf-8"))
+    except (OSError, ValueError):
+        return None
+    name = data.get("app_name") if isinstance(data, dict) else None
+    return name if isinstance(name, str) and _FLY_APP_NAME_RE.match(name) else None
+
+
 def _derive_app_name(app: FlyApp, root: Path, pre_scan) -> tuple[FlyApp, Finding | None]:
     """fly.toml has no ``app`` and no --app was given: take the name from the app's own Fly URL or its folder,
     and say which (a missing name made the app's own ``NAME.flycast`` look like another app)."""
@@ -349,9 +360,18 @@ def load_inputs(
         roots.append((root, ""))
         inputs.append(("code", _display(root, Path.cwd()) if root != Path(".") else "."))
     if app.app is None:
-        app, named = _derive_app_name(app, root, scan_paths(roots, None, exclude=secrets_paths or ()))
-        if named is not None:
-            findings.append(named)
+        recorded = _recorded_app_name(root)
+        if recorded:  # a previous apply derived it (before it rewrote the URLs it was derived from): keep it
+            from dataclasses import replace as _replace
+
+            app = _replace(app, app=recorded, findings=tuple(f for f in app.findings if f.code != "no-app-name"))
+            findings.append(Finding("info", "app-name-derived", f"no `app` in fly.toml: the name {recorded} is the one "
+                                    "a previous apply derived (kept in .flymigrate/state.json); pass --app NAME to "
+                                    "change it.", app.config_path))
+        else:
+            app, named = _derive_app_name(app, root, scan_paths(roots, None, exclude=secrets_paths or ()))
+            if named is not None:
+                findings.append(named)
     scan = scan_paths(roots, app.app, exclude=secrets_paths or ())
     gpu_override = None
     if gpu:

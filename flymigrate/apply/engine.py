@@ -678,6 +678,10 @@ def run(ctx: Context, confirm: Callable[[StepPreview], bool] | None = None) -> A
         order.append("deploy")
     result = ApplyResult(ctx.plan.target)
     target = ctx.plan.target
+    if ctx.plan.app and any(f.code == "app-name-derived" for f in ctx.plan.findings) \
+            and ctx.state.data.get("app_name") != ctx.plan.app:
+        ctx.state.data["app_name"] = ctx.plan.app  # the URLs it came from are about to be rewritten
+        ctx.state.save()
     for sid in order:
         if ctx.stop.is_set():
             raise ResumableError("stopped; state is saved.", hint="Run the same command again to continue.")
