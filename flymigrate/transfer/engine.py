@@ -41,6 +41,7 @@ import json
 import os
 import queue
 import random
+import signal
 import tempfile
 import threading
 import time
@@ -69,7 +70,8 @@ from .base import (
     open_source,
     parse_url,
 )
-from .journal import Journal
+from . import hashing
+from .journal import FileRow, Journal
 from .streams import RangeBody, read_full
 
 DEFAULT_PART_SIZE = 16 * MiB  # buffered sources (HTTP): memory ~ (parallel + 2) x part size
@@ -81,6 +83,15 @@ HASH_CHUNK = 2 * MiB
 # ties them to the hasher's sha256) or "hasher" (one thread, one read; less CPU, but serial)
 MD5_WHERE = os.environ.get("FLYMIGRATE_MD5_WHERE", "hasher")
 MEMORY_BUDGET = 512 * MiB  # cap on pooled buffers when parts must be huge
+# Crash points for the tests of every journal-vs-server window: FLYMIGRATE_CRASH_AT=<name> makes the process
+# kill -9 itself the first time it reaches that point (after the server did something, before the journal
+# says so). Names: after-begin, after-part, after-chunk, before-done.
+_CRASH_AT = os.environ.get("FLYMIGRATE_CRASH_AT", "")
+
+
+def _crash_point(name: str) -> None:
+    if _CRASH_AT and _CRASH_AT == name:
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 @dataclass
@@ -339,6 +350,7 @@ class _Run:
         # an HTTP source into a parts destination: the parts of one file are fetched in parallel (ranged GETs),
         # one connection per part in flight, instead of one stream per file
         self.par_reads = bool(not self.streaming and src.caps.parallel_ranges and dst.caps.write_mode is WriteMode.PARTS)
+        self._said_fallback = False
         self.slots = _Slots(int(opts.parallel or 1), stop)
         self.ps = int(opts.part_size or DEFAULT_PART_SIZE)
 
@@ -473,8 +485,11 @@ class _Run:
                     raise RemoteError(f"{fs.entry.path}: part {number} kept arriving corrupted (ETag {info.etag if info else '?'} "
                                       f"!= MD5 {md5}).")
                 assert info is not None
+                _crash_point("after-part")  # window: a part the journal does not list (ListParts has it)
                 self.j.add_part(fs.entry.path, number, n, info.etag)
                 fs.part_done(number, info)
+                if fs.track_states:
+                    self._save_committed_prefix(fs, number)
                 with self._mu:
                     self.result.bytes_sent += n
                 self.emit(Event("bytes", fs.entry.path, bytes=n, total=fs.entry.size))
@@ -500,12 +515,16 @@ class _Run:
         the next part hashes it and every consecutive part already waiting, and frees their buffers."""
         with fs.hlock:
             fs.ready[number] = (view, buf)
+            start = fs.next_hash
             while fs.next_hash in fs.ready:
                 v, b = fs.ready.pop(fs.next_hash)
                 fs.sha.update(v)
                 fs.next_hash += 1
                 assert self.pool is not None
                 self.pool.release(b)
+            if fs.next_hash != start:
+                # every part hashed so far is on the server and in the journal: a resumed run continues from here
+                self._save_hash(fs.entry, min((fs.next_hash - 1) * fs.ps, fs.entry.size), fs.sha)
 
     def _release_waiting(self, fs: _FileState) -> None:
         """A failed or stopped file: give back the buffers of parts that were waiting for their turn to hash."""
@@ -544,10 +563,75 @@ class _Run:
     def _finish(self, entry: Entry, digest: str, de: DestEntry) -> None:
         if de.size != entry.size:
             raise RemoteError(f"{entry.path}: destination reports {de.size} bytes after upload, expected {entry.size}.")
+        _crash_point("before-done")  # window: the server holds the finished file, the journal does not say so
         self.j.mark_done(entry.path, digest, de.etag)
         with self._mu:
             self.result.files_copied += 1
         self.emit(Event("file_done", entry.path, total=entry.size, data={"sha256": digest}))
+
+    # ------------------------------------------------------------------- saved sha256 state (resume)
+
+    def _save_hash(self, entry: Entry, offset: int, sha: Any) -> None:
+        st = sha.state()
+        if st is not None:
+            self.j.set_hash(entry.path, offset, st)
+
+    def _save_committed_prefix(self, fs: _FileState, number: int) -> None:
+        """Sequential reads hash a part before it is sent: its state is kept until every part up to it is
+        on the server, then saved."""
+        with fs.hlock:
+            fs.committed.add(number)
+            upto = fs.saved_upto
+            while upto + 1 in fs.committed:
+                upto += 1
+            if upto > fs.saved_upto:
+                fs.saved_upto = upto
+                st = fs.states.pop(upto, None)
+                for k in [k for k in fs.states if k < upto]:
+                    del fs.states[k]
+                if st is not None:
+                    self.j.set_hash(fs.entry.path, min(upto * fs.ps, fs.entry.size), st)
+
+    def _fallback_once(self, path: str) -> None:
+        with self._mu:
+            if self._said_fallback:
+                return
+            self._said_fallback = True
+        self.emit(Event("warning", path, message=f"{hashing.FALLBACK_REASON}: a resumed file re-reads from the source "
+                        "what the destination already holds, to rebuild its sha256"))
+
+    def _restore_parts_prefix(self, entry: Entry, row: FileRow | None, server: dict[int, PartInfo], ps: int,
+                              nparts: int) -> tuple[int, Any] | None:
+        """(k, sha256 after parts 1..k) when the journal saved the hash state after k parts of this very upload
+        and the server still holds each of them with the ETag the journal recorded; else None (re-read)."""
+        if not hashing.saveable():
+            self._fallback_once(entry.path)
+            return None
+        if row is None or not row.hash_state or not row.hash_offset:
+            return None
+        off = int(row.hash_offset)
+        k = nparts if off == entry.size else off // ps
+        if k < 1 or k > nparts or (off != entry.size and off % ps):
+            return None
+        mine = self.j.parts(entry.path)
+        for number in range(1, k + 1):
+            n = min(ps, entry.size - (number - 1) * ps)
+            sp, jp = server.get(number), mine.get(number)
+            if sp is None or jp is None or sp.size != n or jp != (n, sp.etag):
+                return None
+        sha = hashing.restore(row.hash_state)
+        if sha is None:
+            return None
+        self.emit(Event("info", entry.path, message=f"continuing the sha256 after {k} part(s) the destination holds "
+                        "(not read again)"))
+        return k, sha
+
+    def _commit_record(self, entry: Entry, state: dict[str, Any], digest: str | None, etag: str | None = None) -> None:
+        """Say in the journal, before the call that makes the file final on the server, what the finished file will
+        be. See :func:`_adopt_committed`."""
+        st = {k: v for k, v in (state or {}).items() if k != "commit"}
+        st["commit"] = {"size": entry.size, "sha256": digest, "etag": etag}
+        self.j.set_state(entry.path, st)
 
     def _fail(self, entry: Entry, msg: str) -> None:
         self.j.mark_failed(entry.path, msg, keep_state=False)
@@ -568,7 +652,7 @@ class _Run:
                 return
             md5 = hashlib.md5(view).hexdigest() if self.check_md5 else None
             up = self.dst.open_upload(entry, None, digest)
-            self.j.start_upload(entry.path, entry.size, {})
+            self.j.start_upload(entry.path, entry.size, {"commit": {"size": entry.size, "sha256": digest, "md5": md5}})
             for _ in range(3):
                 de = self.retry(f"PutObject {entry.path}", entry.path, lambda: up.put(view, digest))  # type: ignore[attr-defined]
                 if md5 is None or de.etag == md5:
@@ -589,6 +673,7 @@ class _Run:
         self.slots.acquire()
         try:
             up = self.dst.open_upload(entry, None, entry.sha256)
+            self.j.start_upload(entry.path, entry.size, {"commit": {"size": entry.size, "sha256": entry.sha256}})
             holder: dict[str, Any] = {}
 
             def send() -> DestEntry:
@@ -640,11 +725,13 @@ class _Run:
         row = self.j.get(path)
         upload = None
         server: dict[int, PartInfo] = {}
+        same_upload = False  # the journal's upload goes on: its saved sha256 state may be used
         if row and row.status == "uploading" and row.fingerprint == fp and row.upload_state and row.upload_state.get("upload_id"):
             if row.part_size == ps:
                 upload = self.dst.open_upload(entry, row.upload_state, entry.sha256)
                 try:
                     server = self.retry(f"ListParts {path}", path, upload.list_parts)  # type: ignore[attr-defined]
+                    same_upload = True
                     self.emit(Event("resume", path, message=f"resuming upload: {len(server)} parts already on the server"))
                 except UploadGone:
                     self.emit(Event("warning", path, message="the previous multipart upload is gone; starting this file again"))
@@ -662,20 +749,36 @@ class _Run:
         if upload is None:
             upload = self.dst.open_upload(entry, None, entry.sha256)
             st = self.retry(f"CreateMultipartUpload {path}", path, upload.begin)
+            _crash_point("after-begin")  # window: an upload the journal does not know (adopted or cleaned up)
             self.j.start_upload(path, ps, st)  # persisted before the first byte goes out
             self.j.upsert(path, entry.size, fp, "uploading")
         fs = _FileState(entry, upload)
         nparts = -(-entry.size // ps)
-        sha = hashlib.sha256()
+        sha = hashing.new()
+        first = 1  # parts before this one are on the server and already in the restored sha256
+        if not self.streaming and server:
+            restored = self._restore_parts_prefix(entry, row if same_upload else None, server, ps, nparts)
+            if restored is not None:
+                k, sha = restored
+                for number in range(1, k + 1):
+                    n = min(ps, entry.size - (number - 1) * ps)
+                    fs.part_done(number, server[number])
+                    with self._mu:
+                        self.result.bytes_reused += n
+                    self.emit(Event("resumed", path, bytes=n, total=entry.size))
+                first = fs.next_hash = k + 1
+                fs.saved_upto = k
         box: list[Any] = [None]
         fs.server = server
         fs.sha = sha
+        fs.ps = ps
+        fs.track_states = not (self.streaming or self.par_reads)
         try:
             if self.streaming:
                 self._hash_and_dispatch(entry, fs, server, nparts, ps, sha)
             elif self.par_reads:
-                self._fetch_dispatch(entry, fs, nparts, ps)
-            for number in range(1, nparts + 1) if not (self.streaming or self.par_reads) else ():
+                self._fetch_dispatch(entry, fs, nparts, ps, first)
+            for number in range(first, nparts + 1) if not (self.streaming or self.par_reads) else ():
                 if fs.error is not None:
                     break
                 if self.stop.is_set():
@@ -688,12 +791,14 @@ class _Run:
                     view = memoryview(buf)[:n]
                     self._fill(entry, box, off, view)
                     sha.update(view)
+                    fs.note_state(number, sha.state())
                     sp = server.get(number)
                     if sp is not None and sp.size == n and (
                         not self.dst.caps.part_etag_is_md5 or hashlib.md5(view).hexdigest() == sp.etag
                     ):
                         self.j.add_part(path, number, n, sp.etag)
                         fs.part_done(number, sp)
+                        self._save_committed_prefix(fs, number)
                         with self._mu:
                             self.result.bytes_reused += n
                         self.emit(Event("resumed", path, bytes=n, total=entry.size))
@@ -724,6 +829,11 @@ class _Run:
             self._fail(entry, bad)
             return
         parts = [fs.parts[i] for i in range(1, nparts + 1)]
+        # what the finished object will be, recorded before Complete: a run killed after the server completed the
+        # upload but before the journal said so is adopted by the next run (its ETag is recomputed from these
+        # parts), not reported as a conflict
+        self._commit_record(entry, upload.state, digest,
+                            etag=multipart_etag([p.etag for p in parts]) if self.dst.caps.part_etag_is_md5 else None)
 
         def complete() -> DestEntry:
             try:
@@ -744,11 +854,11 @@ class _Run:
             raise RemoteError(f"{path}: destination ETag {de.etag} does not match the parts sent.")
         self._finish(entry, digest, de)
 
-    def _fetch_dispatch(self, entry: Entry, fs: _FileState, nparts: int, ps: int) -> None:
-        """Queue every part as a fetch-and-send job (bounded by the buffer pool: at most parallel + 2 parts
-        are held, whether in flight or waiting for their turn in the sha256)."""
+    def _fetch_dispatch(self, entry: Entry, fs: _FileState, nparts: int, ps: int, first: int = 1) -> None:
+        """Queue every part from ``first`` on as a fetch-and-send job (bounded by the buffer pool: at most
+        parallel + 2 parts are held, whether in flight or waiting for their turn in the sha256)."""
         assert self.pool is not None
-        for number in range(1, nparts + 1):
+        for number in range(first, nparts + 1):
             if fs.error is not None:
                 break
             if self.stop.is_set():
@@ -934,25 +1044,38 @@ class _Run:
         row = self.j.get(path)
         upload = None
         committed = 0
+        sha = hashing.new()
+        start = 0  # bytes before this offset are committed and already in the restored sha256
         if row and row.status == "uploading" and row.fingerprint == fp and row.upload_state:
             upload = self.dst.open_upload(entry, row.upload_state, entry.sha256)
             try:
                 committed = int(self.retry(f"query session {path}", path, upload.committed))  # type: ignore[attr-defined]
                 self.emit(Event("resume", path, message=f"resuming session at byte {committed}"))
+                if committed > 0 and not hashing.saveable():
+                    self._fallback_once(path)
+                elif committed > 0 and row.hash_state and row.hash_offset and 0 < row.hash_offset <= committed:
+                    restored = hashing.restore(row.hash_state)
+                    if restored is not None:
+                        sha, start = restored, int(row.hash_offset)
+                        with self._mu:
+                            self.result.bytes_reused += start
+                        self.emit(Event("resumed", path, bytes=start, total=entry.size))
+                        self.emit(Event("info", path, message=f"continuing the sha256 at byte {start}, which the "
+                                        "destination holds (not read again)"))
             except UploadGone:
                 upload = None
                 committed = 0
         if upload is None:
             upload = self.dst.open_upload(entry, None, entry.sha256)
             st = self.retry(f"start session {path}", path, upload.begin)
+            _crash_point("after-begin")
             self.j.start_upload(path, ps, st)
             self.j.upsert(path, entry.size, fp, "uploading")
-        sha = hashlib.sha256()
         box: list[Any] = [None]
-        ahead = ReadAhead(self, entry, ps) if self.src.caps.parallel_ranges and entry.size > ps else None
+        ahead = ReadAhead(self, entry, ps, start) if self.src.caps.parallel_ranges and entry.size - start > ps else None
         buf = self.pool.acquire() if ahead is None else bytearray(0)
         try:
-            off = 0
+            off = start
             while off < entry.size or entry.size == 0:
                 n = min(ps, entry.size - off)
                 if ahead is not None:
@@ -970,6 +1093,7 @@ class _Run:
                     with self._mu:
                         self.result.bytes_reused += n
                     self.emit(Event("resumed", path, bytes=n, total=entry.size))
+                    self._save_hash(entry, off + n, sha)
                 else:
                     skip = max(0, committed - off)
                     if skip:
@@ -982,10 +1106,15 @@ class _Run:
                             self._abort_quietly(upload)
                             self._fail(entry, bad)
                             return
+                        self._commit_record(entry, upload.state, sha.hexdigest())
                     self.retry(f"upload chunk at {off + skip} of {path}", path,
                                lambda: upload.write_chunk(off + skip, sub, final))  # type: ignore[attr-defined]
+                    if not final:
+                        _crash_point("after-chunk")  # window: a chunk the journal does not count (committed() has it)
                     committed = off + n
                     self.j.set_bytes(path, committed)
+                    if not final:
+                        self._save_hash(entry, committed, sha)
                     with self._mu:
                         self.result.bytes_sent += len(sub)
                     self.emit(Event("bytes", path, bytes=len(sub), total=entry.size))
@@ -1020,7 +1149,7 @@ class _Run:
             raise UserError(f"cannot read {path!r}: {e.strerror or e}") from None
         digest = sha.hexdigest()
         up = self.dst.open_upload(entry, None, digest)
-        self.j.start_upload(path, 0, {})
+        self.j.start_upload(path, 0, {"commit": {"size": entry.size, "sha256": digest}})
         self.j.upsert(path, entry.size, entry.fingerprint(), "uploading")
         de = self.retry(f"upload {path}", path, lambda: up.put_file(self.src.local_path(entry), digest))  # type: ignore[attr-defined]
         self._sent_whole(entry, digest, de)
@@ -1050,7 +1179,7 @@ class _Run:
                 self._fail(entry, bad)
                 return
             up = self.dst.open_upload(entry, None, digest)
-            self.j.start_upload(path, 0, {})
+            self.j.start_upload(path, 0, {"commit": {"size": entry.size, "sha256": digest}})
             de = self.retry(f"upload {path}", path, lambda: up.put_file(tmp, digest))  # type: ignore[attr-defined]
             with self._mu:
                 self.result.bytes_sent += entry.size
@@ -1092,14 +1221,14 @@ class ReadAhead:
     out in order. Only the first fetch waits for a buffer; the others take one only if it is free, so a
     file never holds buffers while waiting for one (no deadlock between files sharing the pool)."""
 
-    def __init__(self, run: _Run, entry: Entry, ps: int) -> None:
+    def __init__(self, run: _Run, entry: Entry, ps: int, start: int = 0) -> None:
         from concurrent.futures import ThreadPoolExecutor
 
         self.run, self.entry, self.ps = run, entry, ps
         self.depth = max(1, int(run.opts.parallel or DEFAULT_PARALLEL))
         self.ex = ThreadPoolExecutor(max_workers=self.depth, thread_name_prefix="fm-fetch")
         self.pending: collections.deque[tuple[int, bytearray, Any]] = collections.deque()
-        self.next_off = 0
+        self.next_off = start
 
     def _fetch(self, off: int, buf: bytearray) -> None:
         self.run._read_range(self.entry, off, memoryview(buf)[: min(self.ps, self.entry.size - off)], bounded=True)
@@ -1153,6 +1282,12 @@ class _FileState:
         self.hlock = threading.Lock()  # parallel ranged reads: parts waiting for their turn in the sha256
         self.ready: dict[int, tuple[memoryview, bytearray]] = {}
         self.next_hash = 1
+        self.ps = 1
+        # sequential reads: sha256 state after each part, saved once every part up to it is on the server
+        self.track_states = False
+        self.states: dict[int, str | None] = {}
+        self.committed: set[int] = set()
+        self.saved_upto = 0
         self._pending = 0
         self._cv = threading.Condition()
 
@@ -1164,6 +1299,11 @@ class _FileState:
         with self._cv:
             self._pending -= 1
             self._cv.notify_all()
+
+    def note_state(self, number: int, state: str | None) -> None:
+        if self.track_states and state is not None:
+            with self.hlock:
+                self.states[number] = state
 
     def part_done(self, number: int, info: PartInfo) -> None:
         with self._cv:
@@ -1212,6 +1352,30 @@ def _local_hashes(src: Source, entry: Entry, ps: int) -> tuple[str, str, str]:
         if in_part:
             parts.append(cur.hexdigest())
     return sha.hexdigest(), whole.hexdigest(), multipart_etag(parts) if len(parts) > 0 else ""
+
+
+def _adopt_committed(dst: Destination, e: Entry, d: DestEntry, row: FileRow) -> tuple[str | None, str] | None:
+    """A run killed after the server made the file final but before the journal said so left a commit record
+    (what the finished file was to be: size, sha256, multipart ETag or MD5). If the destination's file is
+    that one, return (its sha256, how it was verified), else None."""
+    c = (row.upload_state or {}).get("commit")
+    if not isinstance(c, dict) or c.get("size") != e.size or d.size != e.size:
+        return None
+    sha = c.get("sha256")
+    if c.get("etag") and d.etag == c["etag"]:
+        return sha, "multipart ETag recomputed from the parts it sent"
+    if c.get("md5") and d.etag == c["md5"]:
+        return sha, "MD5 of the bytes it sent"
+    if sha:
+        try:
+            full = d if d.sha256 else (dst.stat(e.path) or d)
+        except FlymigrateError:
+            full = d
+        if full.sha256 and full.sha256.lower() == str(sha).lower():
+            return sha, "sha256 stored with the file"
+        if c.get("etag") and full.etag == c["etag"]:
+            return sha, "multipart ETag recomputed from the parts it sent"
+    return None
 
 
 def _matches(src: Source, dst: Destination, e: Entry, d: DestEntry, ps: int) -> bool | None:
@@ -1268,11 +1432,21 @@ def run_transfer(src_url: str, dst_url: str, options: TransferOptions | None = N
                         hint="Pass --state-dir (or FLYMIGRATE_STATE_DIR) naming a folder you can write.") from None
     key_src = src_p.root + ("@" + src_p.revision if src_p.revision else "") + "|" + src_p.scheme + "|" + src_p.path
     key_dst = dst_p.scheme + "|" + dst_p.root + "|" + dst_p.path
-    journal = Journal(tdir, key_src, key_dst)
-    log = _Log(tdir / f"{journal.id}.log.jsonl")
-    result = TransferResult(src=src_url, dst=dst_url, journal=str(journal.path), log=str(tdir / f"{journal.id}.log.jsonl"),
-                            dry_run=opts.dry_run)
-    journal.set_meta("src_url", src_url)
+    if opts.dry_run:
+        # a dry run is dry: it writes no journal and no log (so `status` never lists it), takes no lock (it may
+        # look while a real run goes on), and never waits out an outage: two quick tries, then an answer
+        journal: Any = _DryJournal(tdir, key_src, key_dst)
+        log: Any = _NullLog()
+        opts.max_attempts = min(opts.max_attempts, 2)
+        opts.retry_for = 0.0
+        opts.backoff_base = min(opts.backoff_base, 0.2)
+        opts.backoff_max = min(opts.backoff_max, 1.0)
+    else:
+        journal = Journal(tdir, key_src, key_dst)
+        log = _Log(tdir / f"{journal.id}.log.jsonl")
+    result = TransferResult(src=src_url, dst=dst_url, journal=str(journal.path),
+                            log="" if opts.dry_run else str(tdir / f"{journal.id}.log.jsonl"), dry_run=opts.dry_run)
+    journal.set_meta("src_url", _resume_url(src_url, src_p))
     journal.set_meta("dst_url", dst_url)
     extra: list[str] = []
     if opts.datacenter:
@@ -1285,6 +1459,17 @@ def run_transfer(src_url: str, dst_url: str, options: TransferOptions | None = N
                                                 else u.netloc, u.path, "", ""))]
     for f in opts.secrets_files:
         extra += ["--secrets", f]
+    # what the "continue with" line of `status` must repeat for the rerun to do the same thing
+    if opts.overwrite:
+        extra += ["--overwrite"]
+    if opts.part_size is not None:
+        extra += ["--part-size", f"{opts.part_size // MiB}MiB" if opts.part_size % MiB == 0 else str(opts.part_size)]
+    if opts.parallel is not None:
+        extra += ["--parallel", str(opts.parallel)]
+    if not opts.part_md5:
+        extra += ["--no-part-md5"]
+    if opts.state_dir is not None:
+        extra += ["--state-dir", os.path.abspath(str(opts.state_dir))]
     journal.set_meta("cli_args", json.dumps(extra))
     t0 = time.monotonic()
     cb_mu = threading.Lock()
@@ -1300,19 +1485,29 @@ def run_transfer(src_url: str, dst_url: str, options: TransferOptions | None = N
     health = _Health()
     try:
         emit(Event("start", message=f"{src_url} -> {dst_url}", data={"dry_run": opts.dry_run}))
-        src = open_source(src_p, aopts)
-        dst = open_destination(dst_p, aopts)
+
         def rt(what: str, fn: Callable[[], Any]) -> Any:
             return _retry(opts, stop, emit, what, None, fn, health)
 
-        streaming = src.caps.seekable and dst.caps.write_mode is WriteMode.PARTS
+        if opts.dry_run:
+            src, dst, entries, existing, unchecked = _dry_open(src_p, dst_p, src_url, dst_url, aopts, rt)
+            if unchecked:
+                result.warnings.append(unchecked)
+                emit(Event("warning", message=unchecked))
+        else:
+            src = open_source(src_p, aopts)
+            dst = open_destination(dst_p, aopts)
+
+        dcaps = dst.caps if dst is not None else DestCaps(WriteMode.PARTS)  # a dry run may not reach it
+        streaming = src.caps.seekable and dcaps.write_mode is WriteMode.PARTS
         if opts.part_size is None:
             opts.part_size = STREAM_PART_SIZE if streaming else DEFAULT_PART_SIZE
         if opts.parallel is None:
             opts.parallel = STREAM_PARALLEL if streaming else DEFAULT_PARALLEL
 
-        rt("check destination", dst.check)
-        entries = rt("list source", lambda: list(src.list()))
+        if not opts.dry_run:
+            rt("check destination", dst.check)
+            entries = rt("list source", lambda: list(src.list()))
         check_names([e.path for e in entries], src_url)  # remote names are untrusted: no '..', '/x', NUL
         journal.set_meta("src_resolved", src.describe())
         for w in getattr(src, "warnings", []) or []:
@@ -1323,17 +1518,29 @@ def run_transfer(src_url: str, dst_url: str, options: TransferOptions | None = N
                 emit(Event("info", message=note))
         if not entries:
             raise UserError(f"nothing to copy: {src_url} has no files.")
-        existing = rt("list destination", dst.list)
+        if not opts.dry_run:
+            existing = rt("list destination", dst.list)
+        adopt_sha: dict[str, str | None] = {}
         to_copy: list[Entry] = []
         conflicts: list[str] = []
         for e in entries:
-            ps = choose_part_size(e.size, int(opts.part_size), dst.caps)
+            ps = choose_part_size(e.size, int(opts.part_size), dcaps)
             row = journal.get(e.path)
             d = existing.get(e.path)
             fp = e.fingerprint()
             item: PlanItem
             if row and row.status in ("done", "skipped") and row.fingerprint == fp and d and d.size == e.size:
                 item = PlanItem(e.path, e.size, "skip", "already copied and verified")
+            elif d is not None and row and row.status == "uploading" and row.fingerprint == fp:
+                # the interrupted run was writing this very file (the plan of that run let it): never a conflict
+                adopted = _adopt_committed(dst, e, d, row)
+                if adopted is not None:
+                    adopt_sha[e.path] = adopted[0]
+                    item = PlanItem(e.path, e.size, "skip", f"finished by the interrupted run; verified ({adopted[1]})")
+                elif _matches(src, dst, e, d, ps):
+                    item = PlanItem(e.path, e.size, "skip", "identical file already at the destination")
+                else:
+                    item = PlanItem(e.path, e.size, "resume", "the interrupted run was writing this file; finishing it")
             elif d is not None:
                 same = _matches(src, dst, e, d, ps)
                 if same:
@@ -1382,7 +1589,7 @@ def run_transfer(src_url: str, dst_url: str, options: TransferOptions | None = N
             if row is None or row.fingerprint != e.fingerprint() or row.status not in ("done", "skipped"):
                 pending.append((e.path, e.size, e.fingerprint(), "pending"))
                 if e.path in skip_paths:
-                    newly_skipped.append((e, row.sha256 if row else None))
+                    newly_skipped.append((e, adopt_sha.get(e.path) or (row.sha256 if row else None)))
         journal.upsert_many(pending)
         for e, sha in newly_skipped:
             journal.mark_done(e.path, sha, None, status="skipped")
@@ -1422,7 +1629,123 @@ def run_transfer(src_url: str, dst_url: str, options: TransferOptions | None = N
                 except Exception:
                     pass
         log.close()
-        journal.close()
+        if not opts.dry_run and not journal.has_files():
+            # refused before anything was planned to be copied (bad destination, conflicts, no files): leave no
+            # journal behind for `status` to call incomplete
+            journal.close()
+            for suffix in ("", "-wal", "-shm"):
+                try:
+                    os.unlink(str(journal.path) + suffix)
+                except OSError:
+                    pass
+        else:
+            journal.close()
+
+
+class _DryJournal:
+    """What a dry run reads of an existing journal (read-only, no lock; nothing is created)."""
+
+    def __init__(self, directory: Path, src: str, dst: str) -> None:
+        from .journal import journal_id
+
+        self.id = journal_id(src, dst)
+        self.path = Path(directory) / f"{self.id}.sqlite"
+        self._rows: dict[str, FileRow] = {}
+        if self.path.exists():
+            import sqlite3
+
+            try:
+                db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=5)
+                try:
+                    for r in db.execute("SELECT path,size,fingerprint,status,part_size,upload_state,sha256,dst_etag,"
+                                        "bytes_done,error FROM files"):
+                        self._rows[r[0]] = FileRow(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]) if r[5] else None,
+                                                   r[6], r[7], r[8], r[9])
+                finally:
+                    db.close()
+            except (sqlite3.Error, ValueError):  # a dry run of a damaged journal plans as if there were none
+                self._rows = {}
+
+    def get(self, path: str) -> FileRow | None:
+        return self._rows.get(path)
+
+    def set_meta(self, k: str, v: str) -> None:
+        pass
+
+    def has_files(self) -> bool:
+        return bool(self._rows)
+
+    def close(self) -> None:
+        pass
+
+
+class _NullLog:
+    def write(self, ev: Event) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+DRY_SOURCE_DEADLINE = 20.0  # seconds a dry run waits for the source's listing
+DRY_DEST_DEADLINE = 10.0  # ... and for the destination (then it says what it could not check)
+
+
+def _deadline(fn: Callable[[], Any], seconds: float, what: str) -> Any:
+    """``fn()`` in a helper thread; a TimeoutError naming ``what`` if it has not answered in ``seconds``."""
+    box: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            box["v"] = fn()
+        except BaseException as e:  # noqa: BLE001 -- re-raised in the caller
+            box["e"] = e
+
+    t = threading.Thread(target=run, name="fm-dry", daemon=True)
+    t.start()
+    t.join(seconds)
+    if t.is_alive():
+        raise TimeoutError(f"{what} did not answer within {seconds:.0f}s")
+    if "e" in box:
+        raise box["e"]
+    return box.get("v")
+
+
+def _dry_open(src_p: Any, dst_p: Any, src_url: str, dst_url: str, aopts: AdapterOptions,
+              rt: Callable[[str, Callable[[], Any]], Any]) -> tuple[Source, Destination | None, list[Entry],
+                                                                   dict[str, DestEntry], str]:
+    """A dry run: the source must be listed (that is the answer); the destination is looked at if it can be,
+    and otherwise the run says what it could not check (no credentials, unreachable) instead of failing."""
+    try:
+        src = _deadline(lambda: open_source(src_p, aopts), DRY_SOURCE_DEADLINE, f"opening {src_url}")
+        entries = _deadline(lambda: rt("list source", lambda: list(src.list())), DRY_SOURCE_DEADLINE,
+                            f"listing {src_url}")
+    except (ResumableError, RemoteError, TransientError, TimeoutError, UploadGone) as e:
+        why = e.message.rstrip(".") if isinstance(e, FlymigrateError) else str(e)
+        raise ResumableError(f"dry run: could not list {src_url} ({why}).",
+                             hint="Nothing was saved. Check the network (and the source's credentials), then run the "
+                             "dry run again.") from None
+    dst: Destination | None = None
+    try:
+        dst = _deadline(lambda: open_destination(dst_p, aopts), DRY_DEST_DEADLINE, f"opening {dst_url}")
+        _deadline(lambda: rt("check destination", dst.check), DRY_DEST_DEADLINE, f"checking {dst_url}")  # type: ignore[union-attr]
+        existing = _deadline(lambda: rt("list destination", dst.list), DRY_DEST_DEADLINE, f"listing {dst_url}")  # type: ignore[union-attr]
+        return src, dst, entries, existing, ""
+    except (UserError, ResumableError, RemoteError, TransientError, TimeoutError, UploadGone) as e:
+        if dst is not None:
+            try:
+                dst.close()
+            except Exception:  # noqa: BLE001
+                pass
+        why = (str(e) if isinstance(e, UserError) else e.message if isinstance(e, FlymigrateError) else str(e)).rstrip(".")
+        return src, None, entries, {}, (f"could not check the destination {dst_url}: {why}. The plan below treats "
+                                        "it as empty; a real run checks it first.")
+
+
+def _resume_url(url: str, parsed: Any) -> str:
+    """The source as the "continue with" command of `status` must name it: a local folder as an absolute path
+    (the command may be run from another directory)."""
+    return str(parsed.root) if parsed.scheme == "local" else url
 
 
 def _execute(src: Source, dst: Destination, journal: Journal, opts: TransferOptions,
@@ -1506,6 +1829,9 @@ def list_status(base: Path | None = None) -> list[dict[str, Any]]:
         except Exception as e:  # noqa: BLE001 -- a corrupt journal must not hide the others
             s = {"src": None, "dst": None, "error": f"{type(e).__name__}: {e}", "files": {}, "bytes_total": 0,
                  "bytes_done": 0, "failed": [], "running": False, "finished": None}
+        else:
+            if not s.get("files") and not s.get("running"):
+                continue  # a dry run or a refused command (older versions left such journals): nothing was started
         s["journal"] = str(p)
         out.append(s)
     return out
