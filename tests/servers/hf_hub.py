@@ -227,7 +227,11 @@ class FakeHub:
                     step = 64 * 1024 if hub.conn_rate else 1024 * 1024
                     for i in range(0, len(body), step):
                         piece = body[i : i + step]
-                        self.wfile.write(piece)
+                        try:
+                            self.wfile.write(piece)
+                        except (BrokenPipeError, ConnectionResetError):
+                            self.close_connection = True
+                            return None  # the client is gone (killed): what it got is counted
                         with hub._mu:
                             hub.bytes_served += len(piece)
                         if hub.conn_rate:
