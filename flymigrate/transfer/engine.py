@@ -450,7 +450,8 @@ def run_transfer(src_url: str, dst_url: str, options: TransferOptions | None = N
         log = _Log(tdir / f"{journal.id}.log.jsonl")
     result = TransferResult(src=src_url, dst=dst_url, journal=str(journal.path),
                             log="" if opts.dry_run else str(tdir / f"{journal.id}.log.jsonl"), dry_run=opts.dry_run)
-    journal.set_meta("src_url", _resume_url(src_url, src_p))
+    journal.set_meta("src_url", src_url)
+    journal.set_meta("src_resume", _resume_url(src_url, src_p))  # for the "continue with" line of `status`
     journal.set_meta("dst_url", dst_url)
     extra: list[str] = []
     if opts.datacenter:
@@ -537,7 +538,7 @@ def run_transfer(src_url: str, dst_url: str, options: TransferOptions | None = N
                 item = PlanItem(e.path, e.size, "skip", "already copied and verified")
             elif d is not None and row and row.status == "uploading" and row.fingerprint == fp:
                 # the interrupted run was writing this very file (the plan of that run let it): never a conflict
-                adopted = _adopt_committed(dst, e, d, row)
+                adopted = _adopt_committed(dst, e, d, row, journal.parts(e.path))
                 if adopted is not None:
                     adopt_sha[e.path] = adopted[0]
                     item = PlanItem(e.path, e.size, "skip", f"finished by the interrupted run; verified ({adopted[1]})")
@@ -678,6 +679,9 @@ class _DryJournal:
 
     def has_files(self) -> bool:
         return bool(self._rows)
+
+    def parts(self, path: str) -> dict[int, tuple[int, str]]:
+        return {}  # only a journal of an older version needs them (see plan._adopt_committed)
 
     def close(self) -> None:
         pass

@@ -342,7 +342,8 @@ def read_only(path: Path) -> dict[str, Any]:
     except ValueError:
         extra = []
     src_url, dst_url = meta.get("src_url"), meta.get("dst_url")
-    resume = (" ".join(shlex.quote(a) for a in ["flymigrate", "transfer", src_url, dst_url, *extra, "--yes"])
+    resume = (" ".join(shlex.quote(a) for a in ["flymigrate", "transfer", meta.get("src_resume") or src_url, dst_url,
+                                                *extra, "--yes"])
               if src_url and dst_url else None)
     files: dict[str, int] = {}
     total = done = 0

@@ -55,11 +55,18 @@ def _local_hashes(src: Source, entry: Entry, ps: int) -> tuple[str, str, str]:
     return sha.hexdigest(), whole.hexdigest(), multipart_etag(parts) if len(parts) > 0 else ""
 
 
-def _adopt_committed(dst: Destination, e: Entry, d: DestEntry, row: FileRow) -> tuple[str | None, str] | None:
+def _adopt_committed(dst: Destination, e: Entry, d: DestEntry, row: FileRow,
+                     parts: dict[int, tuple[int, str]] | None = None) -> tuple[str | None, str] | None:
     """A run killed after the server made the file final but before the journal said so left a commit record
     (what the finished file was to be: size, sha256, multipart ETag or MD5). If the destination's file is
     that one, return (its sha256, how it was verified), else None."""
     c = (row.upload_state or {}).get("commit")
+    if not isinstance(c, dict) and parts and row.part_size and (row.upload_state or {}).get("upload_id"):
+        # a journal written before commit records existed: the parts it recorded for that upload, if they make up
+        # the whole file, give the multipart ETag the finished object must have
+        n = -(-e.size // row.part_size)
+        if sorted(parts) == list(range(1, n + 1)) and sum(sz for sz, _ in parts.values()) == e.size:
+            c = {"size": e.size, "sha256": e.sha256, "etag": multipart_etag([parts[i][1] for i in range(1, n + 1)])}
     if not isinstance(c, dict) or c.get("size") != e.size or d.size != e.size:
         return None
     sha = c.get("sha256")

@@ -81,8 +81,35 @@ def test_gcs_and_modal_killed_after_the_file_was_made_final(request: pytest.Fixt
     assert next(e for e in events if e["kind"] == "plan")["conflicts"] == 0
 
 
+@pytest.mark.parametrize("dst_name", ["dst_gcs", "dst_modal"])
 @pytest.mark.parametrize("point", ["after-begin", "after-chunk"])
-def test_gcs_killed_after_the_session_started_or_a_chunk_landed(request: pytest.FixtureRequest,
-                                                                base_env: dict[str, str], state: Path,
-                                                                point: str) -> None:
-    _kill_then_rerun(request, base_env, state, "src_hf", "dst_gcs", point)
+def test_gcs_and_modal_killed_after_the_session_started_or_a_chunk_landed(request: pytest.FixtureRequest,
+                                                                          base_env: dict[str, str], state: Path,
+                                                                          point: str, dst_name: str) -> None:
+    _kill_then_rerun(request, base_env, state, "src_hf", dst_name, point)
+
+
+def test_a_journal_without_commit_records_still_adopts_the_finished_upload(request: pytest.FixtureRequest,
+                                                                          base_env: dict[str, str],
+                                                                          state: Path) -> None:
+    """A journal written by the previous version (no commit record) after a kill between Complete and the journal:
+    the parts it recorded give the multipart ETag, and the object is adopted."""
+    src = request.getfixturevalue("src_local")(FILES)
+    dst = request.getfixturevalue("dst_runpod")()
+    env = dict(base_env, **src.env, **dst.env)
+    args = ["transfer", src.url, dst.url, "--yes", "--part-size", "1MiB", "--parallel", "1", *dst.args]
+    assert run_cli(args, dict(env, FLYMIGRATE_CRASH_AT="before-done")).returncode == -9
+    for p in (state / "transfers").glob("*.sqlite"):  # what the previous version wrote: the state without "commit"
+        db = sqlite3.connect(p)
+        for path, st in db.execute("SELECT path, upload_state FROM files WHERE upload_state IS NOT NULL").fetchall():
+            s = json.loads(st)
+            s.pop("commit", None)
+            db.execute("UPDATE files SET upload_state=? WHERE path=?", (json.dumps(s), path))
+        db.commit()
+        db.close()
+    again = run_cli([*args, "--json"], env)
+    assert again.returncode == 0, again.stderr[-3000:]
+    events = [json.loads(line) for line in again.stdout.splitlines() if line.startswith("{")]
+    skips = {e["path"]: e["message"] for e in events if e["kind"] == "file_skip"}
+    assert "finished by the interrupted run" in skips["model-00001-of-00002.safetensors"], skips
+    assert dst.read() == FILES
