@@ -15,7 +15,7 @@ from .base import DestEntry, Entry, PartInfo, UploadGone
 from .buffers import _FileState
 from .events import Event
 from .journal import FileRow
-from .knobs import MD5_WHERE, HASH_CHUNK, STREAM_PARALLEL, _crash_point
+from .knobs import HASH_CHUNK, MD5_WHERE, STREAM_PARALLEL, _crash_point
 from .plan import multipart_etag
 from .retry import _Stopped
 from .streams import RangeBody
