@@ -202,7 +202,7 @@ def read_cloudrun(app: Path, secrets: dict[str, str]) -> Deployment:
         key = "volume" + ("/" + m.group(1).strip("/") if m else "")
         mounts.append((vm["mountPath"], key, ro))
     accel = ((tspec.get("nodeSelector") or {}).get("run.googleapis.com/accelerator", ""))
-    gpus = int(((c.get("resources") or {}).get("limits") or {}).get("nvidia.com/gpu") or 0)
+    gpus = int(((c.get("resources") or {}).get("limits") or {}).get("nvidia.com/gpu") or (1 if accel else 0))
     public = tmeta.get("annotations", {}).get("run.googleapis.com/invoker-iam-disabled") == "true" or \
         (svc.get("metadata", {}).get("annotations", {}) or {}).get("run.googleapis.com/invoker-iam-disabled") == "true"
     for f in app.rglob("*"):
@@ -632,6 +632,7 @@ def probe(d: Deployment, runner: Runner, proc: subprocess.Popen[bytes], log: lis
         f = runner.fatal()
         if f:
             raise NotServing(f)
+        _reachable(d, runner, port)
         if proc.poll() is not None:
             raise NotServing(f"the container's process exited with code {proc.returncode} before it was ready "
                              f"(argv {d.argv}): {runner.tail()}")
@@ -666,10 +667,10 @@ def probe(d: Deployment, runner: Runner, proc: subprocess.Popen[bytes], log: lis
     raise NotServing(f"never ready: {last}{where}")
 
 
-def _reachable(d: Deployment, runner: Runner) -> None:
+def _reachable(d: Deployment, runner: Runner, probe_port: int | None = None) -> None:
     """A server bound to loopback is unreachable from the platform's proxy (it connects from outside)."""
     for x in runner.listening():
-        if x["port"] == d.port and x["host"] in ("127.0.0.1", "localhost", "::1"):
+        if x["port"] in (d.port, probe_port) and x["host"] in ("127.0.0.1", "localhost", "::1"):
             raise NotServing(f"the server listens on {x['host']}:{x['port']} (loopback only): the platform's "
                              "proxy cannot reach it")
     if d.port not in {x["port"] for x in runner.listening()} and runner.listening():
