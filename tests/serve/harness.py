@@ -55,9 +55,10 @@ MODAL_PROXY = ("wk-harness", "ws-harness")  # Modal-Key / Modal-Secret for proxy
 ID_TOKEN = "eyJhbGciOiJSUzI1NiJ9.eyJoYXJuZXNzIjoxfQ.harness-signature"  # what `gcloud auth print-identity-token` prints
 PROBE_SECONDS = float(os.environ.get("HARNESS_PROBE_SECONDS", "8"))
 
-# Blackwell (sm_120) needs CUDA >= 12.8 and a stack built for it (torch >= 2.7, vLLM >= 0.9): NVIDIA's CUDA 12.8
-# release notes; vllm-project/vllm#14452, #18995, #20522 ("no kernel image is available for execution on the
-# device" on RTX PRO 6000 / RTX 50xx with older builds). ../shared/research/platforms-2026.md, "Google Cloud Run".
+# Blackwell (sm_120) needs CUDA >= 12.8 and a stack built for it: sm_120 arrived in CUDA 12.8 (NVIDIA CUDA 12.8
+# release notes) and PyTorch 2.7 (its first cu128 stable wheels); vLLM wheels were CUDA 12.4 builds before the
+# 0.9 line (vllm-project/vllm#13306 "Support for RTX 5090 (CUDA 12.8)"; #18995, #20522: "no kernel image is
+# available for execution on the device"). ../shared/research/platforms-2026.md, "Google Cloud Run".
 BLACKWELL = {"nvidia-rtx-pro-6000"}
 
 
@@ -231,6 +232,11 @@ def _stack(img: dockerimage.Image) -> str:
         return f"torch {p['torch']} (< 2.7)"
     if img.base.cuda and v(img.base.cuda) < (12, 8):
         return f"cuda {img.base.cuda} (base {img.base_ref}; < 12.8)"
+    # ollama releases up to 0.5.7 (2025-01-16) predate CUDA 12.8 (2025-01-23, the first toolkit with sm_120);
+    # Blackwell codegen was proposed after it (ollama/ollama#8521, 2025-01-21)
+    o = p.get("ollama", "").lstrip("v")
+    if o and o != "latest" and o[:1].isdigit() and v(o) < (0, 5, 8):
+        return f"ollama {o} (built before CUDA 12.8)"
     return ""
 
 

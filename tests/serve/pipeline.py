@@ -258,11 +258,14 @@ def modal_secrets(case_dir: Path, fakes: Fakes) -> dict[str, str]:
     return out
 
 
-def run_case(app: str, target: str, fakes: Fakes, work: Path, *, with_plan: bool = False) -> Case:
+def run_case(app: str, target: str, fakes: Fakes, work: Path, *, with_plan: bool = False,
+             source: Path | None = None) -> Case:
     d = work / app
-    shutil.copytree(FIXTURES / app, d)
+    shutil.copytree(source or FIXTURES / app, d, symlinks=True)
     env = fakes.env(work)
     export = secrets_file(d)
+    if not export.exists():  # corpus apps carry no export: an empty one (the plan lists the names to supply)
+        export.write_text("")
     plan: dict[str, Any] = {}
     if with_plan:  # the dry run, as JSON (the matrix shows its GPU choice); apply prints the same blocks
         pr = _cli(["plan", str(d), "--to", target, "--format", "json", "--secrets", str(export)], env)
