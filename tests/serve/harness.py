@@ -280,11 +280,13 @@ def read_modal(app: Path, secrets: dict[str, str]) -> Deployment:
     src = (app / "modal_app.py").read_text(encoding="utf-8")
     tree = ast.parse(src)
     names: dict[str, Any] = {}
+    nodes: dict[str, ast.AST] = {}  # module-level NAME = <expr>, to follow `secrets=secrets` and the like
     volumes: dict[str, str] = {}
     image_chain: list[ast.Call] = []
     for node in tree.body:
         if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
             n = node.targets[0].id
+            nodes[n] = node.value
             val = _lit(node.value, names)
             if val is not None:
                 names[n] = val
@@ -347,6 +349,10 @@ def read_modal(app: Path, secrets: dict[str, str]) -> Deployment:
                             fkw[k.arg] = k.value
     if fn is None:
         raise NotServing("modal_app.py has no web endpoint (@modal.web_server / @app.server): nothing serves HTTP")
+    for k, v in list(fkw.items()):
+        while isinstance(v, ast.Name) and v.id in nodes:
+            v = nodes[v.id]
+        fkw[k] = v
     env = dict(img.env)
     env.update(img_env)
     env.update(_lit(fkw["env"], names) or {} if "env" in fkw else {})

@@ -38,7 +38,7 @@ def _fatal(msg: str) -> None:
 def download_model(size_or_id: str, output_dir: str | None = None, local_files_only: bool = False,
                    cache_dir: str | None = None) -> str:
     from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import LocalEntryNotFoundError
+    from huggingface_hub.errors import HFValidationError, LocalEntryNotFoundError
 
     if re.match(r".*/.*", size_or_id):
         repo = size_or_id
@@ -53,6 +53,11 @@ def download_model(size_or_id: str, output_dir: str | None = None, local_files_o
         kw["cache_dir"] = cache_dir
     try:
         return snapshot_download(repo, **kw)
+    except HFValidationError as e:
+        msg = (f"faster-whisper: {size_or_id!r} is not a directory, so it is taken as a Hub repo id, which it is "
+               f"not ({e})")
+        _fatal(msg)
+        raise RuntimeError(msg) from None
     except LocalEntryNotFoundError:
         import huggingface_hub.constants as hc
         where = cache_dir or hc.HF_HUB_CACHE
