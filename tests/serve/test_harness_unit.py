@@ -219,3 +219,20 @@ def test_docker_argv_rules(tmp_path: Path, text: str, argv: list[str]) -> None:
     p = tmp_path / "Dockerfile"
     p.write_text(text)
     assert dockerimage.load(p).argv() == argv
+
+
+def test_secret_values_are_redacted_from_the_verdict() -> None:
+    r = harness.Result(False, "exec failed: argv ['srv', '--api-key', 'sk-very-secret-1']",
+                       ["env API_KEY=sk-very-secret-1"], ["x sk-very-secret-1"])
+    out = harness._redact(r, {"API_KEY": "sk-very-secret-1"})
+    assert "sk-very-secret-1" not in out.reason + "".join(out.log) + "".join(out.static)
+    assert "<secret API_KEY>" in out.reason
+
+
+@pytest.mark.parametrize("value,host,port", [("", "127.0.0.1", 11434), ("0.0.0.0", "0.0.0.0", 11434),
+                                             ("[::]:11434", "::", 11434), ("0.0.0.0:8080", "0.0.0.0", 8080),
+                                             ("http://0.0.0.0:9000", "0.0.0.0", 9000)])
+def test_ollama_host_parsing(value: str, host: str, port: int) -> None:
+    from serve.standins import ollama_server
+
+    assert ollama_server.parse_host(value) == (host, port)
