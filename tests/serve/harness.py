@@ -186,6 +186,15 @@ def read_cloudrun(app: Path, secrets: dict[str, str]) -> Deployment:
             env[e["name"]] = _secret_value(secrets, ref.get("name", ""), "service.yaml env " + e["name"])
     env["PORT"] = str(port)
     sp = c.get("startupProbe")
+    notes = []
+    if sp:
+        window = int(sp.get("periodSeconds", 10)) * int(sp.get("failureThreshold", 3))
+        if window > 240:
+            # not a verdict: the limit for services is not settled in Google's pages (worker pools: "a maximum of
+            # 240 seconds, calculated as failureThreshold * periodSeconds"; jobs: 600 s, 1800 s with a GPU;
+            # services' default TCP probe is 240 s x 1) -- cloud.google.com/run/docs/configuring/*/healthchecks
+            notes.append(f"startup probe window {window} s (failureThreshold x periodSeconds) is above 240 s: "
+                         "check that Cloud Run accepts it for a GPU service")
     if sp and "httpGet" in sp:
         probe = {"kind": "http", "port": int(sp["httpGet"].get("port") or port), "path": sp["httpGet"].get("path", "/")}
     elif sp and "tcpSocket" in sp:
@@ -214,6 +223,7 @@ def read_cloudrun(app: Path, secrets: dict[str, str]) -> Deployment:
                 public = True
     d = Deployment("cloudrun", img, argv, env, img.workdir, mounts, port, probe, gpu_kind=accel, gpu_count=gpus,
                    auth="none" if public else "cloudrun-iam")
+    d.notes.extend(notes)
     if accel in BLACKWELL:
         stack = _stack(img)
         if stack:
@@ -850,6 +860,7 @@ def _run(app: Path, target: str, *, volumes: dict[str, Path], secrets: dict[str,
     except (OSError, ValueError, KeyError) as e:
         return Result(False, f"cannot read the generated {target} files: {e}", log)
     log.append(f"argv {d.argv}; workdir {d.workdir}; port {d.port}; probe {d.probe}")
+    log.extend(f"note: {n}" for n in d.notes)
     res = _run_dynamic(d, app, log, volumes=volumes, client=client, client_env_extra=client_env_extra,
                        hub_url=hub_url, workdir=workdir)
     if d.static:

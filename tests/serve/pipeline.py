@@ -148,6 +148,14 @@ class Case:
     result: harness.Result | None = None
     blocked: list[str] = field(default_factory=list)
     note: str = ""
+    volumes: dict[str, Path] = field(default_factory=dict)  # what the platform mounts, as read back
+    store: dict[str, str] = field(default_factory=dict)  # secret values as the platform holds them
+    want: dict[str, str] = field(default_factory=dict)  # the export, as flymigrate parses it
+
+    def rerun(self, hub_url: str | None = None) -> harness.Result:
+        """Run the harness again on this case's (possibly hand-edited) files, volumes and secrets."""
+        return harness.run(self.dir, self.target, volumes=self.volumes, secrets=self.store,
+                           client_env_extra=self.want, hub_url=hub_url)
 
     @property
     def verdict(self) -> str:
@@ -319,6 +327,7 @@ def run_case(app: str, target: str, fakes: Fakes, work: Path, *, with_plan: bool
         fakes.modal.secrets.clear()
     else:
         store, err = dict(want), ""
+    case.volumes, case.store, case.want = vols, store, want
     res = harness.run(d, target, volumes=vols, secrets=store, client_env_extra=want, hub_url=fakes.hub.url)
     for extra in (err, _secret_drift(d, target, store, want)):
         if extra and res.serves:

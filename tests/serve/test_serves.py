@@ -70,3 +70,25 @@ def test_deployment_serves_or_is_blocked(app: str, target: str, fakes: pipeline.
         raise DoesNotServe(verdict)
     pytest.fail(f"{app} on {target}: {verdict}" + (" (none of the reasons listed in KNOWN any more: update it)"
                                                    if known else ""))
+
+
+def test_a_generated_deployment_fixed_by_hand_serves(fakes: pipeline.Fakes, work: Path) -> None:
+    """The harness is not stuck on "does not serve": the 2 x 80 GB app on RunPod, generated today, with the two
+    contract fixes the issue asks for made by hand (a load-balancing endpoint; the client sends the RunPod key),
+    serves; with only one of them it still does not."""
+    import json
+
+    case = pipeline.run_case("serve-vllm-2x80", "runpod", fakes, work)
+    assert case.result is not None and not case.result.serves
+    spec_path = case.dir / "runpod-endpoint.json"
+    spec = json.loads(spec_path.read_text())
+    spec["endpoint"]["type"] = "LB"
+    spec_path.write_text(json.dumps(spec))
+    r = case.rerun()
+    assert not r.serves and "RunPod LB wants Authorization" in r.reason
+    client = case.dir / "client.py"
+    client.write_text(client.read_text().replace(
+        "timeout=20,", 'timeout=20, headers={"Authorization": "Bearer " + __import__("os").environ["RUNPOD_API_KEY"]},'))
+    r = case.rerun()
+    assert r.serves, r
+    assert any("GET /ping on PORT_HEALTH 8000 -> 200" in x for x in r.log)
