@@ -177,6 +177,7 @@ class Image:
     libs: set[str]
     notes: list[str]
     shell_entrypoint: bool = False
+    build_args: dict[str, str] = field(default_factory=dict)
 
     def argv(self, entrypoint: list[str] | None = None, cmd: list[str] | None = None) -> list[str]:
         """Docker's rule: a shell-form ENTRYPOINT ignores CMD; else ENTRYPOINT + CMD."""
@@ -231,7 +232,7 @@ def load(dockerfile: Path) -> Image:
             elif any(p.startswith("--from") for p in (exec_form(a) or shlex.split(a))):
                 img.notes.append(f"Dockerfile:{ins.line}: COPY --from another stage not replayed")
         elif ins.op == "RUN":
-            img.runs.append((expand(a, {**args}) if "$" in a else a, ins.line))
+            img.runs.append((a, ins.line))  # the shell expands $VARS (ARGs are in its environment)
             _packages(a, img)
         elif ins.op == "ENTRYPOINT":
             ep = exec_form(a) or ["/bin/sh", "-c", a]
@@ -240,6 +241,7 @@ def load(dockerfile: Path) -> Image:
         elif ins.op == "CMD":
             cmd = exec_form(a) or ["/bin/sh", "-c", a]
     img.entrypoint, img.cmd, img.env, img.workdir = ep, cmd, env, workdir
+    img.build_args = {k: v for k, v in args.items() if v}
     return img
 
 

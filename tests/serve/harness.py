@@ -215,11 +215,15 @@ def read_cloudrun(app: Path, secrets: dict[str, str]) -> Deployment:
     gpus = int(((c.get("resources") or {}).get("limits") or {}).get("nvidia.com/gpu") or (1 if accel else 0))
     public = tmeta.get("annotations", {}).get("run.googleapis.com/invoker-iam-disabled") == "true" or \
         (svc.get("metadata", {}).get("annotations", {}) or {}).get("run.googleapis.com/invoker-iam-disabled") == "true"
+    # a public service: the invoker check off (annotation above), or a generated deploy step granting allUsers
+    # run.invoker (gcloud run deploy --allow-unauthenticated / add-iam-policy-binding --member=allUsers)
     for f in app.rglob("*"):
-        if f.is_file() and f.suffix in (".sh", ".md", ".txt", ".yaml") and f.stat().st_size < 200_000:
-            t = f.read_text(encoding="utf-8", errors="replace")
-            if "--allow-unauthenticated" in t and "#" not in t.split("--allow-unauthenticated")[0].splitlines()[-1] \
-                    or re.search(r"add-iam-policy-binding.*allUsers", t):
+        if ".flymigrate" in f.parts or not f.is_file() or f.suffix not in (".sh", ".md", ".txt", ".yaml") \
+                or f.stat().st_size > 200_000:
+            continue
+        for line in f.read_text(encoding="utf-8", errors="replace").splitlines():
+            if not line.lstrip().startswith("#") and ("--allow-unauthenticated" in line
+                                                      or re.search(r"add-iam-policy-binding.*allUsers", line)):
                 public = True
     d = Deployment("cloudrun", img, argv, env, img.workdir, mounts, port, probe, gpu_kind=accel, gpu_count=gpus,
                    auth="none" if public else "cloudrun-iam")
@@ -566,7 +570,8 @@ class Runner:
                 shutil.copy2(src, out)
 
     def _run_build(self, cmd: str, line: int) -> None:
-        env = {**self.img.env, "PATH": "/.harness/bin:" + self.img.env.get("PATH", dockerimage.DEFAULT_PATH),
+        env = {**self.img.build_args, **self.img.env,
+               "PATH": "/.harness/bin:" + self.img.env.get("PATH", dockerimage.DEFAULT_PATH),
                "HOME": "/root", "HF_HUB_DISABLE_TELEMETRY": "1"}
         if self.hub_url:
             env["HF_ENDPOINT"] = self.hub_url
