@@ -11,7 +11,7 @@ import modal
 HERE = Path(__file__).resolve().parent
 PORT = 8080
 STARTUP_TIMEOUT = 1200  # seconds: loading the model before the server answers
-COMMAND = ['--json-output', '--max-total-tokens', '4096']
+COMMAND = ['text-generation-launcher', '--json-output', '--max-total-tokens', '4096']
 
 app = modal.App('flymigrate-serve-tgi')
 image = modal.Image.from_dockerfile(HERE / 'Dockerfile', context_dir=HERE).entrypoint([])

@@ -11,7 +11,7 @@ import modal
 HERE = Path(__file__).resolve().parent
 PORT = 8080
 STARTUP_TIMEOUT = 1200  # seconds: loading the model before the server answers
-COMMAND = ['python3 server.py']
+COMMAND = ['python3', 'server.py']
 
 app = modal.App('flymigrate-serve-whisper-baked')
 image = modal.Image.from_dockerfile(HERE / 'Dockerfile', context_dir=HERE).entrypoint([])
@@ -21,9 +21,8 @@ weights = modal.Volume.from_name('flymigrate-serve-whisper-baked-weights', creat
 @app.function(
     image=image,
     gpu='A10',
-    volumes={'/root/.cache/huggingface': weights},
+    volumes={'/weights/large-v3': weights},
     env={
-        'HF_HOME': '/root/.cache/huggingface',
         'WHISPER_MODEL_DIR': '/weights/large-v3',
     },
     min_containers=0,
