@@ -180,7 +180,6 @@ def weights_layout(app: FlyApp, plan: Plan, source_url: str | None, lookup: Weig
                    ) -> WeightsLayout:
     """Where the weights go on the volume and where the volume is mounted, so the server finds them where it
     looks (``lookup``, from :func:`flymigrate.servers.find_lookup`)."""
-    env = app.env_map
     mount = plan.weights.mount_path
     lk = lookup or WeightsLookup("unknown", "unknown", None, "")
     if source_url and source_url.startswith("hf://"):
