@@ -215,6 +215,11 @@ def build_plan(inp: PlanInputs, target_name: str, *, base_url: str | None = None
     docker_step = _docker_step(app, inp.dockerfile, issues, notes.get("dockerfile", []),
                                steps_info["dockerfile"].checks(target_name))
     secret_step = _secrets_step(secret_plans, inp.secrets, dep, target, steps_info["secrets"].checks(target_name))
+    if dep.auth_header and url_step.status != "nothing_to_do":
+        # flymigrate rewrites where clients call, not how they authenticate: say what they must send
+        url_step = replace(url_step, needs=url_step.needs + (
+            f"clients must send `{dep.auth_header}` on every request (the URL is rewritten; your auth code is "
+            "not: add the header where the client builds its requests)",))
     steps = tuple(replace(st, needs=st.needs + tuple(n for n in target.credentials(st.id) if n not in st.needs))
                   if st.status in ("ready", "blocked") else st
                   for st in (weights_step, docker_step, secret_step, url_step, scaling_step))
