@@ -34,6 +34,8 @@ KNOWN_IMAGE_COMMANDS: tuple[tuple[str, tuple[tuple[str, ...], tuple[str, ...]]],
     ("vllm/vllm-openai", (("python3", "-m", "vllm.entrypoints.openai.api_server"), ())),
     ("ghcr.io/huggingface/text-generation-inference", (("text-generation-launcher",), ())),
 )
+# names an app's own API key goes by (what its clients send as a Bearer token; what verify sends)
+APP_KEY_NAMES = ("VLLM_API_KEY", "OPENAI_API_KEY", "API_KEY", "LLM_API_KEY", "INFERENCE_API_KEY")
 PYTHON_IMAGE_HINTS = ("python", "pytorch", "vllm", "huggingface", "cog", "jupyter", "colab", "tensorflow")
 
 
@@ -115,6 +117,8 @@ class Deployment:
     # files are relative to the output folder (--out, default the app folder), the rest to the app folder.
     files: tuple[tuple[str, str, str], ...] = ()
     dockerfile_path: str | None = None  # the Dockerfile apply writes, relative to the app folder
+    # environment reads clients must change: (old, new), e.g. the app key they sent as Bearer -> the platform's key
+    client_env_renames: tuple[tuple[str, str], ...] = ()
 
     def env_map(self) -> dict[str, str]:
         return dict(self.env)
@@ -148,6 +152,7 @@ class Deployment:
             "url": self.url,
             "url_is_placeholder": self.url_is_placeholder,
             "auth_header": self.auth_header,
+            "client_env_renames": [{"old": o, "new": n} for o, n in self.client_env_renames],
             "notes": list(self.notes),
             "files": [{"path": p, "action": a, "step": st} for p, a, st in self.files],
         }

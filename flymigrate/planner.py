@@ -215,6 +215,19 @@ def build_plan(inp: PlanInputs, target_name: str, *, base_url: str | None = None
     docker_step = _docker_step(app, inp.dockerfile, issues, notes.get("dockerfile", []),
                                steps_info["dockerfile"].checks(target_name))
     secret_step = _secrets_step(secret_plans, inp.secrets, dep, target, steps_info["secrets"].checks(target_name))
+    spec = getattr(target, "verify_spec", None)
+    if spec is not None and spec.auth == "platform-bearer" and spec.key_env and hits:
+        # the platform's gateway takes its own key in Authorization: clients that sent the app's key as their
+        # Bearer token send the platform key instead (read from the same kind of place: the environment)
+        from .deployment import APP_KEY_NAMES
+
+        have = set(dep.secret_names) | {k for k, _ in dep.env}
+        renames = tuple((n, spec.key_env[0]) for n in APP_KEY_NAMES if n in have)
+        if renames:
+            dep = replace(dep, client_env_renames=renames)
+            url_step = replace(url_step, changes=url_step.changes + tuple(
+                f"clients that read {o} for their Bearer token read {n} instead ({target.label}'s gateway checks "
+                f"its own key in Authorization)" for o, n in renames))
     if dep.auth_header and url_step.status != "nothing_to_do":
         # flymigrate rewrites where clients call, not how they authenticate: say what they must send
         url_step = replace(url_step, needs=url_step.needs + (

@@ -38,7 +38,7 @@ from pathlib import Path
 from ..errors import UserError
 from ..model import SecretsExport, SecretValue
 
-APP_KEY_NAMES = ("VLLM_API_KEY", "OPENAI_API_KEY", "API_KEY", "LLM_API_KEY", "INFERENCE_API_KEY")
+from ..deployment import APP_KEY_NAMES  # noqa: E402  (one list: what clients send is what verify sends)
 APP_KEY_FROM_ENV = ("VLLM_API_KEY", "FLYMIGRATE_APP_API_KEY")  # OPENAI_API_KEY in a shell is usually OpenAI's own
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...scan import apply_hits, find_in_text, read_text_enc
+from ...scan import apply_hits, find_in_text, read_text_enc, rename_env_reads
 from ..context import TITLES, Context, FileChange, StepPreview
 
 
@@ -40,7 +40,8 @@ def preview_base_urls(ctx: Context) -> StepPreview:
         found, _ = find_in_text(text, ctx.plan.app, shown)
         hits = [h for h in found if h.kind != "fdaa"]
         if new_base:
-            changes.append(FileChange(shown, fp, text, apply_hits(text, hits, new_base), encoding=enc))
+            new = rename_env_reads(apply_hits(text, hits, new_base), ctx.dep.client_env_renames)
+            changes.append(FileChange(shown, fp, text, new, encoding=enc))
         else:
             changes.append(FileChange(shown, fp, text, text, encoding=enc))
             p.notes += [f"{shown}:{h.line}: {h.old}" for h in hits]
