@@ -348,7 +348,10 @@ def load_inputs(
         roots.append((root, ""))
         inputs.append(("code", _display(root, Path.cwd()) if root != Path(".") else "."))
     if app.app is None:
-        app, named = _derive_app_name(app, root, scan_paths(roots, None))
+        # apply's backups hold the files as they were before their Fly URLs were rewritten: the same name again
+        backup = root / ".flymigrate" / "backup"
+        pre_roots = roots + [(backup, ".flymigrate/backup")] if backup.is_dir() else roots
+        app, named = _derive_app_name(app, root, scan_paths(pre_roots, None))
         if named is not None:
             findings.append(named)
     scan = scan_paths(roots, app.app)

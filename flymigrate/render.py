@@ -187,9 +187,13 @@ def next_steps(plan: Plan, inv: dict[str, object] | None = None) -> list[tuple[s
         extra += ["--secrets", "fly-secrets.json"]
     scaling = plan.step("scaling")
     if scaling.status == "blocked":
-        others = [t for t in TARGET_LABELS if t != plan.target]
+        # the comparison's pick when it has one (it only recommends what can run the app), else another target
+        rec = str(getattr(getattr(plan.comparison, "recommendation", None), "key", None) or "")
+        rec = {"runpod-flex": "runpod", "runpod-active": "runpod"}.get(rec, rec)
+        other = rec if rec in TARGET_LABELS and rec != plan.target else next(t for t in TARGET_LABELS
+                                                                               if t != plan.target)
         out.append((f"{TARGET_LABELS[plan.target]} cannot run this GPU; plan for another target instead, e.g.:",
-                    _command("plan", others[0], inv)))
+                    _command("plan", other, inv, extra)))
         return out
     if plan.gpu is None and not any(f.code == "cpu-only" for f in plan.findings):
         out.append(("Say which Fly GPU the app ran on (a10, l40s, a100-pcie-40gb, a100-sxm4-80gb):", None))
