@@ -369,7 +369,10 @@ def load_inputs(
                                     "a previous apply derived (kept in .flymigrate/state.json); pass --app NAME to "
                                     "change it.", app.config_path))
         else:
-            app, named = _derive_app_name(app, root, scan_paths(roots, None, exclude=secrets_paths or ()))
+            # apply's backups hold the files as they were before their Fly URLs were rewritten: the same name again
+            backup = root / ".flymigrate" / "backup"
+            pre_roots = roots + [(backup, ".flymigrate/backup")] if backup.is_dir() else roots
+            app, named = _derive_app_name(app, root, scan_paths(pre_roots, None, exclude=secrets_paths or ()))
             if named is not None:
                 findings.append(named)
     scan = scan_paths(roots, app.app, exclude=secrets_paths or ())

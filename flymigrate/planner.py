@@ -8,12 +8,7 @@ what will change, what it needs from the user, what cannot translate, and the ma
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:  # type checkers see the standard decorator
-    from dataclasses import dataclass, field
-else:  # start-up time: no exec per generated method (flymigrate/_dataclass.py)
-    from ._dataclass import dataclass, field
+from dataclasses import dataclass, field
 
 from . import dockerplan, weights
 from .checklists import load_steps
@@ -96,7 +91,8 @@ def resolve_gpu(inp: PlanInputs) -> tuple[GpuSpec | None, list[Finding]]:
     image_text = " ".join([inp.app.build.image or ""] + (df.base_images() if df else []))
     gpu_re = re.compile(r"cuda|nvidia|cudnn|vllm|text-generation-inference|tgi|ollama|comfy|diffusers|torch|"
                         r"tensorrt|triton|whisper|llama", re.I)
-    looks_gpu = bool(gpu_re.search(image_text)) or bool(df and re.search(r"cuda|nvidia", df.text, re.I))
+    looks_gpu = bool(gpu_re.search(image_text)) or any(
+        re.search(r"cuda|nvidia", text, re.I) for text in ([df.text] if df else []) + list(inp.scripts.values()))
     if looks_gpu:
         findings.append(Finding("warning", "no-gpu", "fly.toml sets no GPU, yet the image looks like a GPU workload "
                                 f"({(image_text.strip() or 'CUDA in the Dockerfile')[:80]}); the GPU was probably "

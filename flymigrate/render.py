@@ -193,9 +193,12 @@ def next_steps(plan: Plan, inv: dict[str, object] | None = None) -> list[tuple[s
     if scaling.status == "blocked":
         from .targets import names
 
-        others = [t for t in names() if t != plan.target]
+        # the comparison's pick when it has one (it only recommends what can run the app), else another target
+        rec = str(getattr(getattr(plan.comparison, "recommendation", None), "key", None) or "")
+        rec = next((t for t in names() if rec == t or rec.startswith(t + "-")), "")
+        other = rec if rec and rec != plan.target else next(t for t in names() if t != plan.target)
         out.append((f"{target_label(plan.target)} cannot run this GPU; plan for another target instead, e.g.:",
-                    _command("plan", others[0], inv)))
+                    _command("plan", other, inv, extra)))
         return out
     if plan.gpu is None and not any(f.code == "cpu-only" for f in plan.findings):
         out.append(("Say which Fly GPU the app ran on (a10, l40s, a100-pcie-40gb, a100-sxm4-80gb):", None))
