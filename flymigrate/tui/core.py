@@ -70,7 +70,7 @@ def load_session(app_dir: Path, *, secrets_paths: list[str] | None = None,
     attach = getattr(_api(), "attach_comparison", None)  # the cost / cold-start model, as `flymigrate plan` adds it
     if attach is not None:
         try:
-            comparison = getattr(attach(plans[TARGETS[0]], inp), "comparison", None)
+            comparison = getattr(attach(plans[TARGETS[0]], inp, plans), "comparison", None)
         except FlymigrateError:
             comparison = None
     session = Session(app_dir=app_dir, app=inp.app, plans=plans, comparison=comparison,
@@ -179,21 +179,21 @@ def target_facts(session: Session) -> list[tuple[str, dict[str, str]]]:
     row("Steps needing you", manual)
     c = session.comparison
     if c is not None:
-        def cost(t: str, _p: Plan) -> str:
+        def cost(t: str, _p: Plan) -> str:  # the row that prices this target's Deployment as planned
             try:
-                r = c.row(COMPARE_ROW[t])
+                r = c.row_for(t)
             except KeyError:
                 return "n/a"
-            return f"${r.monthly_scale_to_zero:,.0f}/month" if r.monthly_scale_to_zero is not None else "n/a"
+            return f"${r.monthly:,.0f}/month" if r.monthly is not None else "n/a"
 
         def cold(t: str, _p: Plan) -> str:
             try:
-                r = c.row(COMPARE_ROW[t])
+                r = c.row_for(t)
             except KeyError:
                 return "n/a"
             return f"~{r.cold_start_s:.0f}s" if r.cold_start_s is not None else "n/a"
 
-        row("Cost (scale to zero)", cost)
+        row("Cost (as planned)", cost)
         row("Cold start", cold)
     row("What is lost", lost)
     return rows
