@@ -203,7 +203,7 @@ def files_lines(app: FlyApp, ctx: RewriteContext) -> list[str]:
 
 
 def runpod_link_lines(ctx: RewriteContext) -> list[str]:
-    if ctx.target != "runpod" or not ctx.mount_path or not ctx.runpod_mount or ctx.mount_path in ("/", ""):
+    if not ctx.mount_path or not ctx.runpod_mount or ctx.mount_path in ("/", ""):  # runpod_mount: set by the target
         return []
     parent = ctx.mount_path.rstrip("/").rsplit("/", 1)[0] or "/"
     return [f"{MARK} RunPod mounts the network volume at /runpod-volume; the app reads {ctx.mount_path}",
