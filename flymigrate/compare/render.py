@@ -71,6 +71,35 @@ def _scaling_line(c: Comparison) -> str:
     return "Priced as planned: " + "; ".join(bits) + "."
 
 
+_BASIS_WORDS = {"recollection": "unverified", "proxy": "estimated from a similar offer", "vendor-docs": "vendor docs",
+                "3rd-party": "third-party", "assumption": "assumed", "measured": "measured"}
+
+
+def _user_source(src: str | None) -> str:
+    """A data source as the user reads it: the page or site, without the research notes it was traced through."""
+    import re
+
+    s = re.sub(r"\s*[\(\[][^()\[\]]*research/[^()\[\]]*[\)\]]", "", src or "")
+    s = re.sub(r"\s*\bvia research/\S+(?: [A-Z0-9.]+\b)?", "", s)
+    return s.strip(" ;,") or "the bundled price data"
+
+
+def _shown_warnings(c: Comparison) -> list[str]:
+    """The warnings in user terms: an unverified or estimated price says when and where it was read."""
+    out = []
+    for w in c.warnings:
+        row = next((r for r in c.rows if r.price_basis in ("recollection", "proxy") and w.startswith(f"{r.label}: ")),
+                   None)
+        if row is None or row.price_per_gpu_s is None:
+            out.append(w)
+            continue
+        what = "unverified price" if row.price_basis == "recollection" else "estimated price (no published one)"
+        out.append(f"{row.label}: {what} for the {(row.gpu_name or '').split(':')[0]} "
+                   f"(${row.price_per_gpu_s * 3600:.2f}/h), read on {c.data_date.isoformat()} from "
+                   f"{_user_source(row.price_source)}; check it before relying on it.")
+    return out
+
+
 def _header_lines(c: Comparison) -> list[str]:
     i = c.inputs
     name = i.app_name or "(unnamed app)"
@@ -98,7 +127,7 @@ def _details(c: Comparison) -> list[tuple[str, list[str]]]:
                 lines.append(f"fit: {r.fits_note}")
             if r.price_per_gpu_s is not None:
                 lines.append(f"price: ${r.price_per_gpu_s:.6f}/GPU-s (${r.price_per_gpu_s * 3600:.2f}/h), "
-                             f"{r.price_basis}: {r.price_source}")
+                             f"{_BASIS_WORDS.get(r.price_basis or '', r.price_basis)}: {_user_source(r.price_source)}")
             if not r.reference:
                 if r.cold_start_parts:
                     lines.append("cold start: " + " + ".join(f"{w} {s:.0f} s" for w, s in r.cold_start_parts))
@@ -107,7 +136,7 @@ def _details(c: Comparison) -> list[tuple[str, list[str]]]:
                                  f"{r.cold_starts_per_day:.1f} cold starts/day")
                 lines.append(f"break-even: {r.break_even_own_note}"
                              + ("" if not r.scales_to_zero else f"; vs Fly: {r.break_even_ref_note}"))
-            lines.extend(r.notes)
+            lines.extend(_user_source(n) for n in r.notes)
             for step, manual, note in r.effort:
                 if manual:
                     lines.append(f"needs you, {step} (the plan's step): {note}")
@@ -121,9 +150,10 @@ def _plain_table(headers: tuple[str, ...] | list[str], body: list[list[str]]) ->
     return [fmt(list(headers)), fmt(["-" * w for w in widths]), *(fmt(row) for row in body)]
 
 
-def _render_text(c: Comparison, details: bool = True) -> str:
+def _render_text(c: Comparison, details: bool = True, width: int | None = None) -> str:
+    """``width``: wrap to it and turn a table too wide into a list (flymigrate.textfmt); None = one line each."""
     out = _header_lines(c)
-    for w in c.warnings:
+    for w in _shown_warnings(c):
         out.append(f"WARNING: {w}")
     out.append("")
     out.append(_traffic_line(c))
@@ -131,7 +161,14 @@ def _render_text(c: Comparison, details: bool = True) -> str:
     out.append("Assumptions:")
     out.extend(f"  - {a}" for a in c.inputs.assumptions)
     out.append("")
-    out.extend(_plain_table(_HEADERS, [_cells(r, c) for r in c.rows]))
+    body = [_cells(r, c) for r in c.rows]
+    if width is not None:
+        from ..textfmt import table_or_list, wrap_all  # type: ignore[import-not-found]
+
+        out = wrap_all(out, width)
+        out.extend(table_or_list(_HEADERS, body, width))
+    else:
+        out.extend(_plain_table(_HEADERS, body))
     out.append("")
     out.append(c.recommendation.text)
     out.append("")
@@ -145,18 +182,22 @@ def _render_text(c: Comparison, details: bool = True) -> str:
         for label, lines in _details(c):
             out.append(f"  {label}")
             out.extend(f"    - {ln}" for ln in lines)
+    if width is not None:
+        from ..textfmt import wrap_all  # type: ignore[import-not-found]
+
+        out = wrap_all(out, width)
     return "\n".join(out) + "\n"
 
 
 def _md_escape(s: str) -> str:
-    return s.replace("|", "\\|")
+    return s.replace("|", "\\|").replace("<", "\\<")  # a bare <placeholder> would vanish as an HTML tag
 
 
 def _render_markdown(c: Comparison, details: bool = True, heading_level: int = 2) -> str:
     head = _header_lines(c)
     out = [f"{'#' * heading_level} {head[0]}", "", head[1], ""]
-    for w in c.warnings:
-        out.append(f"> **Warning:** {w}")
+    for w in _shown_warnings(c):
+        out.append(f"> **Warning:** {_md_escape(w)}")
     if c.warnings:
         out.append("")
     out.append(_traffic_line(c))
@@ -205,7 +246,7 @@ def _render_rich(c: Comparison, width: int | None = None, color: bool = True) ->
     head = _header_lines(c)
     con.print(f"[bold]{head[0]}[/bold]")
     con.print(head[1], markup=False)
-    for w in c.warnings:
+    for w in _shown_warnings(c):
         con.print(f"[bold yellow]WARNING:[/bold yellow] {w}")
     con.print(_traffic_line(c), markup=False)
     con.print(_scaling_line(c), markup=False)
@@ -225,7 +266,8 @@ def _render_rich(c: Comparison, width: int | None = None, color: bool = True) ->
     return buf.getvalue()
 
 
-def render(comparison: Comparison, fmt: str = "text", *, details: bool = True, heading_level: int = 2) -> str:
+def render(comparison: Comparison, fmt: str = "text", *, details: bool = True, heading_level: int = 2,
+           width: int | None = None) -> str:
     """Render as ``text`` (plain), ``markdown``, ``json`` (schema flymigrate/compare/v2) or ``rich`` (ANSI).
 
     ``details=False`` drops the per-option details (for embedding as a section of ``plan``); ``heading_level``
@@ -236,7 +278,7 @@ def render(comparison: Comparison, fmt: str = "text", *, details: bool = True, h
     if fmt == "markdown":
         return _render_markdown(comparison, details, heading_level)
     if fmt == "text":
-        return _render_text(comparison, details)
+        return _render_text(comparison, details, width)
     if fmt == "rich":
         return _render_rich(comparison)
     raise UserError(f"unknown format {fmt!r}: use text, markdown or json.")

@@ -428,7 +428,7 @@ def recommend(inp: Inputs, rows: list[Row], alternatives: tuple[Alternative, ...
     if rb.fits == "likely":
         parts.append("The VRAM fit is assumed because the weights size is unknown.")
     if rb.price_basis in ("recollection", "proxy"):
-        parts.append(f"Its price is a {rb.price_basis} in the data file: check it before committing.")
+        parts.append("Its price is unverified (see the warning above): check it before committing.")
     ref = by.get(REFERENCE_KEY)
     if ref is not None and ref.monthly_warm is not None:
         parts.append(f"For reference, keeping the same GPU always on at Fly's old price cost "
