@@ -182,3 +182,23 @@ def test_gone_after_unregister(app_copy, capsys):
     with pytest.raises(SystemExit) as exc:
         main(["plan", str(app_copy), "--to", NAME])
     assert exc.value.code == 2 and NAME in capsys.readouterr().err
+
+
+class UnpricedTarget(FourthTarget):
+    """The same target without its own cost rows: the default reads a [koyebish] price section there is not."""
+
+    cost_rows = BaseTarget.cost_rows
+
+
+def test_a_target_without_prices_is_shown_not_priced(app_copy, capsys):
+    targets.register(NAME, UnpricedTarget())
+    try:
+        rc, out, err = run(capsys, "compare", str(app_copy), "--format", "json")
+    finally:
+        targets.unregister(NAME)
+    assert rc == 0, err
+    data = json.loads(out)
+    mine = [r for r in data["rows"] if r["target"] == NAME]
+    assert len(mine) == 1 and not mine[0]["offered"]
+    assert "cannot be priced" in mine[0]["reason"] and f"[{NAME}]" in mine[0]["reason"]
+    assert data["recommendation"]["key"] not in (None, NAME)  # the other targets are still compared

@@ -75,7 +75,15 @@ def deployment_concurrency(plan: Plan) -> int | None:
 
 def planned_from(plan: Plan, target: Any, prices: Prices, dep: Any = None) -> Planned:
     """Read one target's plan: its Deployment (``dep`` overrides it, for the larger-GPU options) and steps."""
+    from ..targets.base import CostRow
+
     dep = dep if dep is not None else plan.deployment  # type: ignore[attr-defined]
+    try:
+        costs = tuple(target.cost_rows(dep, prices))
+    except UserError as exc:  # e.g. a registered target with no prices in the data file: shown, not fatal
+        short = getattr(target, "short_label", None) or target.label
+        costs = (CostRow(target.name, target.label, short, offered=False,
+                         reason=f"cannot be priced: {exc}"),)
     g = plan.gpu or {}
     sc = dep.scaling
     vram = g.get("target_vram_gb")
@@ -88,7 +96,7 @@ def planned_from(plan: Plan, target: Any, prices: Prices, dep: Any = None) -> Pl
         idle_timeout_s=float(sc.idle_timeout_s) if sc and sc.idle_timeout_s is not None else None,
         cpus=dep.cpus, memory_mb=dep.memory_mb,
         steps=tuple((s.id, s.status, s.summary) for s in plan.steps),
-        costs=tuple(target.cost_rows(dep, prices)),
+        costs=costs,
     )
 
 
