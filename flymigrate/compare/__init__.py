@@ -59,7 +59,6 @@ from .rows import (
     build_rows,
     compare_inputs,
     options,
-    price_row,
     sensitivity,
 )
 
