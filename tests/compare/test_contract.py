@@ -189,6 +189,15 @@ def test_always_on_prices_two_warm_instances_at_sixteen(tmp_path, capsys):
     first = next(r for r in plan["compare"]["rows"] if r["target"] == names()[0] and r["deployed"])
     assert (first["scaling"]["min"], first["scaling"]["concurrency"]) == (2, 16)
     assert plan["deployment"]["scaling"]["min"] == 2
+    # and the TUI's target table: "2-2" next to the cost of 2 warm instances
+    from flymigrate.tui import core
+
+    session = core.load_session(app)
+    facts = dict(core.target_facts(session))
+    for t in names():
+        r = next(x for x in data["rows"] if x["target"] == t and x["deployed"])
+        assert facts["Scaling"][t].startswith("2-2"), t
+        assert facts["Cost (as planned)"][t] == f"${r['monthly_warm']:,.0f}/month", t
 
 
 def test_weights_size_does_not_change_the_gpu_compare_prices(tmp_path, capsys):
