@@ -390,7 +390,7 @@ def load_inputs(
 
 def plan(
     app_dir: str | Path = ".",
-    target: str = "",
+    target: str | None = None,
     *,
     config_path: str | Path | None = None,
     secrets_paths: list[str] | None = None,
@@ -404,6 +404,7 @@ def plan(
     same ones ``apply`` takes, so the plan shows exactly what apply will write."""
     from dataclasses import replace
 
+    target = target or default_target()
     check_target(target)
     inp = load_inputs(app_dir, config_path=config_path, secrets_paths=secrets_paths, code_dirs=code_dirs, gpu=gpu,
                       app_name=app_name)
@@ -416,6 +417,13 @@ def plan(
     return attach_comparison(p, inp)
 
 
+def default_target() -> str:
+    """The first registered target (what ``plan`` / ``apply`` use when none is named)."""
+    from .targets import names
+
+    return names()[0]
+
+
 def check_target(target: str) -> None:
     from .targets import is_target, names
 
@@ -423,17 +431,21 @@ def check_target(target: str) -> None:
         raise UserError(f"unknown target {target!r}; targets are {', '.join(names())}.")
 
 
-def attach_comparison(p: Plan, inp: PlanInputs) -> Plan:
-    """Add the cost and cold-start comparison (issue 7) to a plan; skipped when it cannot apply (no GPU)."""
+def attach_comparison(p: Plan, inp: PlanInputs, plans: dict[str, Plan] | None = None) -> Plan:
+    """Add the cost and cold-start comparison (issue 7) to a plan: the Deployments the planner decides for every
+    target (``p`` and ``plans`` are reused), priced as planned; skipped when it cannot apply (no GPU)."""
     from dataclasses import replace
 
-    from .compare import compare_app
+    from .compare import compare_plans
+    from .planner import resolve_gpu
 
-    gpu = inp.gpu_override or inp.app.gpu or (inp.gpu_hints[0] if inp.gpu_hints else None)
-    if gpu is None:
+    if resolve_gpu(inp)[0] is None:
         return p
+    have = dict(plans or {})
+    if p.deployment is not None:
+        have.setdefault(p.target, p)
     try:
-        c = compare_app(inp.app, None, gpu=gpu)
+        c = compare_plans(inp, None, plans=have)
     except UserError as exc:
         return replace(p, findings=p.findings + (Finding("info", "compare-skipped",
                                                          f"no cost comparison: {exc}", None),))
@@ -476,26 +488,28 @@ def _weights_will_be_on_volume(root: Path, target: str, options) -> bool:  # typ
     return (steps.get("weights") or {}).get("status") == "done"
 
 
-def preview(app_dir: str | Path = ".", target: str = "", *, options=None, config_path=None, secrets_paths=None,
+def preview(app_dir: str | Path = ".", target: str | None = None, *, options=None, config_path=None, secrets_paths=None,
             code_dirs=None, gpu=None, app_name=None):
     """Per-step previews of ``apply`` (``list[flymigrate.apply.StepPreview]``): diffs, generated files, secret
     names, commands. Writes nothing. ``options`` is a ``flymigrate.apply.ApplyOptions`` (default: all steps)."""
     from .apply import ApplyOptions
     from .apply import preview as _preview
 
+    target = target or default_target()
     options = options or ApplyOptions(target=target)
     root, inp, p = _apply_setup(app_dir, target, options, config_path=config_path, secrets_paths=secrets_paths,
                                 code_dirs=code_dirs, gpu=gpu, app_name=app_name)
     return _preview(root, p, inp, options, code_dirs=code_dirs)
 
 
-def apply(app_dir: str | Path = ".", target: str = "", *, options=None, reporter=None, confirm=None, stop=None,
+def apply(app_dir: str | Path = ".", target: str | None = None, *, options=None, reporter=None, confirm=None, stop=None,
           config_path=None, secrets_paths=None, code_dirs=None, gpu=None, app_name=None):
     """Carry the plan out (``flymigrate.apply.ApplyResult``). ``reporter(ApplyEvent)`` gets started / progress /
     finished / skipped / blocked / failed events; ``confirm(StepPreview) -> bool`` is asked before each step that
     changes something (None: yes to all); setting ``stop`` (threading.Event) stops with state saved."""
     from .apply import ApplyOptions, run_apply
 
+    target = target or default_target()
     options = options or ApplyOptions(target=target)
     from .apply.state import ApplyLock
 

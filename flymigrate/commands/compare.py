@@ -12,17 +12,18 @@ from .targets import TargetChoices
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser(
         "compare",
-        help="compare Modal, RunPod and Cloud Run for this app: monthly cost, cold start, manual steps",
-        description="Read fly.toml and compare Modal, RunPod Serverless (flex and active workers) and Google Cloud "
-        "Run for this app and its traffic, next to keeping the same GPU always on at Fly's old price: the GPU each "
-        "would use and whether the model fits, price per GPU-second, monthly cost scaling to zero and with the warm "
-        "capacity fly.toml implied, break-even utilisation, expected cold start, and which migration steps are "
-        "manual there. Traffic you do not give is derived from fly.toml and stated as an assumption. Reads only.",
+        help="compare the targets for this app: monthly cost, cold start, steps that need you",
+        description="Plan the app for every target (or those given with --to) and price exactly the deployment each "
+        "plan decides (GPU and count, min/max instances, concurrency, idle timeout, CPU/memory) for this app's "
+        "traffic, next to keeping the same GPU always on at Fly's old price: whether the model fits, price per "
+        "GPU-second, monthly cost scaling to zero and as planned, break-even utilisation, expected cold start, and "
+        "which plan steps need you. Traffic you do not give is derived from fly.toml and stated as an assumption. "
+        "Reads only.",
     )
     p.add_argument("app_dir", nargs="?", default=".", metavar="APP_DIR", help="the Fly app folder (default: .)")
     p.add_argument("--config", metavar="PATH", help="the fly.toml to read (default: APP_DIR/fly.toml)")
     p.add_argument("--to", dest="targets", action="append", choices=TargetChoices(), metavar="TARGET",
-                   help="only compare this target (repeatable; default: all three)")
+                   help="only compare this target (repeatable; default: every target)")
     p.add_argument("--gpu", metavar="KIND[:N]", help="the Fly GPU, overriding fly.toml (a10, l40s, a100-pcie-40gb, "
                    "a100-sxm4-80gb; :N for N GPUs)")
     p.add_argument("--requests-per-day", type=float, metavar="N", help="requests per day")
@@ -43,18 +44,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
 
 def run(args: argparse.Namespace) -> int:
     from .. import api
-    from ..compare import Traffic, compare_app, load_prices, render
+    from ..compare import Traffic, compare_plans, load_prices, render
     from ..errors import UserError
 
-    gpu = None
-    if args.gpu:
-        from ..planner import parse_gpu_arg
-
-        try:
-            gpu = parse_gpu_arg(args.gpu)
-        except ValueError as exc:
-            raise UserError(str(exc)) from None
-    app = api.load_app(args.app_dir, args.config)
+    # the planner's inputs (fly.toml, Dockerfile, scripts, GPU hints from a README / Makefile / CI): compare
+    # prices the Deployments plan decides from exactly these
+    inp = api.load_inputs(args.app_dir, config_path=args.config, gpu=args.gpu)
+    app = inp.app
     weights = None
     notes: list[str] = []
     if args.weights_gb is not None:
@@ -68,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
                              f"upper bound for the weights, not used as their size (pass --weights-gb).")
     traffic = Traffic(args.requests_per_day, args.seconds_per_request, args.busy_hours, args.concurrency)
     prices = load_prices(args.prices) if args.prices else None
-    comparison = compare_app(app, weights, traffic, gpu=gpu, targets=args.targets, notes=notes, prices=prices)
+    comparison = compare_plans(inp, weights, traffic, targets=args.targets, notes=notes, prices=prices)
     color = args.color == "always" or (args.color == "auto" and sys.stdout.isatty() and not os.environ.get("NO_COLOR"))
     fmt = "rich" if args.format == "text" and color else args.format
     from ..textfmt import output_width

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from ..deployment import Deployment
-    from ..gpus import TargetGpu
+    from .base import CostRow, TargetGpu
     from ..model import Finding, FlyApp, ScalingPlan, Service
 
 
@@ -48,6 +48,9 @@ class Target(Protocol):
     def plan_notes(self, dep: Deployment) -> dict[str, list[str]]: ...
 
     def weights_needs(self) -> list[str]: ...
+
+    # ---- cost inputs (pure): what ``compare`` prices, one row per billing model of the Deployment
+    def cost_rows(self, dep: Deployment, prices: Any) -> list[CostRow]: ...
 
     def weights_blocking(self, dep: Deployment) -> list[str]: ...
 

@@ -11,6 +11,98 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
+class TargetGpu:
+    """What a target would run a Fly GPU on (its ``map_gpu`` answer)."""
+
+    target: str
+    name: str | None  # the target's own identifier (Modal gpu=, RunPod pool id, Cloud Run accelerator); None = not offered
+    label: str  # human name
+    vram_gb: int | None
+    count: int
+    fits: bool  # VRAM per GPU >= Fly's and the count is possible
+    blocked: bool  # the target cannot run this at all
+    reason: str  # why this choice (always filled: it is shown in the plan)
+    alternatives: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class CostRow:
+    """One way of running a Deployment on a target, as ``compare`` prices it (the target's cost inputs).
+
+    ``compare`` owns the maths (queueing, cold starts, break-even); the target says what one instance of its
+    Deployment costs per second and how it starts. Figures come from the target's section of the price data
+    (``flymigrate/data/prices.toml``), each with its source."""
+
+    key: str  # the row key, unique across targets ("runpod-flex")
+    label: str  # "RunPod Serverless (flex)"
+    short_label: str  # "RunPod flex" (recommendation text)
+    offered: bool = True
+    reason: str = ""  # why not offered (or "" when offered)
+    price_id: str | None = None  # the GPU id the price is for (without a count suffix)
+    warm_per_gpu_s: float | None = None  # $/GPU-second for an instance kept up (min instances)
+    ondemand_per_gpu_s: float | None = None  # $/GPU-second when started on demand (scale-to-zero, overflow)
+    basis: str | None = None  # vendor-docs | 3rd-party | recollection | proxy | assumption | measured
+    source: str | None = None
+    host_per_s: float = 0.0  # CPU + memory per instance-second billed on top of the GPUs
+    modes: tuple[str, ...] = ("scale-to-zero", "warm")  # which billing modes this row offers
+    min_warm: int = 0  # at least this many kept up whatever the Deployment says (RunPod active: 1)
+    deployed_when: str = "always"  # always | warm | scale-to-zero: the row *is* the Deployment in that case
+    default_idle_s: float | None = None  # idle timeout when the Deployment sets none (the platform's own)
+    idle_note: str = ""
+    platform_start_s: float = 0.0
+    platform_start_note: str = ""
+    store_label: str = "the weights store"
+    store_mb_per_s: float = 200.0
+    notes: tuple[str, ...] = ()
+
+
+def price_per_s(entry: dict[str, Any], key_s: str = "per_gpu_s", key_h: str = "per_gpu_hour") -> float:
+    """A price entry of the data file in $/s (``per_gpu_s``, else ``per_gpu_hour`` / 3600)."""
+    if key_s in entry:
+        return float(entry[key_s])
+    return float(entry[key_h]) / 3600.0
+
+
+def used_start(section: dict[str, Any]) -> tuple[float, str]:
+    """The ``platform_start`` figure marked ``used = true`` (where sources disagree, the data file picks one)."""
+    from ..errors import UserError
+
+    for f in section.get("platform_start", []):
+        if f.get("used"):
+            return float(f["value_s"]), str(f["text"])
+    raise UserError("price data: a platform has no platform_start entry with used = true.")
+
+
+def start_note(section: dict[str, Any]) -> str:
+    figs = section.get("platform_start", [])
+    used = [f for f in figs if f.get("used")]
+    other = [f for f in figs if not f.get("used")]
+    txt = "; ".join(f"{float(f['value_s']):g} s {f['basis']} ({f['text']}; {f['source']})" for f in used)
+    if other:
+        txt += " -- not used: " + "; ".join(f"{float(f['value_s']):g} s {f['basis']} ({f['text']})" for f in other)
+    return f"platform start used: {txt}"
+
+
+def section_row(section: dict[str, Any], **kw: Any) -> CostRow:
+    """A :class:`CostRow` with the platform facts every row shares filled from the target's price section
+    (platform start, weights store, default idle timeout); ``kw`` gives the rest."""
+    start, _ = used_start(section)
+    store = section.get("weights_store", {})
+    idle = section.get("idle_timeout", {})
+    base: dict[str, Any] = dict(
+        platform_start_s=start, platform_start_note=start_note(section),
+        store_label=str(store.get("label", "the weights store")), store_mb_per_s=float(store.get("mb_per_s", 200)),
+        default_idle_s=float(idle["used_s"]) if "used_s" in idle else None,
+        idle_note=str(idle.get("knob", "")) + (f"; {idle['note']}" if idle.get("note") else ""))
+    base.update(kw)
+    return CostRow(**base)
+
+
+def not_offered(key: str, label: str, short_label: str, reason: str) -> CostRow:
+    return CostRow(key, label, short_label, offered=False, reason=reason)
+
+
+@dataclass(frozen=True)
 class GeneratedFile:
     """A file a target renders from the Deployment, and the apply step that writes it."""
 
@@ -43,7 +135,8 @@ class BaseTarget:
     name = "base"
     label = "base"
     short_label: str | None = None
-    compare_row: str | None = None  # the compare row that prices this target
+    compare_row: str | None = None  # the compare row that prices this target (scale-to-zero mode)
+    price_key: str | None = None  # this target's section of the price data (default: its name)
     weights_fields: tuple[str, ...] = ("from",)  # what the TUI's weights dialog asks for
     verify_spec = VerifySpec()
     config_language = "json"  # how the generated config spells values (true/false): json | yaml | python
@@ -97,6 +190,43 @@ class BaseTarget:
 
     def deploy(self, ctx: Any) -> str | None:
         return None
+
+    # ---- cost inputs (compare prices the Deployment through these)
+    def price_section(self, prices: Any) -> dict[str, Any]:
+        """This target's section of the price data; a clear error when the data file has none."""
+        from ..errors import UserError
+
+        key = self.price_key or self.name
+        sec = prices.data.get(key)
+        if not isinstance(sec, dict):
+            raise UserError(f"{prices.path}: no [{key}] section, so {self.label} cannot be priced.",
+                            hint=f"Add the [{key}] prices (gpus, platform_start, weights_store) to the data file.")
+        return sec
+
+    def gpu_price(self, section: dict[str, Any], gpu_id: str) -> dict[str, Any]:
+        from ..errors import UserError
+
+        entry = section.get("gpus", {}).get(gpu_id)
+        if entry is None:
+            raise UserError(f"price data: no price for {self.label} GPU {gpu_id!r} "
+                            f"(add [{self.price_key or self.name}.gpus.\"{gpu_id}\"]).")
+        return entry
+
+    def cost_rows(self, dep: Deployment, prices: Any) -> list[CostRow]:
+        """What running ``dep`` costs: one row per billing model (RunPod: flex and active workers).
+
+        The default prices ``dep.gpu`` x ``dep.gpu_count`` from ``[<price_key>.gpus.<id>]`` (``per_gpu_hour`` or
+        ``per_gpu_s``) with no host charge."""
+        short = self.short_label or self.label
+        if not dep.gpu:
+            return [not_offered(self.name, self.label, short, dep.gpu_reason or "no GPU to run this app on")]
+        sec = self.price_section(prices)
+        gid = dep.gpu.split(":")[0]
+        entry = self.gpu_price(sec, gid)
+        p = price_per_s(entry)
+        return [section_row(sec, key=self.name, label=str(sec.get("label", self.label)), short_label=short,
+                            price_id=gid, warm_per_gpu_s=p, ondemand_per_gpu_s=p, basis=entry.get("basis"),
+                            source=entry.get("source"))]
 
     @staticmethod
     def with_env(dep: Deployment, add: dict[str, str], origin: str, drop: tuple[str, ...] = ()) -> Deployment:

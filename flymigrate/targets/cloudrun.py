@@ -6,10 +6,10 @@ from dataclasses import replace
 from typing import Any
 
 from ..deployment import Deployment
-from ..gpus import TargetGpu, map_gpu
+from ..gpus import FLY_GPU_KINDS
 from ..model import Finding, FlyApp, ScalingPlan, Service
 from ..naming import slug
-from .base import BaseTarget, GeneratedFile, VerifySpec
+from .base import BaseTarget, CostRow, GeneratedFile, TargetGpu, VerifySpec
 from .common import read_fly_scaling
 
 CLOUDRUN_MAX_CONCURRENCY = 1000
@@ -17,6 +17,12 @@ CLOUDRUN_MAX_CONCURRENCY = 1000
 _CLOUDRUN_REGION = {"ord": "us-central1", "iad": "us-east4", "ewr": "us-east4", "bos": "us-east4", "dfw": "us-central1",
                     "sjc": "us-central1", "lax": "us-central1", "sea": "us-central1", "ams": "europe-west4",
                     "fra": "europe-west4", "cdg": "europe-west1", "lhr": "europe-west1", "sin": "asia-southeast1"}
+
+
+# Cloud Run's GPUs (one per instance): https://cloud.google.com/run/docs/configuring/services/gpu
+# (research/destinations.md C). (id, label, VRAM GB)
+_L4 = ("nvidia-l4", "NVIDIA L4 24 GB", 24)
+_RTX_PRO = ("nvidia-rtx-pro-6000", "NVIDIA RTX PRO 6000 Blackwell 96 GB (Preview for services)", 96)
 
 
 class CloudRunTarget(BaseTarget):
@@ -37,7 +43,43 @@ class CloudRunTarget(BaseTarget):
                   "the service")
 
     def map_gpu(self, kind: str, count: int) -> TargetGpu:
-        return map_gpu("cloudrun", kind, count)
+        fly_vram = FLY_GPU_KINDS[kind]
+        if count > 1:
+            return TargetGpu(self.name, None, "not offered", None, count, False, True,
+                             f"Cloud Run offers one GPU per instance; this app used {count} x {kind}. "
+                             "Run it on Modal or RunPod, or change the app to fit one GPU")
+        if fly_vram <= 24:
+            gid, label, vram = _L4
+            return TargetGpu(self.name, gid, label, vram, 1, True, False,
+                             "L4 has the same 24 GB of VRAM (Ada, sm_89)", (_RTX_PRO[0],))
+        gid, label, vram = _RTX_PRO
+        return TargetGpu(self.name, gid, label, vram, 1, True, False,
+                         f"Cloud Run has no {fly_vram} GB GPU; the only one with enough VRAM is the RTX PRO 6000 "
+                         "(96 GB, Preview for services, needs >= 20 vCPU / 80 GiB). nvidia-l4 (24 GB) is cheaper "
+                         "if the model fits in 24 GB", (_L4[0],))
+
+    def cost_rows(self, dep: Deployment, prices: Any) -> list[CostRow]:
+        """The GPU plus the instance's vCPU and memory (instance-based billing is required with a GPU): the
+        Deployment's cpus / memory (service.yaml's), raised to the GPU's minimum."""
+        rows = super().cost_rows(dep, prices)
+        if not rows[0].offered:
+            return rows
+        sec = self.price_section(prices)
+        entry = self.gpu_price(sec, rows[0].price_id or "")
+        host = sec["host"]
+        notes = []
+        if entry.get("host_included"):
+            host_s = 0.0
+            notes.append(f"price is a proxy: {entry['note']}")
+        else:
+            vcpu = max(int(entry.get("min_vcpu", 0)), int(dep.cpus or 0))
+            mem = max(float(entry.get("min_memory_gib", 0)), (dep.memory_mb or 0) / 1024.0)
+            host_s = vcpu * float(host["per_vcpu_s"]) + mem * float(host["per_gib_s"])
+            notes.append(f"host: {vcpu} vCPU + {mem:g} GiB billed with the GPU (${host_s * 3600:.3f}/h; the "
+                         f"deployment asks {dep.cpus or 'no'} vCPU / {(dep.memory_mb or 0) / 1024:g} GiB, the minimum "
+                         f"for {rows[0].price_id} is {entry.get('min_vcpu')} vCPU / {entry.get('min_memory_gib')} GiB)")
+        notes.append(sec["quota_note"])
+        return [replace(rows[0], host_per_s=host_s, notes=tuple(notes))]
 
     def scaling(self, app: FlyApp, svc: Service | None, max_guess: int) -> tuple[ScalingPlan, list[Finding]]:
         fs, findings = read_fly_scaling(svc, max_guess)

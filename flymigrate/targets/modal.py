@@ -7,13 +7,24 @@ from dataclasses import replace
 from typing import Any
 
 from ..deployment import PYTHON_IMAGE_HINTS, Deployment
-from ..gpus import TargetGpu, map_gpu
+from ..gpus import FLY_GPU_KINDS
 from ..model import Finding, FlyApp, ScalingPlan, Service
 from ..naming import slug
-from .base import BaseTarget, GeneratedFile, VerifySpec
+from .base import BaseTarget, CostRow, GeneratedFile, TargetGpu, VerifySpec
 from .common import FLY_IDLE_EQUIVALENT_S, read_fly_scaling
 
 __all__ = ["TARGET", "ModalTarget", "slug"]
+
+
+# Fly kind -> (Modal gpu= id, label, VRAM GB, reason). Sources: research/destinations.md (Modal GPU types),
+# research/fly.md 1.9 (Fly's kinds).
+_GPUS = {
+    "a10": ("A10", "NVIDIA A10 24 GB", 24, "same GPU"),
+    "l40s": ("L40S", "NVIDIA L40S 48 GB", 48, "same GPU"),
+    "a100-pcie-40gb": ("A100-40GB", "NVIDIA A100 40 GB", 40, "same GPU"),
+    "a100-sxm4-80gb": ("A100-80GB", "NVIDIA A100 80 GB", 80, "same GPU"),
+}
+_MAX_PER_CONTAINER = {"A10": 4}  # per container; others up to 8
 
 
 class ModalTarget(BaseTarget):
@@ -35,7 +46,26 @@ class ModalTarget(BaseTarget):
                   "Settings > Proxy Auth Tokens), in the environment or the --secrets export")
 
     def map_gpu(self, kind: str, count: int) -> TargetGpu:
-        return map_gpu("modal", kind, count)
+        fly_vram = FLY_GPU_KINDS[kind]
+        gid, label, vram, reason = _GPUS[kind]
+        cap = _MAX_PER_CONTAINER.get(gid, 8)
+        if count > cap:
+            return TargetGpu(self.name, f"{gid}:{count}", label, vram, count, False, True,
+                             f"Modal allows at most {cap} x {gid} per container; Fly had {count}")
+        name = gid if count == 1 else f"{gid}:{count}"
+        return TargetGpu(self.name, name, label, vram, count, vram >= fly_vram, False, reason)
+
+    def cost_rows(self, dep: Deployment, prices: Any) -> list[CostRow]:
+        rows = super().cost_rows(dep, prices)
+        if not rows[0].offered:
+            return rows
+        sec = self.price_section(prices)
+        # Modal bills CPU and memory on top of the GPU (max of request and usage); the data file says what a GPU
+        # inference server is assumed to use
+        host = sec["host"]
+        host_s = float(host["cores"]) * float(host["per_core_s"]) + float(host["memory_gib"]) * float(host["per_gib_s"])
+        r = rows[0]
+        return [replace(r, host_per_s=host_s, notes=(f"host: {host['note']} (${host_s * 3600:.3f}/h)",))]
 
     def scaling(self, app: FlyApp, svc: Service | None, max_guess: int) -> tuple[ScalingPlan, list[Finding]]:
         fs, findings = read_fly_scaling(svc, max_guess)

@@ -8,11 +8,26 @@ import os
 from typing import Any
 
 from ..deployment import Deployment
-from ..gpus import TargetGpu, map_gpu
+from ..gpus import FLY_GPU_KINDS
 from ..model import Finding, FlyApp, ScalingPlan, Service
 from ..naming import slug
-from .base import BaseTarget, GeneratedFile, VerifySpec
+from .base import BaseTarget, CostRow, GeneratedFile, TargetGpu, VerifySpec, not_offered, section_row
 from .common import FLY_IDLE_EQUIVALENT_S, read_fly_scaling
+
+
+# Fly kind -> (RunPod GPU pool id, label, VRAM GB, reason). Pools: research/users.md 4a, research/destinations.md.
+_GPUS = {
+    "a10": ("AMPERE_24", "RunPod pool AMPERE_24 (A5000 / A4500 / 3090, 24 GB)", 24,
+            "RunPod has no A10 pool; AMPERE_24 is the same architecture (sm_86) and VRAM"),
+    "l40s": ("ADA_48_PRO", "RunPod pool ADA_48_PRO (L40S / L40 / RTX 6000 Ada, 48 GB)", 48, "same GPU family"),
+    "a100-pcie-40gb": ("AMPERE_48", "RunPod pool AMPERE_48 (A40 / A6000, 48 GB)", 48,
+                       "RunPod has no 40 GB pool; AMPERE_48 gives more VRAM on the same architecture at a lower "
+                       "price. Pick AMPERE_80 (A100 80 GB) instead if the app relies on A100-only features "
+                       "(NVLink, HBM bandwidth, MIG)"),
+    "a100-sxm4-80gb": ("AMPERE_80", "RunPod pool AMPERE_80 (A100 80 GB PCIe / SXM)", 80, "same GPU"),
+}
+_ALTERNATIVES = {"a100-pcie-40gb": ("AMPERE_80",), "a10": ("ADA_24",)}
+_MAX_GPUS_PER_WORKER = 8
 
 
 class RunPodTarget(BaseTarget):
@@ -37,7 +52,37 @@ class RunPodTarget(BaseTarget):
                    "(docs.runpod.io/serverless/load-balancing/overview)."))
 
     def map_gpu(self, kind: str, count: int) -> TargetGpu:
-        return map_gpu("runpod", kind, count)
+        gid, label, vram, reason = _GPUS[kind]
+        if count > _MAX_GPUS_PER_WORKER:
+            return TargetGpu(self.name, gid, label, vram, count, False, True,
+                             f"RunPod workers have at most {_MAX_GPUS_PER_WORKER} GPUs")
+        return TargetGpu(self.name, gid, label, vram, count, vram >= FLY_GPU_KINDS[kind], False, reason,
+                         _ALTERNATIVES.get(kind, ()))
+
+    def cost_rows(self, dep: Deployment, prices: Any) -> list[CostRow]:
+        """Two rows: flex workers (scale to zero, the Deployment when workersMin = 0) and active workers (kept up
+        at the cheaper active rate, the Deployment when workersMin >= 1; load above them runs on flex)."""
+        flex_key, active_key = "runpod-flex", "runpod-active"
+        if not dep.gpu:
+            why = dep.gpu_reason or "no GPU to run this app on"
+            return [not_offered(flex_key, f"{self.label} (flex)", "RunPod flex", why),
+                    not_offered(active_key, f"{self.label} (active)", "RunPod active", why)]
+        sec = self.price_section(prices)
+        entry = self.gpu_price(sec, dep.gpu)
+        flex, active = float(entry["flex_per_gpu_s"]), float(entry["active_per_gpu_s"])
+        common = dict(price_id=dep.gpu, basis=entry.get("basis"), source=entry.get("source"))
+        return [
+            section_row(sec, key=flex_key, label=f"{sec['label']} (flex)", short_label="RunPod flex",
+                        warm_per_gpu_s=active, ondemand_per_gpu_s=flex, modes=("scale-to-zero",),
+                        deployed_when="scale-to-zero",
+                        notes=("warm workers on RunPod are active workers: see the active row",
+                               f"secrets: {sec['secrets_api_disagreement']}"), **common),
+            section_row(sec, key=active_key, label=f"{sec['label']} (active)", short_label="RunPod active",
+                        warm_per_gpu_s=active, ondemand_per_gpu_s=flex, modes=("warm",), min_warm=1,
+                        deployed_when="warm",
+                        notes=("workersMin active worker(s) billed 24/7 at the active rate; load above them runs "
+                               "on flex workers",), **common),
+        ]
 
     def scaling(self, app: FlyApp, svc: Service | None, max_guess: int) -> tuple[ScalingPlan, list[Finding]]:
         fs, findings = read_fly_scaling(svc, max_guess)

@@ -85,7 +85,7 @@ def load_session(app_dir: Path, *, secrets_paths: list[str] | None = None,
     attach = getattr(_api(), "attach_comparison", None)  # the cost / cold-start model, as `flymigrate plan` adds it
     if attach is not None:
         try:
-            comparison = getattr(attach(plans[TARGETS[0]], inp), "comparison", None)
+            comparison = getattr(attach(plans[TARGETS[0]], inp, plans), "comparison", None)
         except FlymigrateError:
             comparison = None
     session = Session(app_dir=app_dir, app=inp.app, plans=plans, comparison=comparison,
@@ -153,7 +153,17 @@ def fmt_duration(s: float | None) -> str:
     return f"{s}s"
 
 
-COMPARE_TARGET = {"modal": "modal", "runpod-flex": "runpod", "runpod-active": "runpod", "cloudrun": "cloudrun"}
+class _CompareTarget:
+    """A comparison row key -> the target it prices (a target's own key, or the key with a variant suffix such
+    as RunPod's flex / active rows), read from the registry."""
+
+    def get(self, key: str | None, default: str | None = None) -> str | None:
+        from ..targets import names
+
+        return next((t for t in names() if key == t or (key or "").startswith(t + "-")), default)
+
+
+COMPARE_TARGET = _CompareTarget()
 
 
 def is_vllm(session: Session) -> bool:
@@ -208,28 +218,21 @@ def target_facts(session: Session) -> list[tuple[str, dict[str, str]]]:
     row("Steps needing you", manual)
     c = session.comparison
     if c is not None:
-        warm_n = getattr(getattr(c, "inputs", None), "warm_instances", 0) or 0
-
-        def cost(t: str, _p: Plan) -> str:
+        def cost(t: str, _p: Plan) -> str:  # the row that prices this target's Deployment as planned
             try:
-                r = c.row(COMPARE_ROW[t])
+                r = c.row_for(t)
             except KeyError:
                 return "n/a"
-            parts = []
-            if warm_n >= 1 and r.monthly_warm is not None:  # min >= 1: what fly.toml's warm capacity costs
-                parts.append(f"${r.monthly_warm:,.0f}/month with {r.warm_instances} always on")
-            if r.monthly_scale_to_zero is not None:
-                parts.append(f"${r.monthly_scale_to_zero:,.0f}/month scaling to zero")
-            return "; ".join(parts) or "n/a"
+            return f"${r.monthly:,.0f}/month" if r.monthly is not None else "n/a"
 
         def cold(t: str, _p: Plan) -> str:
             try:
-                r = c.row(COMPARE_ROW[t])
+                r = c.row_for(t)
             except KeyError:
                 return "n/a"
             return f"~{r.cold_start_s:.0f}s" if r.cold_start_s is not None else "n/a"
 
-        row("Cost" if warm_n >= 1 else "Cost (scale to zero)", cost)
+        row("Cost (as planned)", cost)
         row("Cold start", cold)
     row("What is lost", lost)
     return rows

@@ -59,7 +59,7 @@ def test_golden_numbers_are_concrete(capsys, monkeypatch):
     monkeypatch.chdir(FIXTURES)
     rc, out, _ = run_cli(capsys, "compare", "multi-a100-80", "--format", "json", *CASES["multi-a100-80"])
     data = json.loads(out)
-    assert rc == 0 and data["schema"] == "flymigrate/compare/v1"
+    assert rc == 0 and data["schema"] == "flymigrate/compare/v2"
     rows = {r["key"]: r for r in data["rows"]}
     assert rows["cloudrun"]["offered"] is False
     assert rows["modal"]["gpu"]["name"] == "A100-80GB:2"

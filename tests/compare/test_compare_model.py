@@ -10,6 +10,7 @@ import pytest
 from flymigrate import compare as cmp
 from flymigrate.compare import Traffic, compare_app, load_prices, scale_to_zero_day, solve_break_even, warm_day
 from flymigrate.errors import UserError
+from flymigrate.planner import PlanInputs
 from flymigrate.model import Concurrency, FlyApp, GpuSpec, Service, Vm
 
 TODAY = date(2026, 11, 22)
@@ -20,6 +21,13 @@ MONTH_S = HOURS_PER_MONTH * 3600
 @pytest.fixture(scope="module")
 def prices():
     return load_prices()
+
+
+def resolve(app, traffic, prices, weights=None):
+    """compare's inputs for ``app``: the plans' Deployments and the traffic derived from them."""
+    inp = PlanInputs(app=app)
+    cmp.inputs.resolve_gpu_spec(inp)
+    return cmp.resolve_inputs(inp, cmp.plan_targets(inp), weights, traffic, prices)
 
 
 def make_app(kind="a10", count=1, auto_stop="stop", min_running=0, concurrency=None, cpus=8, memory_mb=32768,
@@ -103,7 +111,9 @@ def test_cloud_run_l4_matches_the_worked_example(prices):
     assert r.gpu_name == "nvidia-l4"
     assert r.rate_per_instance_s * 3600 == pytest.approx(0.67 + 0.5184 + 0.2304)  # $1.4188/h
     assert r.host_per_s * 3600 == pytest.approx(0.7488)  # the "~$0.75" part
-    assert r.monthly_warm == pytest.approx(1.4188 * 730)  # $1,035.72: 3.6% above the blog's upper bound
+    # auto_stop off, no volume: the plan keeps minScale = maxScale = 2 instances, so 2 are priced
+    assert (r.min_instances, r.max_instances, r.warm_instances) == (2, 2, 2)
+    assert r.monthly_warm == pytest.approx(2 * 1.4188 * 730)  # $1,035.72 each: 3.6% above the blog's upper bound
 
 
 def test_cloud_run_raises_cpu_and_memory_to_the_gpu_minimum(prices):
@@ -148,14 +158,19 @@ def test_fit_is_weights_times_1_2_against_vram(prices):
     c = compare_app(make_app("a10"), 21_000_000_000, Traffic(200, 2, 8), prices=prices, today=TODAY)
     assert c.row("modal").fits == "no"  # 25.2 GB > 24
     assert c.recommendation.key is None
-    assert "No target can run this app" in c.recommendation.text
+    # answered with the larger GPUs that fit (each target's map_gpu), priced for the same traffic
+    assert "No target can run this app" not in c.recommendation.text and "--gpu " in c.recommendation.text
+    assert c.alternatives and all(a.row.vram_gb * a.row.gpu_count >= 25.2 for a in c.alternatives)
+    assert [a.monthly for a in c.alternatives] == sorted(a.monthly for a in c.alternatives)
     c = compare_app(make_app("a10"), None, Traffic(200, 2, 8), prices=prices, today=TODAY)
     assert c.row("modal").fits == "likely"
 
 
-def test_cloud_run_picks_l4_when_a_big_gpu_model_fits_in_24gb(prices):
-    c = compare_app(make_app("l40s"), 14_000_000_000, Traffic(200, 2, 8), prices=prices, today=TODAY)
-    assert c.row("cloudrun").gpu_name == "nvidia-l4"
+def test_cloud_run_prices_the_gpu_the_plan_writes_even_when_l4_would_fit(prices):
+    # issue 12: `compare --weights-gb 10` priced an L4 while apply writes the RTX PRO 6000 the plan chose
+    c = compare_app(make_app("l40s"), 10_000_000_000, Traffic(200, 2, 8), prices=prices, today=TODAY)
+    r = c.row("cloudrun")
+    assert r.gpu_name == "nvidia-rtx-pro-6000" and "nvidia-l4" in r.reason  # the cheaper one is named, not priced
     c = compare_app(make_app("l40s"), 30_000_000_000, Traffic(200, 2, 8), prices=prices, today=TODAY)
     r = c.row("cloudrun")
     assert r.gpu_name == "nvidia-rtx-pro-6000" and r.price_basis == "proxy" and r.host_per_s == 0.0
@@ -173,7 +188,7 @@ def test_cloud_run_two_gpus_not_offered(prices):
 
 
 def test_defaults_for_a_scale_to_zero_app(prices):
-    inp = cmp.resolve_inputs(make_app(), None, Traffic(), prices)
+    inp = resolve(make_app(), Traffic(), prices)
     assert (inp.requests_per_day, inp.seconds_per_request, inp.busy_hours, inp.concurrency, inp.warm_instances) == (
         200.0, 2.0, 8.0, 1, 0)
     assert inp.given == ()
@@ -182,7 +197,7 @@ def test_defaults_for_a_scale_to_zero_app(prices):
 
 def test_defaults_for_a_warm_app_with_concurrency(prices):
     app = make_app("l40s", auto_stop="off", min_running=2, concurrency=Concurrency("requests", 8, 12))
-    inp = cmp.resolve_inputs(app, None, Traffic(seconds_per_request=4), prices)
+    inp = resolve(app, Traffic(seconds_per_request=4), prices)
     assert inp.warm_instances == 2 and inp.concurrency == 8 and inp.busy_hours == 24.0
     # 25% of 2 warm instances x 24 h x 3600 s x 8 at a time / 4 s per request
     assert inp.requests_per_day == pytest.approx(0.25 * 2 * 24 * 3600 * 8 / 4)
@@ -190,28 +205,30 @@ def test_defaults_for_a_warm_app_with_concurrency(prices):
 
 
 def test_min_machines_running_keeps_warm_capacity(prices):
-    inp = cmp.resolve_inputs(make_app(auto_stop="stop", min_running=3), None, Traffic(), prices)
+    inp = resolve(make_app(auto_stop="stop", min_running=3), Traffic(), prices)
     assert inp.warm_instances == 3
-    inp = cmp.resolve_inputs(make_app(service=False), None, Traffic(), prices)
-    assert inp.warm_instances == 1
+    assert {p.min_instances for p in inp.planned} == {3}
+    # no service: one always-on worker, and the plans keep min = max = 2 (fly deploy creates 2 machines)
+    inp = resolve(make_app(service=False), Traffic(), prices)
+    assert inp.warm_instances == 2 and {(p.min_instances, p.max_instances) for p in inp.planned} == {(2, 2)}
 
 
 def test_warm_mode_compares_warm_costs(prices):
     c = compare_app(make_app("a10", auto_stop="off", min_running=1), 14_000_000_000, Traffic(2000, 2, 24),
                     prices=prices, today=TODAY)
     assert c.recommendation.mode == "warm"
-    # RunPod active (0.00013/s) is the cheapest warm GPU: $341.64
+    # RunPod active (0.00013/s) is the cheapest warm GPU; the plan keeps workersMin = 2: 2 x $341.64
     assert c.recommendation.key == "runpod-active"
-    assert c.recommendation.monthly == pytest.approx(341.64, abs=0.01)
+    assert c.recommendation.monthly == pytest.approx(2 * 341.64, abs=0.01)
 
 
 def test_bad_inputs_are_user_errors(prices):
     with pytest.raises(UserError, match="busy-hours"):
-        cmp.resolve_inputs(make_app(), None, Traffic(busy_hours=25), prices)
+        resolve(make_app(), Traffic(busy_hours=25), prices)
     with pytest.raises(UserError, match="seconds-per-request"):
-        cmp.resolve_inputs(make_app(), None, Traffic(seconds_per_request=0), prices)
+        resolve(make_app(), Traffic(seconds_per_request=0), prices)
     with pytest.raises(UserError, match="no GPU"):
-        cmp.resolve_inputs(FlyApp("fly.toml", app="x"), None, Traffic(), prices)
+        compare_app(FlyApp("fly.toml", app="x"), None, Traffic(), prices=prices)
 
 
 # ---------------------------------------------------------------- recommendation and sensitivity
@@ -258,7 +275,7 @@ def test_json_schema_and_determinism(prices):
     a = compare_app(make_app("l40s"), None, Traffic(), prices=prices, today=TODAY).to_json()
     b = compare_app(make_app("l40s"), None, Traffic(), prices=prices, today=TODAY).to_json()
     assert a == b
-    assert a["schema"] == "flymigrate/compare/v1"
+    assert a["schema"] == "flymigrate/compare/v2"
     assert [r["key"] for r in a["rows"]] == ["modal", "runpod-flex", "runpod-active", "cloudrun", "fly"]
     assert a["data"]["date"] == "2026-11-22" and a["data"]["stale"] is False
 

@@ -46,7 +46,7 @@ async def test_no_target_yet_opens_the_choice_and_it_is_saved(make_app: Any, wor
         assert app.page == "target"
         assert "Choose where to move" in plain(app.query_one("#page-weights .step-preview"))
         facts = plain(app.query_one("#target-facts"))
-        for label in ("GPU", "Scaling", "Cost (scale to zero)", "Cold start", "What is lost"):
+        for label in ("GPU", "Scaling", "Cost (as planned)", "Cold start", "What is lost"):
             assert label in facts
         await pilot.click("#target-runpod")
         await pilot.pause()
