@@ -107,6 +107,11 @@ class Deployment:
     auth_header: str | None = None  # the header clients must send, e.g. "Authorization: Bearer $RUNPOD_API_KEY"
     gpu_reason: str = ""
     gpu_label: str = ""
+    # the target cannot run this deployment as is: each entry says why and the fix (the plan shows BLOCKED)
+    blockers: tuple[str, ...] = ()
+    gpu_type_override: str | None = None  # DeployOptions.gpu_type: the target's GPU id the user asked for
+    weights_size_bytes: int | None = None  # what the plan knows of the weights' size (an upper bound), for fit checks
+    python_link: bool = False  # Modal: the image has only `python3`; link `python` to it (Modal starts `python`)
 
     def env_map(self) -> dict[str, str]:
         return dict(self.env)
@@ -140,6 +145,7 @@ class Deployment:
             "url": self.url,
             "url_is_placeholder": self.url_is_placeholder,
             "auth_header": self.auth_header,
+            "blockers": list(self.blockers),
             "notes": list(self.notes),
         }
 
@@ -312,6 +318,7 @@ def build_deployment(plan: Plan, app: FlyApp, dockerfile_text: str | None, opts:
         build_args=app.build.args, weights_source=weights_source, url=url, url_is_placeholder=base_url is None,
         gpu_reason=str(plan.gpu.get("reason") or "") if plan.gpu else "",
         gpu_label=str(plan.gpu.get("target_label") or "") if plan.gpu else "",
+        gpu_type_override=opts.gpu_type, weights_size_bytes=plan.weights.size_bytes,
     )
     return target.finalize(dep, app)
 
