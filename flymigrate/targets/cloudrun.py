@@ -161,7 +161,7 @@ class CloudRunTarget(BaseTarget):
 
     def secrets_summary(self, dep: Deployment, n_values: int) -> str:
         return ("Reference each secret from Secret Manager (secretKeyRef) in service.yaml; `apply --deploy` creates "
-                "them with gcloud (values on stdin), and create-secrets.sh DIR does the same from one file per secret")
+                "them with gcloud (values on stdin); create-secrets.sh does the same by hand, from the export or a folder")
 
     def secrets_manual(self, dep: Deployment) -> list[str]:
         from .cloudrun_files import secret_id
@@ -174,7 +174,7 @@ class CloudRunTarget(BaseTarget):
     def deploy_commands(self, dep: Deployment) -> list[str]:
         cmds = [" ".join(self._deploy_argv(dep))]
         if dep.secret_names:
-            cmds.insert(0, "./create-secrets.sh DIR   (DIR: one file per secret holding its exact value)")
+            cmds.insert(0, "./create-secrets.sh < EXPORT   (or: ./create-secrets.sh DIR, one file per secret)")
         return cmds
 
     @staticmethod
