@@ -79,9 +79,9 @@ class CloudRunTarget(BaseTarget):
                                     f"maximum of {CLOUDRUN_MAX_CONCURRENCY}; capped.", fs.concurrency_where,
                                     "scaling"))
             concurrency = CLOUDRUN_MAX_CONCURRENCY
-        if concurrency is None:
+        if concurrency is None:  # no [http_service] at all (a service with no setting has Fly's default)
             concurrency = 4
-            notes.append("no concurrency limit on Fly -> containerConcurrency 4 (Cloud Run's default of 80 would "
+            notes.append("no HTTP service on Fly -> containerConcurrency 4 (Cloud Run's default of 80 would "
                          "overload one GPU)")
         if fs.soft and fs.hard and fs.soft < fs.hard:
             findings.append(Finding("info", "soft-limit-dropped", f"soft_limit {fs.soft} has no Cloud Run "
@@ -126,6 +126,12 @@ class CloudRunTarget(BaseTarget):
         notes = list(dep.notes)
         blockers: list[str] = []
         gpu, label, reason = choose_gpu(dep, app, blockers, notes)
+        cuda = image_facts(dep.dockerfile_text, dep.registry_image).cuda
+        if gpu == L4 and cuda and _ver(cuda) >= (13,):
+            # the L4's driver is 535.x (CUDA 12.2); CUDA 13 needs the 580 driver the RTX PRO 6000 has
+            # (cloud.google.com/run/docs/configuring/services/gpu "Supported GPU types")
+            blockers.append(f"the image is built on CUDA {cuda} and the L4's driver (535, CUDA 12.2) cannot run "
+                            f"CUDA 13: use a CUDA 12.x base (12.8 runs on both GPUs), or --gpu-type {PRO6000}")
         region = choose_region(dep.region, app.primary_region, gpu, blockers)
         if gpu:
             notes.append(f"GPU quota is zero by default: request \"{GPU_QUOTA[gpu]}\" in {region} before deploying")

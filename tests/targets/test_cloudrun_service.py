@@ -179,3 +179,11 @@ def test_blackwell_base_advice_is_a_cuda_12_8_image(tmp_path: Path) -> None:
 
     assert blackwell_stack(dep("FROM nvidia/cuda:12.8.1-cudnn-runtime-ubuntu22.04\n"))[0] is True  # type: ignore[arg-type]
     assert blackwell_stack(dep("FROM nvidia/cuda:12.4.1-cudnn-runtime-ubuntu22.04\n"))[0] is False  # type: ignore[arg-type]
+
+
+def test_a_cuda_13_image_cannot_run_on_the_l4_driver(make_app) -> None:
+    df = "FROM nvidia/cuda:13.0.1-runtime-ubuntu24.04\nRUN apt-get install -y python3\n"
+    dep = plan_for(make_app(dockerfile=df, size="a10"), "cloudrun").deployment
+    assert dep.gpu == L4 and "CUDA 13" in dep.blockers[0]
+    dep = plan_for(make_app(name="b", dockerfile=df, size="a10"), "cloudrun", gpu_type=PRO6000).deployment
+    assert dep.gpu == PRO6000 and dep.blockers == ()
