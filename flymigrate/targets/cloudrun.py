@@ -126,6 +126,8 @@ class CloudRunTarget(BaseTarget):
         notes = list(dep.notes)
         blockers: list[str] = []
         gpu, label, reason = choose_gpu(dep, app, blockers, notes)
+        if gpu is None and dep.gpu and blockers:  # a GPU was needed and none can run the image
+            label, reason = "none the image can run on (BLOCKED)", blockers[0]
         cuda = image_facts(dep.dockerfile_text, dep.registry_image).cuda
         if gpu == L4 and cuda and _ver(cuda) >= (13,):
             # the L4's driver is 535.x (CUDA 12.2); CUDA 13 needs the 580 driver the RTX PRO 6000 has

@@ -39,7 +39,8 @@ def test_a_big_model_on_an_old_vllm_is_blocked_with_the_fix(make_app) -> None:
     text = rendered(p, "service.yaml")
     assert text.splitlines()[1].startswith("# BLOCKED: ")
     assert "run.googleapis.com/accelerator" not in text  # no GPU the image cannot use
-    assert dep.to_json()["blockers"] == [why]
+    assert dep.to_json()["blockers"] == [why] and dep.to_json()["gpu"]["why"] == why
+    assert "BLOCKED" in dep.gpu_label
     # apply --deploy refuses before any gcloud call
     with pytest.raises(UserError, match="cannot run this deployment"):
         TARGET.deploy(SimpleNamespace(dep=dep))
