@@ -119,6 +119,11 @@ class Deployment:
     dockerfile_path: str | None = None  # the Dockerfile apply writes, relative to the app folder
     # environment reads clients must change: (old, new), e.g. the app key they sent as Bearer -> the platform's key
     client_env_renames: tuple[tuple[str, str], ...] = ()
+    # the target cannot run this deployment as is: each entry says why and the fix (the plan shows BLOCKED)
+    blockers: tuple[str, ...] = ()
+    gpu_type_override: str | None = None  # DeployOptions.gpu_type: the target's GPU id the user asked for
+    weights_size_bytes: int | None = None  # what the plan knows of the weights' size (an upper bound), for fit checks
+    python_link: bool = False  # Modal: the image has only `python3`; link `python` to it (Modal starts `python`)
 
     def env_map(self) -> dict[str, str]:
         return dict(self.env)
@@ -153,6 +158,7 @@ class Deployment:
             "url_is_placeholder": self.url_is_placeholder,
             "auth_header": self.auth_header,
             "client_env_renames": [{"old": o, "new": n} for o, n in self.client_env_renames],
+            "blockers": list(self.blockers),
             "notes": list(self.notes),
             "files": [{"path": p, "action": a, "step": st} for p, a, st in self.files],
         }
@@ -417,6 +423,7 @@ def build_deployment(plan: Plan, app: FlyApp, dockerfile_text: str | None, opts:
         gpu_label=str(plan.gpu.get("target_label") or "") if plan.gpu else "",
         script_rewrites=tuple(script_rewrites),
         dockerfile_path=(dockerfile_path or "Dockerfile") if df_text is not None else None,
+        gpu_type_override=opts.gpu_type, weights_size_bytes=plan.weights.size_bytes,
     )
     dep = target.finalize(dep, app)
     return replace(dep, files=tuple(planned_files(dep, plan, target, dockerfile_text, dockerfile_path)))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from typing import Any
 
@@ -10,13 +11,43 @@ from ..gpus import FLY_GPU_KINDS
 from ..model import Finding, FlyApp, ScalingPlan, Service
 from ..naming import slug
 from .base import BaseTarget, CostRow, GeneratedFile, TargetGpu, VerifySpec
-from .common import read_fly_scaling
+from .common import _ver, image_facts, read_fly_scaling
 
 CLOUDRUN_MAX_CONCURRENCY = 1000
-# Fly region -> nearest Cloud Run GPU region (L4 regions, research/destinations.md C.3)
-_CLOUDRUN_REGION = {"ord": "us-central1", "iad": "us-east4", "ewr": "us-east4", "bos": "us-east4", "dfw": "us-central1",
-                    "sjc": "us-central1", "lax": "us-central1", "sea": "us-central1", "ams": "europe-west4",
-                    "fra": "europe-west4", "cdg": "europe-west1", "lhr": "europe-west1", "sin": "asia-southeast1"}
+L4 = "nvidia-l4"
+PRO6000 = "nvidia-rtx-pro-6000"
+GPU_VRAM_GB = {L4: 24, PRO6000: 96}
+# Regions that offer each GPU to *services* (cloud.google.com/run/docs/configuring/services/gpu and
+# .../workerpools/gpu, read 2026-11; research/destinations.md C.3). asia-south1 (L4) and asia-south2 (RTX PRO 6000)
+# are by invitation only and never chosen.
+GPU_REGIONS = {L4: ("us-central1", "us-east4", "europe-west1", "europe-west4", "asia-southeast1"),
+               PRO6000: ("us-central1", "europe-west4", "asia-southeast1")}
+# Fly region -> Cloud Run regions, nearest first; the first that offers the chosen GPU wins
+_US_EAST = ("us-east4", "us-central1", "europe-west1", "europe-west4")
+_US = ("us-central1", "us-east4", "europe-west4", "asia-southeast1")
+_EU_W = ("europe-west1", "europe-west4", "us-east4", "us-central1")
+_EU = ("europe-west4", "europe-west1", "us-east4", "us-central1")
+_ASIA = ("asia-southeast1", "us-central1", "europe-west4")
+_CLOUDRUN_REGION = {**{r: _US_EAST for r in ("iad", "ewr", "bos", "yyz", "atl", "mia", "yul")},
+                    **{r: _US for r in ("ord", "dfw", "den", "sjc", "lax", "sea", "phx", "qro", "gru", "scl")},
+                    **{r: _EU_W for r in ("cdg", "lhr", "mad")},
+                    **{r: _EU for r in ("ams", "fra", "waw", "arn", "otp", "jnb")},
+                    **{r: _ASIA for r in ("sin", "nrt", "hkg", "syd", "bom")}}
+# GPU quota starts at zero in every project; the services use no zonal redundancy (service.yaml annotation), whose
+# quota is "Total Nvidia L4 GPU allocation without zonal redundancy, per project per region" (Cloud Run Admin API;
+# metric run.googleapis.com/nvidia_l4_gpu_allocation_no_zonal_redundancy) -
+# cloud.google.com/run/docs/configuring/services/gpu-zonal-redundancy "Request quota".
+GPU_QUOTA = {L4: "Total Nvidia L4 GPU allocation without zonal redundancy, per project per region",
+             PRO6000: "the RTX PRO 6000 quota without zonal redundancy (IAM & Admin > Quotas, service Cloud Run Admin "
+                      "API, filter \"RTX Pro 6000\"; its exact name was not verified)"}
+# Startup probe limits for services: failureThreshold x periodSeconds <= 240 s and initialDelaySeconds <= 240 s,
+# additive (Cloud Run Probe reference: "Maximum value for startup probe is 240" for periodSeconds and
+# initialDelaySeconds; the services' default TCP probe is 240 s x 1; PolicyEngine/policyengine-api#3764 met the
+# 240 s cap on services and widened the window with initialDelaySeconds). Jobs allow 600 s (1800 s with a GPU), not
+# services (cloud.google.com/run/docs/configuring/jobs/healthchecks).
+PROBE_WINDOW_MAX_S = 240
+PROBE_INITIAL_DELAY_MAX_S = 240
+PROBE_PERIOD_S = 10
 
 
 # Cloud Run's GPUs (one per instance): https://cloud.google.com/run/docs/configuring/services/gpu
@@ -98,9 +129,9 @@ class CloudRunTarget(BaseTarget):
                                     f"maximum of {CLOUDRUN_MAX_CONCURRENCY}; capped.", fs.concurrency_where,
                                     "scaling"))
             concurrency = CLOUDRUN_MAX_CONCURRENCY
-        if concurrency is None:
+        if concurrency is None:  # no [http_service] at all (a service with no setting has Fly's default)
             concurrency = 4
-            notes.append("no concurrency limit on Fly -> containerConcurrency 4 (Cloud Run's default of 80 would "
+            notes.append("no HTTP service on Fly -> containerConcurrency 4 (Cloud Run's default of 80 would "
                          "overload one GPU)")
         if fs.soft and fs.hard and fs.soft < fs.hard:
             findings.append(Finding("info", "soft-limit-dropped", f"soft_limit {fs.soft} has no Cloud Run "
@@ -136,11 +167,36 @@ class CloudRunTarget(BaseTarget):
         add: dict[str, str] = {}
         hf_offline = False
         if dep.layout.kind == "hf-cache" and "HF_HUB_OFFLINE" not in dict(dep.env):
+            # the weights are already in the cache layout: no Hub calls, and huggingface_hub writes no
+            # `.locks` / blobs beside them in offline mode (huggingface_hub file_download: local_files_only)
             add["HF_HUB_OFFLINE"] = "1"
             hf_offline = True
-        dep = self.with_env(dep, add, "platform (Cloud Run: weights are on a read-only mount)", drop=("PORT",))
-        region = dep.region or _CLOUDRUN_REGION.get((app.primary_region or "").lower(), "us-central1")
-        return replace(dep, hf_offline=hf_offline, region=region)
+        dep = self.with_env(dep, add, "platform (Cloud Run: the weights are already on the mounted bucket)",
+                            drop=("PORT",))
+        notes = list(dep.notes)
+        blockers: list[str] = []
+        gpu, label, reason = choose_gpu(dep, app, blockers, notes)
+        if gpu is None and dep.gpu and blockers:  # a GPU was needed and none can run the image
+            label, reason = "none the image can run on (BLOCKED)", blockers[0]
+        cuda = image_facts(dep.dockerfile_text, dep.registry_image).cuda
+        if gpu == L4 and cuda and _ver(cuda) >= (13,):
+            # the L4's driver is 535.x (CUDA 12.2); CUDA 13 needs the 580 driver the RTX PRO 6000 has
+            # (cloud.google.com/run/docs/configuring/services/gpu "Supported GPU types")
+            blockers.append(f"the image is built on CUDA {cuda} and the L4's driver (535, CUDA 12.2) cannot run "
+                            f"CUDA 13: use a CUDA 12.x base (12.8 runs on both GPUs), or --gpu-type {PRO6000}")
+        region = choose_region(dep.region, app.primary_region, gpu, blockers)
+        if gpu:
+            notes.append(f"GPU quota is zero by default: request \"{GPU_QUOTA[gpu]}\" in {region} before deploying")
+        if dep.startup_timeout_s > PROBE_WINDOW_MAX_S + PROBE_INITIAL_DELAY_MAX_S:
+            notes.append(f"Cloud Run gives a service at most {PROBE_WINDOW_MAX_S + PROBE_INITIAL_DELAY_MAX_S} s to pass "
+                         f"its startup probe (initialDelaySeconds <= {PROBE_INITIAL_DELAY_MAX_S} + failureThreshold x "
+                         f"periodSeconds <= {PROBE_WINDOW_MAX_S}); the app was given {dep.startup_timeout_s} s. "
+                         "A model that loads slower is restarted: keep minScale >= 1 or load faster")
+        auth = ("X-Serverless-Authorization: Bearer $(gcloud auth print-identity-token) (the service is private; "
+                "Authorization stays for the app's own key)")
+        return replace(dep, hf_offline=hf_offline, region=region, gpu=gpu, gpu_label=label or dep.gpu_label,
+                       gpu_reason=reason or dep.gpu_reason, blockers=tuple(dep.blockers) + tuple(blockers),
+                       notes=tuple(dict.fromkeys(notes)), auth_header=auth)
 
     def render(self, dep: Deployment, *, dockerfile_rel: str | None = None,
                context_rel: str | None = None) -> list[GeneratedFile]:
@@ -162,8 +218,8 @@ class CloudRunTarget(BaseTarget):
         return "--bucket NAME (the GCS bucket for the weights)"
 
     def secrets_summary(self, dep: Deployment, n_values: int) -> str:
-        return ("Reference each secret from Secret Manager (secretKeyRef) in service.yaml and write "
-                "create-secrets.sh, which creates them reading the values from the export on stdin")
+        return ("Reference each secret from Secret Manager (secretKeyRef) in service.yaml; `apply --deploy` creates "
+                "them with gcloud (values on stdin); create-secrets.sh does the same by hand, from the export or a folder")
 
     def secrets_manual(self, dep: Deployment) -> list[str]:
         from .cloudrun_files import secret_id
@@ -176,7 +232,7 @@ class CloudRunTarget(BaseTarget):
     def deploy_commands(self, dep: Deployment) -> list[str]:
         cmds = [" ".join(self._deploy_argv(dep))]
         if dep.secret_names:
-            cmds.insert(0, "./create-secrets.sh < (the export's values, on stdin)")
+            cmds.insert(0, "./create-secrets.sh < EXPORT   (or: ./create-secrets.sh DIR, one file per secret)")
         return cmds
 
     @staticmethod
@@ -194,6 +250,10 @@ class CloudRunTarget(BaseTarget):
         return None
 
     def deploy(self, ctx: Any) -> str | None:
+        if ctx.dep.blockers:
+            from ..errors import UserError
+
+            raise UserError("Cloud Run cannot run this deployment as planned: " + " ".join(ctx.dep.blockers))
         _create_secrets(ctx)
         ctx.run_command(self._deploy_argv(ctx.dep))
         url = ctx.run_command(["gcloud", "run", "services", "describe", ctx.dep.slug, "--region",
@@ -201,33 +261,169 @@ class CloudRunTarget(BaseTarget):
         return url or None
 
 
-def _create_secrets(ctx: Any) -> None:
-    """Run create-secrets.sh, feeding NAME=VALUE lines on its stdin (a pipe: values never touch argv)."""
+def gcloud_secret_commands(secret: str, exists: bool) -> list[str]:
+    """The gcloud argv that stores a new version of ``secret`` from stdin (the value is never in argv)."""
+    if exists:
+        return ["gcloud", "secrets", "versions", "add", secret, "--data-file=-"]
+    return ["gcloud", "secrets", "create", secret, "--replication-policy=automatic", "--data-file=-"]
+
+
+def create_secrets(values: dict[str, str], ids: dict[str, str], *, cwd: Any = None) -> list[str]:
+    """Create or update each Secret Manager secret with gcloud, the value on its stdin as exact UTF-8 bytes - the
+    string flymigrate's own parser (parse/secrets.py) read, so multi-line values, quotes and a BOM-prefixed file
+    arrive unchanged; no shell and no second parser in between. Returns the secret ids written."""
     import subprocess
 
     from ..errors import RemoteError, UserError
     from ..redact import scrub_values
 
+    done = []
+    for name, value in values.items():
+        sid = ids[name]
+        try:
+            probe = subprocess.run(["gcloud", "secrets", "describe", sid], cwd=cwd, capture_output=True,
+                                   stdin=subprocess.DEVNULL, check=False, timeout=120)
+        except FileNotFoundError:
+            raise UserError("`gcloud` is not on PATH: install the Google Cloud CLI and log in (`gcloud auth login`), "
+                            "or create the secrets with ./create-secrets.sh DIR.") from None
+        argv = gcloud_secret_commands(sid, probe.returncode == 0)
+        proc = subprocess.run(argv, input=value.encode("utf-8"), cwd=cwd, capture_output=True, check=False,
+                              timeout=600)
+        if proc.returncode != 0:
+            err = scrub_values(proc.stderr.decode("utf-8", "replace"), list(values.values()))
+            raise RemoteError(f"`{' '.join(argv)}` failed (exit {proc.returncode}): {err[-500:]}")
+        done.append(sid)
+    return done
+
+
+def _create_secrets(ctx: Any) -> None:
+    """Create the service's secrets in Secret Manager (apply --deploy), values on gcloud's stdin."""
+    from ..errors import UserError
+    from .cloudrun_files import secret_id
+
     values, missing = ctx.secret_values()
-    script = ctx.out_dir / "create-secrets.sh"
-    if not values or not script.exists():
+    if not ctx.dep.secret_names:
         return
     if missing:
         raise UserError("cannot deploy: no value for " + ", ".join(missing) + " (the service references them).",
                         hint="Add them to a .env file passed with --secrets.")
-    lines = []
-    for k, v in values.items():
-        raw = v.reveal()
-        if "\n" in raw:
-            raise UserError(f"the value of {k} spans lines; create it yourself: gcloud secrets create ... "
-                            "--data-file=FILE, then re-run.")
-        lines.append(f"{k}={raw}")
-    ctx.emit("progress", "deploy", "running: ./create-secrets.sh < (the export's values, on stdin)")
-    proc = subprocess.run(["bash", str(script)], input="\n".join(lines) + "\n", cwd=ctx.out_dir,
-                          capture_output=True, check=False, text=True, timeout=600)
-    if proc.returncode != 0:
-        raise RemoteError(f"create-secrets.sh failed (exit {proc.returncode}): "
-                          f"{scrub_values(proc.stderr, [v.reveal() for v in values.values()])}")
+    ids = {n: secret_id(ctx.dep, n) for n in ctx.dep.secret_names}
+    ctx.emit("progress", "deploy", f"creating {len(ids)} Secret Manager secret(s) with gcloud (values on stdin)")
+    create_secrets({k: v.reveal() for k, v in values.items() if k in ids}, ids, cwd=ctx.out_dir)
+
+
+# ---- GPU choice: the model's size decides L4 vs RTX PRO 6000, the image's stack decides whether Blackwell can run it
+_PARAMS_RE = re.compile(r"(?i)(?<![\d.])(\d+(?:\.\d+)?)\s*([bm])(?![a-z])")
+_WHISPER_GB = {"tiny": 0.2, "base": 0.3, "small": 1.0, "medium": 3.1, "large": 3.1, "turbo": 1.6, "distil": 1.6}
+L4_FIT_GB = 20.0  # weights up to ~20 GB leave vLLM's default 0.9 x 24 GB room for the KV cache and activations
+
+
+def estimate_weights_gb(dep: Deployment) -> tuple[float | None, str]:
+    """(GB of weights, how it was estimated): from the model name's parameter count, else the weights' size the plan
+    knows when it is small enough to decide (it is the volume's size, an upper bound). None = cannot tell."""
+    names = [n for n in (dep.layout.hf_repo, dep.weights_source, *(dep.command or ()), *dict(dep.env).values()) if n]
+    for n in names:
+        low = n.lower()
+        if "whisper" in low:
+            for k, gb in _WHISPER_GB.items():
+                if k in low:
+                    return gb, f"whisper {k} (~{gb} GB)"
+        m = _PARAMS_RE.search(n.rsplit("/", 1)[-1])
+        if m:
+            params = float(m.group(1)) * (1e9 if m.group(2).lower() == "b" else 1e6)
+            if params < 1e8:
+                continue
+            bpp = 0.55 if re.search(r"(?i)awq|gptq|int4|4bit|q4|nf4", low) else \
+                1.05 if re.search(r"(?i)int8|8bit|fp8|q8", low) else 2.0
+            gb = params * bpp / 1e9
+            return gb, f"{m.group(0)} parameters in {n!r} at {bpp:g} byte(s) each (~{gb:.0f} GB)"
+    if dep.weights_size_bytes and dep.weights_size_bytes / 1e9 <= L4_FIT_GB:
+        gb = dep.weights_size_bytes / 1e9
+        return gb, f"at most {gb:.1f} GB of weights (the volume's size)"
+    return None, ""
+
+
+def blackwell_stack(dep: Deployment) -> tuple[bool | None, str]:
+    """Can the image run on Blackwell (sm_120; needs CUDA >= 12.8 builds)? (yes/no/unknown, why).
+
+    Older stacks fail with "no kernel image is available for execution on the device" (vllm-project/vllm#20522,
+    #18995, #14452): vLLM's CUDA 12.8 / Blackwell builds start with 0.9, PyTorch's with 2.7 (its first cu128 wheels),
+    ollama's releases up to 0.5.7 predate CUDA 12.8 (ollama/ollama#8521)."""
+    f = image_facts(dep.dockerfile_text, dep.registry_image)
+    v = f.version
+    checks = (("vllm", (0, 9), "vLLM"), ("torch", (2, 7), "torch"), ("ollama", (0, 5, 8), "ollama"),
+              ("sglang", (0, 4, 6), "SGLang"))
+    for pkg, need, name in checks:
+        have = v(pkg)
+        if have:
+            if _ver(have) < need:
+                return False, f"{name} {have} (Blackwell builds from {'.'.join(map(str, need))})"
+            return True, f"{name} {have}"
+    if f.cuda:
+        if _ver(f.cuda) < (12, 8):
+            return False, f"a CUDA {f.cuda} base ({f.base}; Blackwell needs CUDA >= 12.8)"
+        return True, f"a CUDA {f.cuda} base"
+    base = (f.base or "").lower()
+    if re.search(r"(vllm/vllm-openai|ollama/ollama)(:latest)?$", base):
+        return True, f"{f.base} (unpinned: current releases support Blackwell; pin a version)"
+    return None, f"the image ({f.base or 'unknown'}) pins no vLLM / torch / ollama / CUDA version flymigrate can read"
+
+
+def choose_gpu(dep: Deployment, app: FlyApp, blockers: list[str], notes: list[str]) -> tuple[str | None, str, str]:
+    """The Cloud Run GPU for this deployment: (id, label, why). Appends to ``blockers`` what makes it unrunnable."""
+    fix = ("use an image built for CUDA >= 12.8 (vllm/vllm-openai >= 0.9, torch >= 2.7, a recent ollama, an "
+           "nvidia/cuda:12.8+ base), or deploy to Modal / RunPod, which offer the GPU the app had")
+    if dep.gpu_type_override:
+        g = dep.gpu_type_override
+        if g not in GPU_VRAM_GB:
+            blockers.append(f"--gpu-type {g!r} is not a Cloud Run GPU; use one of {', '.join(GPU_VRAM_GB)}")
+            return None, "", ""
+        if g == PRO6000:
+            ok, why = blackwell_stack(dep)
+            if ok is False:
+                blockers.append(f"--gpu-type {PRO6000} is Blackwell (sm_120) and the image cannot run on it: {why}. "
+                                f"Fix: {fix}")
+        return g, _label(g), "chosen with --gpu-type"
+    if not dep.gpu:  # no GPU, or the planner already blocked it (e.g. 2 GPUs)
+        return dep.gpu, "", ""
+    gb, how = estimate_weights_gb(dep)
+    fly_vram = next((FLY_GPU_KINDS.get(vm.gpu.kind or "", 0) for vm in app.vms if vm.gpu is not None), 0)
+    if fly_vram and fly_vram <= 24:
+        return L4, _label(L4), f"the app ran on a {fly_vram} GB GPU on Fly; the L4 has 24 GB (Ada, sm_89)"
+    if gb is not None and gb <= L4_FIT_GB:
+        return L4, _label(L4), f"the model fits in the L4's 24 GB: {how}"
+    ok, why = blackwell_stack(dep)
+    size = how if gb is not None else "flymigrate cannot tell the model's size (no weights size, no parameter count " \
+        "in the model name)"
+    if ok:
+        return PRO6000, _label(PRO6000), f"{size}; the only larger GPU is the RTX PRO 6000 (Blackwell), and the " \
+            f"image supports it: {why}"
+    if ok is False:
+        blockers.append(f"Cloud Run's only GPU above 24 GB is the RTX PRO 6000 (Blackwell, sm_120), and the image "
+                        f"cannot run on it: {why}. {size}. Fix: {fix}" +
+                        ("; or pass --gpu-type nvidia-l4 if the model fits in 24 GB" if gb is None else ""))
+    else:
+        blockers.append(f"Cloud Run's only GPU above 24 GB is the RTX PRO 6000 (Blackwell, sm_120, CUDA >= 12.8), and "
+                        f"{why}. {size}. Pass --gpu-type {PRO6000} if the image is built for CUDA >= 12.8, "
+                        f"--gpu-type {L4} if the model fits in 24 GB, or {fix}")
+    return None, "", ""
+
+
+def _label(g: str) -> str:
+    return {L4: "NVIDIA L4 24 GB (Ada, sm_89)", PRO6000: "NVIDIA RTX PRO 6000 Blackwell 96 GB (sm_120; Preview for "
+            "services, >= 20 vCPU / 80 GiB)"}[g]
+
+
+def choose_region(asked: str | None, fly_region: str | None, gpu: str | None, blockers: list[str]) -> str:
+    if asked:
+        if gpu and asked not in GPU_REGIONS[gpu]:
+            blockers.append(f"region {asked} does not offer {gpu} to Cloud Run services; use one of "
+                            f"{', '.join(GPU_REGIONS[gpu])} (--region)")
+        return asked
+    prefs = _CLOUDRUN_REGION.get((fly_region or "").lower(), _US)
+    if gpu:
+        return next(r for r in prefs + GPU_REGIONS[gpu] if r in GPU_REGIONS[gpu])
+    return prefs[0]
 
 
 TARGET = CloudRunTarget()

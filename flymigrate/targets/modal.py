@@ -11,7 +11,7 @@ from ..gpus import FLY_GPU_KINDS
 from ..model import Finding, FlyApp, ScalingPlan, Service
 from ..naming import slug
 from .base import BaseTarget, CostRow, GeneratedFile, TargetGpu, VerifySpec
-from .common import FLY_IDLE_EQUIVALENT_S, read_fly_scaling
+from .common import FLY_IDLE_EQUIVALENT_S, image_facts, read_fly_scaling
 
 __all__ = ["TARGET", "ModalTarget", "slug"]
 
@@ -88,21 +88,29 @@ class ModalTarget(BaseTarget):
         config: list[tuple[str, object]] = [("min_containers", mn), ("max_containers", mx)]
         if idle is not None:
             config.append(("scaledown_window", idle))
-        max_inputs = fs.hard
-        target_inputs = fs.soft if fs.soft and (fs.hard is None or fs.soft < fs.hard) else None
-        if max_inputs or target_inputs:
-            config.append(("concurrent.max_inputs", max_inputs or target_inputs))
-            if target_inputs and max_inputs:
-                config.append(("concurrent.target_inputs", target_inputs))
-        if fs.ctype == "connections":
+        # @app.server: target_concurrency is where the autoscaler adds containers, max_concurrency the hard cap
+        # (requests above it get 429) - the same roles as Fly's soft_limit and hard_limit (modal 1.6.4
+        # App.server docstring; modal.com/docs/guide/servers). Without a setting Modal gives a container one
+        # request at a time, so a Fly app with no setting gets Fly's own default (targets/common.py).
+        if svc is not None:
+            mx_c = fs.hard
+            tgt = fs.soft if fs.soft and (fs.hard is None or fs.soft <= fs.hard) else None
+            if tgt:
+                config.append(("target_concurrency", tgt))
+            if mx_c:
+                config.append(("max_concurrency", mx_c))
+            if fs.concurrency_default:
+                notes.append(f"no concurrency in fly.toml -> Fly's default soft_limit {fs.soft} -> "
+                             f"target_concurrency = {fs.soft}, no max_concurrency (Fly's docs give no hard limit)")
+            elif fs.hard is None and fs.soft:
+                notes.append(f"no hard_limit on Fly -> target_concurrency = {fs.soft}, no max_concurrency")
+        else:
+            mx_c = tgt = None
+        if fs.ctype == "connections" and svc is not None:
             findings.append(Finding("warning", "connections-vs-inputs", "Fly counted concurrent *connections*; "
-                                    "@modal.concurrent counts concurrent requests (inputs). Streaming and WebSocket "
-                                    "clients hold one input each for their whole duration.", fs.concurrency_where,
-                                    "scaling"))
-        if fs.hard is None and fs.soft:
-            notes.append(f"no hard_limit on Fly -> @modal.concurrent(max_inputs={fs.soft}) from soft_limit")
-        return ScalingPlan(mn, mx, idle, max_inputs or target_inputs, target_inputs, tuple(config),
-                           tuple(notes)), findings
+                                    "Modal counts concurrent requests. Streaming and WebSocket clients hold one "
+                                    "request each for their whole duration.", fs.concurrency_where, "scaling"))
+        return ScalingPlan(mn, mx, idle, mx_c, tgt, tuple(config), tuple(notes)), findings
 
     def weights_destination(self, app_name: str) -> str:
         return f"modal-volume://{self.volume_name(app_name)}/"
@@ -117,15 +125,45 @@ class ModalTarget(BaseTarget):
         return f"modal.Secret.from_name({self.secret_name(app_name)!r}) -> ${name}"
 
     def placeholder_url(self, app_name: str) -> str:
-        return f"https://<workspace>--flymigrate-{slug(app_name)}-serve.modal.run"
+        # @app.server URLs: https://<workspace>--<app>-<name>.<routing region>.modal.direct (modal 1.6.4
+        # modal/cli/curl.py examples `user--my-app.us-west.modal.direct`; routing_region defaults to "us-east";
+        # modal-examples #1553); the class is named "serve"
+        return f"https://<workspace>--flymigrate-{slug(app_name)}-serve.us-east.modal.direct"
 
     # ---- the deployment
     def finalize(self, dep: Deployment, app: FlyApp) -> Deployment:
+        # Modal starts the container's Python itself: "the image is expected to have Python on PATH as `python`,
+        # along with `pip`", else add_python= (modal 1.6.4 Image.from_registry docstring;
+        # modal.com/docs/guide/existing-images). add_python copies a standalone CPython into /usr/local, ahead of
+        # the image's own on PATH - right for an image with no Python (ollama, nvidia/cuda), wrong for one whose
+        # server *is* Python (vLLM's images ship only `python3`: /usr/local/bin/python3 would then lack vllm).
+        # Those get a `python -> python3` link instead.
+        facts = image_facts(dep.dockerfile_text, dep.registry_image)
         add_python = None
-        text = (dep.dockerfile_text or "") + " " + (dep.registry_image or "")
-        if not any(h in text.lower() for h in PYTHON_IMAGE_HINTS):
+        link = False
+        notes = list(dep.notes)
+        if facts.python == "none":
             add_python = "3.11"
-        return replace(dep, add_python=add_python, volume_name=self.volume_name(dep.app_name))
+        elif facts.python == "python3":
+            link = True
+            notes.append("the image has `python3` but no `python`, which Modal needs to start the container: "
+                         "modal_app.py links python -> python3 (Image.dockerfile_commands)")
+        elif facts.python == "unknown":
+            text = (dep.dockerfile_text or "") + " " + (dep.registry_image or "")
+            if not any(h in text.lower() for h in PYTHON_IMAGE_HINTS):
+                add_python = "3.11"
+        gpu = dep.gpu_type_override or dep.gpu
+        serves_http = app.primary_service is not None
+        # @app.server requires proxy auth unless unauthenticated=True (App.server docstring); clients send a Proxy
+        # Auth Token's id and secret in Modal-Key / Modal-Secret (modal.com/docs/guide/webhook-proxy-auth), which
+        # leaves Authorization to the app's own key (vLLM's --api-key)
+        auth = ("Modal-Key: $MODAL_KEY, Modal-Secret: $MODAL_SECRET (a Proxy Auth Token from modal.com/settings/"
+                "proxy-auth-tokens)") if serves_http else None
+        if not serves_http:
+            notes.append("fly.toml has no HTTP service: modal_app.py runs the command as a function (no web "
+                         "endpoint); start it with `modal run modal_app.py` or spawn it after `modal deploy`")
+        return replace(dep, add_python=add_python, python_link=link, volume_name=self.volume_name(dep.app_name),
+                       gpu=gpu, auth_header=auth, notes=tuple(dict.fromkeys(notes)))
 
     def render(self, dep: Deployment, *, dockerfile_rel: str | None = None,
                context_rel: str | None = None) -> list[GeneratedFile]:
@@ -144,11 +182,11 @@ class ModalTarget(BaseTarget):
         return {"dockerfile": [f"Modal builds the image from {src}"]}
 
     def weights_needs(self) -> list[str]:
-        return ["MODAL_TOKEN_ID / MODAL_TOKEN_SECRET (or ~/.modal.toml from `modal token new`)"]
+        return [f"Modal credentials: {MODAL_CREDENTIALS_WHERE}"]
 
     def secrets_summary(self, dep: Deployment, n_values: int) -> str:
         return (f"Create the Modal secret {self.secret_name(dep.app_name)!r} with {n_values} value(s) through the "
-                "Modal API; modal_app.py references it by name")
+                "Modal API (needs Modal credentials); modal_app.py references it by name")
 
     def secrets_apply(self, ctx: Any, preview: Any) -> str:
         values, _ = ctx.secret_values()
@@ -181,12 +219,52 @@ class ModalTarget(BaseTarget):
                 f"{cfg}. Run `modal token new` (or set both variables), then run the same command again.")
 
     def deploy(self, ctx: Any) -> str | None:
+        require_modal_credentials("deploying modal_app.py")
         out = ctx.run_command(["modal", "deploy", "modal_app.py"])
         m = re.search(r"https://[A-Za-z0-9.-]+\.modal\.(?:run|direct)", out)
         return m.group(0) if m else None
 
 
+MODAL_CREDENTIALS_WHERE = ("MODAL_TOKEN_ID and MODAL_TOKEN_SECRET in the environment, or a profile in ~/.modal.toml "
+                           "(MODAL_CONFIG_PATH overrides the path; `modal token new` writes it)")
+
+
+def modal_credentials_missing() -> bool:
+    """True when neither the environment nor the Modal config file holds a token (what the modal client reads:
+    modal/config.py - env MODAL_TOKEN_ID / MODAL_TOKEN_SECRET, else the active profile of MODAL_CONFIG_PATH or
+    ~/.modal.toml)."""
+    import os
+    import tomllib
+    from pathlib import Path
+
+    if os.environ.get("MODAL_TOKEN_ID") and os.environ.get("MODAL_TOKEN_SECRET"):
+        return False
+    path = Path(os.environ.get("MODAL_CONFIG_PATH") or Path.home() / ".modal.toml")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return True
+    profiles = [v for v in data.values() if isinstance(v, dict)]
+    want = os.environ.get("MODAL_PROFILE")
+    if want:
+        profiles = [data[want]] if isinstance(data.get(want), dict) else []
+    else:
+        active = [p for p in profiles if p.get("active")]
+        profiles = active or profiles[:1]
+    return not any(p.get("token_id") and p.get("token_secret") for p in profiles)
+
+
+def require_modal_credentials(doing: str) -> None:
+    """A missing Modal token is an input error (exit 2), not a remote failure."""
+    from ..errors import UserError
+
+    if modal_credentials_missing():
+        raise UserError(f"no Modal credentials for {doing}.", hint=f"Set {MODAL_CREDENTIALS_WHERE}, then run "
+                        "apply again (the steps that need no Modal account have run).")
+
+
 def _modal_create_secret(name: str, values: dict[str, Any]) -> None:
+    require_modal_credentials(f"creating the Modal secret {name!r}")
     import modal
     from modal.exception import NotFoundError
 
@@ -209,6 +287,11 @@ def _modal_create_secret(name: str, values: dict[str, Any]) -> None:
     except Exception as exc:  # the SDK's connection errors: never echo values (they are not in the message)
         if isinstance(exc, FlymigrateError):
             raise
+        from modal.exception import AuthError
+
+        if isinstance(exc, AuthError):
+            raise UserError(f"Modal refused the credentials while creating the secret {name!r}.",
+                            hint=f"Check {MODAL_CREDENTIALS_WHERE}.") from None
         raise RemoteError(f"creating the Modal secret {name!r} failed: {type(exc).__name__}: "
                           f"{scrub_values(str(exc), env.values())}") from None
 
