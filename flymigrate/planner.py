@@ -224,6 +224,26 @@ def build_plan(inp: PlanInputs, target_name: str, *, base_url: str | None = None
             url_step = replace(url_step, changes=url_step.changes + tuple(
                 f"clients that read {o} for their Bearer token read {n} instead ({target.label}'s gateway checks "
                 f"its own key in Authorization)" for o, n in renames))
+    if dep.gpu != (plan.gpu or {}).get("target_gpu") or dep.blockers:
+        # the target decided the GPU with what only the Deployment knows (the image's stack, the model's size):
+        # the plan shows that decision, not the first guess from the Fly GPU kind
+        if plan.gpu is not None:
+            g = dict(plan.gpu)
+            g.update(target_gpu=dep.gpu, target_label=dep.gpu_label or g.get("target_label"),
+                     reason=dep.gpu_reason or g.get("reason"), blocked=bool(dep.blockers) or bool(g.get("blocked")))
+            plan = replace(plan, gpu=g)
+        lines = [c for c in scaling_step.changes if not c.startswith("GPU: ")]
+        if dep.gpu and not dep.blockers:
+            lines.insert(0, f"GPU: {dep.gpu}{'' if dep.gpu_count <= 1 else f' x{dep.gpu_count}'} ({dep.gpu_label}) - "
+                            f"{dep.gpu_reason}")
+        scaling_step = replace(scaling_step, changes=tuple(lines))
+    if dep.blockers:
+        scaling_step = replace(scaling_step, status="blocked",
+                               summary=f"{target.label} cannot run this deployment as it is: {dep.blockers[0]}",
+                               cannot=tuple(dep.blockers) + tuple(c for c in scaling_step.cannot
+                                                                  if c not in dep.blockers))
+        plan = replace(plan, findings=plan.findings + tuple(
+            Finding("error", "target-blocked", b, None, "scaling") for b in dep.blockers))
     if dep.auth_header and url_step.status != "nothing_to_do":
         # flymigrate rewrites where clients call, not how they authenticate: say what they must send
         url_step = replace(url_step, needs=url_step.needs + (

@@ -30,7 +30,10 @@ from .parse.dockerfile import parse_dockerfile_text
 from .shell import Command, ShellSyntaxError, command_words, parse, remove_commands, rewrite_andor, unquote
 
 MARK = "# flymigrate:"
-CUDA_BASE = "nvidia/cuda:12.4.1-cudnn-runtime-ubuntu22.04"
+# CUDA 12.8 runs on Blackwell (sm_120: Cloud Run's RTX PRO 6000) as well as on Ampere/Ada/Hopper, with cuDNN 9 and
+# cuBLAS for CUDA 12 (what faster-whisper / ctranslate2 need: faster-whisper README "GPU"); needs an R570+
+# driver, or R525+ through CUDA minor-version compatibility (docs.nvidia.com/deploy/cuda-compatibility)
+CUDA_BASE = "nvidia/cuda:12.8.1-cudnn-runtime-ubuntu22.04"
 
 # ------------------------------------------------------------------ detectors (patterns)
 
@@ -80,7 +83,7 @@ CUDA_BASE_HINTS = ("cuda", "nvidia", "pytorch", "tensorflow", "vllm", "ollama", 
 BUNDLES_CUDA_RE = re.compile(
     r"\b(pip3?|uv\s+pip|python3?\s+-m\s+pip|poetry|conda|mamba)\b[^\n]*\b(install|add)\b[^\n]*"
     r"\b(torch|vllm|xformers|sglang|nvidia-[a-z0-9-]+-cu1\d|jax\[cuda\d*[^\]]*\]|tensorflow\[and-cuda\]|"
-    r"onnxruntime-gpu|cupy-cuda\w+|openai-whisper|faster-whisper|ctranslate2|diffusers|sentence-transformers|"
+    r"onnxruntime-gpu|cupy-cuda\w+|openai-whisper|diffusers|sentence-transformers|"
     r"text-generation-server|tensorrt)\b"
     r"|ollama\.com/install\.sh|\bapt(-get)?\s+install[^\n]*\b(cuda-|libcublas|libcudnn|nvidia-cuda)",
     re.I,

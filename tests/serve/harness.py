@@ -331,6 +331,12 @@ def read_modal(app: Path, secrets: dict[str, str]) -> Deployment:
                 add_python = True
         elif attr in ("from_registry",) and any(k.arg == "add_python" and _lit(k.value, names) for k in call.keywords):
             add_python = True
+        elif attr == "dockerfile_commands" and call.args:
+            # an image command that puts `python` on PATH (e.g. a link to the image's python3) counts as providing it
+            cmds = _lit(call.args[0], names) if not isinstance(call.args[0], ast.Constant) else [call.args[0].value]
+            for c in cmds or []:
+                if isinstance(c, str) and "/python" in c and ("ln " in c or "ln -" in c):
+                    add_python = True
         elif attr == "env" and call.args:
             img_env.update(_lit(call.args[0], names) or {})
         elif attr == "workdir" and call.args:
