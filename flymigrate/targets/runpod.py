@@ -146,23 +146,15 @@ class RunPodTarget(BaseTarget):
 
             command = server_command(base_text, app.build.image, thin_or_registry=bool(app.build.image))
         ps = rh.ping_support(base_text, image, command, dep.health_path)
-        notes = list(dep.notes)
         if ps.has_ping:
-            dep = self.with_env(dep, {"PORT": str(dep.port), "PORT_HEALTH": str(dep.port)},
-                                "platform (RunPod load-balancing worker)")
-            notes.append(f"RunPod load-balancing worker: the server answers GET /ping itself ({ps.reason})")
-            return replace(dep, notes=tuple(dict.fromkeys(notes)))
+            return self.with_env(dep, {"PORT": str(dep.port), "PORT_HEALTH": str(dep.port)},
+                                 "platform (RunPod load-balancing worker)")
         if not command:
             # the image's command is unknown: no wrapper; RunPod can at least poll the app's own route
             add = {"PORT": str(dep.port), "PORT_HEALTH": str(dep.port)}
             if dep.health_path:
                 add["HEALTH_CHECK_PATH"] = dep.health_path
-            dep = self.with_env(dep, add, "platform (RunPod load-balancing worker)")
-            notes.append(f"RunPod polls /ping but {ps.reason}, and the image's command is unknown, so the health "
-                         "adapter cannot wrap it" + (f": RunPod polls {dep.health_path} instead (HEALTH_CHECK_PATH), "
-                                                     "with no 204 while the model loads" if dep.health_path else
-                                                     ": add a /ping route (200 ready, 204 loading) to the server"))
-            return replace(dep, notes=tuple(dict.fromkeys(notes)))
+            return self.with_env(dep, add, "platform (RunPod load-balancing worker)")
         python = rh.has_python3(base_text, image, command)
         hport = rh.health_port_for(dep.port)
         text = base_text
@@ -180,15 +172,9 @@ class RunPodTarget(BaseTarget):
                               health_port=hport)
         dep = self.with_env(dep, {"PORT": str(dep.port), "PORT_HEALTH": str(hport)},
                             "platform (RunPod load-balancing worker; PORT_HEALTH is the health adapter's)")
-        how = f"its check {dep.health_path} answers 2xx" if dep.health_path else "its port accepts connections"
-        notes.append(f"RunPod health adapter: {ps.reason}, so the image gets "
-                     f"{'a Python (stdlib) adapter' if python else 'a static adapter binary (no python3 in the image)'}"
-                     f" that starts the server and answers GET /ping on PORT_HEALTH={hport}: 204 while the model "
-                     f"loads, 200 once {how}")
         return replace(dep, dockerfile_text=text, dockerfile_name=dep.dockerfile_name or "Dockerfile",
                        dockerfile_is_thin=thin, registry_image=registry, image_ref=image_ref,
-                       command=tuple(rh.adapter_argv(python, dep.port, dep.health_path, hport)) + tuple(command),
-                       notes=tuple(dict.fromkeys(notes)))
+                       command=tuple(rh.adapter_argv(python, dep.port, dep.health_path, hport)) + tuple(command))
 
     def render(self, dep: Deployment, *, dockerfile_rel: str | None = None,
                context_rel: str | None = None) -> list[GeneratedFile]:
@@ -211,8 +197,7 @@ class RunPodTarget(BaseTarget):
         lines = [f"RunPod load-balancing endpoint (type LOAD_BALANCER): the server listens on PORT={dep.port}; "
                  f"RunPod polls GET {env.get('HEALTH_CHECK_PATH', '/ping')} on PORT_HEALTH="
                  f"{env.get('PORT_HEALTH', dep.port)} (200 ready, 204 loading)"]
-        lines += [n for n in dep.notes if n.startswith(("RunPod health adapter", "RunPod polls", "RunPod load"))
-                  and n not in lines]
+        lines.append(health_line(dep))
         lines += [f.message for f in auth_collisions(dep)]
         return {"dockerfile": lines}
 
@@ -268,6 +253,32 @@ class RunPodTarget(BaseTarget):
 
 
 # ------------------------------------------------------------------------------------------------ findings
+
+
+def health_line(dep: Deployment) -> str:
+    """What answers RunPod's health check, and why (derived from the Deployment alone)."""
+    from . import runpod_health as rh
+
+    text = dep.dockerfile_text or ""
+    base = rh.strip_adapter(text) if text else None
+    command = rh.wrapped_command(base) if base else dep.command
+    ps = rh.ping_support(base, dep.registry_image, command, dep.health_path)
+    env = dep.env_map()
+    if rh.BEGIN in text:
+        python = f"COPY {rh.ADAPTER_PY} " in text
+        how = f"its check {dep.health_path} answers 2xx" if dep.health_path else "its port accepts connections"
+        return (f"RunPod health adapter: {ps.reason}, so the image gets "
+                f"{'a Python (stdlib) adapter' if python else 'a static adapter binary (the image has no python3)'}"
+                f" that starts the server and answers GET /ping on PORT_HEALTH={env.get('PORT_HEALTH')}: 204 while "
+                f"the model loads, 200 once {how}")
+    if ps.has_ping:
+        return f"RunPod health: the server answers GET /ping itself ({ps.reason})"
+    if env.get("HEALTH_CHECK_PATH"):
+        return (f"RunPod health: {ps.reason} and the image's command is unknown, so no adapter can wrap it: RunPod "
+                f"polls the app's {env['HEALTH_CHECK_PATH']} instead (HEALTH_CHECK_PATH; no 204 while it loads)")
+    return (f"RunPod health: {ps.reason} and the image's command is unknown: add a /ping route (200 ready, 204 "
+            "loading) to the server, or pass the image's command")
+
 
 
 def _app_key_names(dep: Deployment) -> list[str]:

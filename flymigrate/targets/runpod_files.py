@@ -61,7 +61,6 @@ def runpod_spec(dep: Any) -> dict[str, Any]:
         endpoint["dataCenterIds"] = [dep.datacenter]
     return {"schema": SCHEMA, "api": "POST https://api.runpod.io/v2/serverless", "endpoint": endpoint,
             "health": {"path": env.get("HEALTH_CHECK_PATH", "/ping"), "port": health_port},
-            "url": "https://<ENDPOINT_ID>.api.runpod.ai",
             "auth_header": dep.auth_header}
 
 
