@@ -141,10 +141,8 @@ class RunPodTarget(BaseTarget):
         image = app.build.image or dep.registry_image
         base_text = rh.strip_adapter(dep.dockerfile_text) if dep.dockerfile_text else None
         command = dep.command
-        if base_text is not None and dep.dockerfile_text != base_text:
-            from ..deployment import server_command
-
-            command = server_command(base_text, app.build.image, thin_or_registry=bool(app.build.image))
+        if base_text is not None and (dep.dockerfile_text != base_text or command is None):
+            command = rh.inherited_command(base_text) or command
         ps = rh.ping_support(base_text, image, command, dep.health_path)
         if ps.has_ping:
             return self.with_env(dep, {"PORT": str(dep.port), "PORT_HEALTH": str(dep.port)},
@@ -261,7 +259,7 @@ def health_line(dep: Deployment) -> str:
 
     text = dep.dockerfile_text or ""
     base = rh.strip_adapter(text) if text else None
-    command = rh.wrapped_command(base) if base else dep.command
+    command = rh.inherited_command(base) if base else dep.command
     ps = rh.ping_support(base, dep.registry_image, command, dep.health_path)
     env = dep.env_map()
     if rh.BEGIN in text:

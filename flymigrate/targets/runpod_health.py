@@ -81,29 +81,53 @@ def vllm_version(df_text: str | None, image: str | None) -> tuple[int, ...] | No
     return None
 
 
+def _runs_vllm_server(argv: str) -> bool:
+    return bool(re.search(r"vllm\.entrypoints|(^|[\s/])vllm\s+serve\b", argv))
+
+
 def ping_support(df_text: str | None, image: str | None, command: tuple[str, ...] | None,
                  health_path: str | None) -> PingSupport:
     if health_path and health_path.split("?", 1)[0].rstrip("/") == "/ping":
         return PingSupport(True, "the app's own health check is /ping")
     argv = " ".join(command or ())
-    is_vllm = "vllm" in argv or any("vllm" in i for i in _from_images(df_text, image)) or \
-        vllm_version(df_text, image) is not None
-    if is_vllm:
-        v = vllm_version(df_text, image)
+    images = _from_images(df_text, image)
+    v = vllm_version(df_text, image)
+    if _runs_vllm_server(argv):
         if v == "latest":
-            return PingSupport(True, "vLLM (unpinned, so a current release) answers /ping (vLLM >= 0.7.0)")
+            return PingSupport(True, "vLLM's server (unpinned, so a current release) answers /ping (vLLM >= 0.7.0)")
         if isinstance(v, tuple):
             shown = ".".join(map(str, v))
             if v >= VLLM_PING_SINCE:
                 return PingSupport(True, f"vLLM {shown} answers /ping (added in 0.7.0, vllm-project/vllm#11575)")
             return PingSupport(False, f"vLLM {shown} has no /ping (it came with 0.7.0, vllm-project/vllm#11575)")
         return PingSupport(False, "vLLM of an unknown version: /ping exists only from 0.7.0 on")
-    if "ollama" in argv or any("ollama" in i for i in _from_images(df_text, image)):
+    if isinstance(v, tuple) and v < VLLM_PING_SINCE:
+        return PingSupport(False, f"vLLM {'.'.join(map(str, v))} has no /ping (it came with 0.7.0, "
+                                  "vllm-project/vllm#11575)")
+    if "ollama" in argv or any("ollama" in i for i in images):
         return PingSupport(False, "ollama has no /ping")
-    if "text-generation-launcher" in argv or any("text-generation-inference" in i
-                                                 for i in _from_images(df_text, image)):
+    if "text-generation-launcher" in argv or any("text-generation-inference" in i for i in images):
         return PingSupport(False, "TGI answers /health, not /ping")
+    if v is not None:
+        return PingSupport(False, "the server is the app's own (it uses vLLM, but not vLLM's server): no /ping "
+                                  "route flymigrate can see")
     return PingSupport(False, "the server has no /ping route that flymigrate can see")
+
+
+def inherited_command(text: str | None) -> tuple[str, ...] | None:
+    """ENTRYPOINT + CMD by Docker's rules, including what the final stage inherits from a known base image."""
+    from ..deployment import KNOWN_IMAGE_COMMANDS
+
+    if not text:
+        return None
+    ep, cmd = effective_command(text)
+    froms = _from_images(text, None)
+    base = froms[-1] if froms else ""
+    known = next((k for img, k in KNOWN_IMAGE_COMMANDS if base.startswith(img)), None)
+    if known is not None and ep is None:
+        ep = list(known[0])
+        cmd = cmd if cmd is not None else list(known[1])
+    return tuple((ep or []) + (cmd or [])) or None
 
 
 def has_python3(df_text: str | None, image: str | None, command: tuple[str, ...] | None) -> bool:
