@@ -109,8 +109,8 @@ def ping_support(df_text: str | None, image: str | None, command: tuple[str, ...
     if "text-generation-launcher" in argv or any("text-generation-inference" in i for i in images):
         return PingSupport(False, "TGI answers /health, not /ping")
     if v is not None:
-        return PingSupport(False, "the server is the app's own (it uses vLLM, but not vLLM's server): no /ping "
-                                  "route flymigrate can see")
+        return PingSupport(False, "vLLM is installed but the command does not visibly start vLLM's server, so "
+                                  "flymigrate cannot see a /ping route")
     return PingSupport(False, "the server has no /ping route that flymigrate can see")
 
 
