@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import posixpath
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from .model import FlyApp, Plan, ScalingPlan
 from .naming import slug
@@ -107,6 +107,12 @@ class Deployment:
     auth_header: str | None = None  # the header clients must send, e.g. "Authorization: Bearer $RUNPOD_API_KEY"
     gpu_reason: str = ""
     gpu_label: str = ""
+    # the app's own scripts (start.sh, entrypoints, [[files]] sources) as they will be written: (path, new text)
+    script_rewrites: tuple[tuple[str, str], ...] = ()
+    # every file apply will write, and the step that writes it: (path, "rewrite" | "write", step). Generated
+    # files are relative to the output folder (--out, default the app folder), the rest to the app folder.
+    files: tuple[tuple[str, str, str], ...] = ()
+    dockerfile_path: str | None = None  # the Dockerfile apply writes, relative to the app folder
 
     def env_map(self) -> dict[str, str]:
         return dict(self.env)
@@ -141,6 +147,7 @@ class Deployment:
             "url_is_placeholder": self.url_is_placeholder,
             "auth_header": self.auth_header,
             "notes": list(self.notes),
+            "files": [{"path": p, "action": a, "step": st} for p, a, st in self.files],
         }
 
 
@@ -231,11 +238,12 @@ def server_command(df_text: str | None, image: str | None, *, thin_or_registry: 
     return tuple((ep or []) + (cmd or [])) or None
 
 
-def build_deployment(plan: Plan, app: FlyApp, dockerfile_text: str | None, opts: DeployOptions,
-                     *, target) -> Deployment:  # type: ignore[no-untyped-def]
+def build_deployment(plan: Plan, app: FlyApp, dockerfile_text: str | None, opts: DeployOptions,  # type: ignore[no-untyped-def]
+                     *, target, scripts: dict[str, str] | None = None, dockerfile_path: str | None = None
+                     ) -> Deployment:
     """Decide the deployment. ``target`` is the :class:`~flymigrate.targets.Target`; it adjusts what only it
     knows (reserved env names, its URL and auth, its region) in :meth:`finalize`."""
-    from .apply.rewrite import RewriteContext, fix_env_value, rewrite_dockerfile, thin_dockerfile
+    from .apply.rewrite import RewriteContext, fix_env_value, rewrite_dockerfile, rewrite_script, thin_dockerfile
 
     app_name = app.app or "app"
     s = slug(app_name)
@@ -272,6 +280,16 @@ def build_deployment(plan: Plan, app: FlyApp, dockerfile_text: str | None, opts:
     notes += ctx.notes
     command = server_command(df_text, app.build.image, thin_or_registry=bool(app.build.image and (thin or reg)))
     base_url = opts.base_url.rstrip("/") if opts.base_url else None
+    # this app's Fly URLs in the texts flymigrate writes anyway, through the one rewriter
+    if df_text is not None and base_url:
+        df_text = rewrite_env_urls(df_text, app.app, base_url)
+    script_rewrites: list[tuple[str, str]] = []
+    sctx = RewriteContext(app, target.name, s, False)
+    for rel, text in sorted((scripts or {}).items()):
+        new = rewrite_env_urls(rewrite_script(text, sctx, rel), app.app, base_url)
+        if new != text:
+            script_rewrites.append((rel, new))
+    notes += sctx.notes
     # env: [env] (IPv6 binds fixed, this app's Fly URLs rewritten once the new URL is known), then the weights
     env: dict[str, str] = {}
     origins: dict[str, str] = {}
@@ -312,8 +330,33 @@ def build_deployment(plan: Plan, app: FlyApp, dockerfile_text: str | None, opts:
         build_args=app.build.args, weights_source=weights_source, url=url, url_is_placeholder=base_url is None,
         gpu_reason=str(plan.gpu.get("reason") or "") if plan.gpu else "",
         gpu_label=str(plan.gpu.get("target_label") or "") if plan.gpu else "",
+        script_rewrites=tuple(script_rewrites),
+        dockerfile_path=(dockerfile_path or "Dockerfile") if df_text is not None else None,
     )
-    return target.finalize(dep, app)
+    dep = target.finalize(dep, app)
+    return replace(dep, files=tuple(planned_files(dep, plan, target, dockerfile_text, dockerfile_path)))
+
+
+def planned_files(dep: Deployment, plan: Plan, target, original_dockerfile: str | None,  # type: ignore[no-untyped-def]
+                  dockerfile_path: str | None) -> list[tuple[str, str, str]]:
+    """Every file apply will write: the plan lists these, apply writes these and nothing else."""
+    out: list[tuple[str, str, str]] = []
+    if original_dockerfile is not None and dep.dockerfile_text is not None:
+        if dep.dockerfile_text != original_dockerfile:
+            out.append((dockerfile_path or "Dockerfile", "rewrite", "dockerfile"))
+    elif dep.dockerfile_is_thin:
+        out.append(("Dockerfile", "write", "dockerfile"))
+    out += [(rel, "rewrite", "dockerfile") for rel, _ in dep.script_rewrites]
+    done = {p for p, _, _ in out}
+    if not dep.url_is_placeholder:
+        for h in plan.base_urls:
+            if h.kind != "fdaa" and h.path not in done:
+                done.add(h.path)
+                out.append((h.path, "rewrite", "base_urls"))
+    df_rel = dep.dockerfile_path
+    for g in target.render(dep, dockerfile_rel=df_rel, context_rel="." if df_rel else None):
+        out.append((g.name, "write", g.step))
+    return out
 
 
 def env_has_placeholder(value: str) -> bool:

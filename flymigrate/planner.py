@@ -183,7 +183,8 @@ def build_plan(inp: PlanInputs, target_name: str, *, base_url: str | None = None
         docker_issues=tuple(issues), base_url=new_base, base_url_is_placeholder=placeholder, inputs=inp.inputs,
     )
     # ---- the Deployment: decided once, here; the weights and Dockerfile steps describe it
-    dep = build_deployment(plan, app, inp.dockerfile.text if inp.dockerfile else None, opts, target=target)
+    dep = build_deployment(plan, app, inp.dockerfile.text if inp.dockerfile else None, opts, target=target,
+                           scripts=inp.scripts, dockerfile_path=inp.dockerfile.path if inp.dockerfile else None)
     notes = target.plan_notes(dep)
     weights_step = _weights_step(wplan, dep, target, steps_info["weights"].checks(target_name))
     docker_step = _docker_step(app, inp.dockerfile, issues, notes.get("dockerfile", []),
@@ -290,12 +291,10 @@ def _docker_step(app: FlyApp, df: Dockerfile | None, issues: list[DockerIssue], 
     cannot: list[str] = [f"{i.where + ': ' if i.where else ''}{i.message} -> fix by hand: {i.fix}" for i in by_hand]
     if df is None and not app.build.image:
         needs.append("a Dockerfile or [build] image: none was found")
-        status = "manual"
-    elif any(i.kind == "registry" for i in issues):
+    if any(i.kind == "registry" for i in issues):
         needs.append("re-push the image out of registry.fly.io (`fly auth docker`, docker pull/tag/push)")
-        status = "manual"
-    else:
-        status = "ready" if (changes or df is not None) else "nothing_to_do"
+    # ready: apply has something to do here (what it needs from you is listed beside it); manual: only you can
+    status = "ready" if (changes or df is not None) else ("manual" if needs else "nothing_to_do")
     for i in issues:
         if i.kind == "files" and "secret" in i.message:
             cannot.append(f"{i.message} (a secret file: mount it from the target's secret store)")

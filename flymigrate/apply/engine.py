@@ -29,7 +29,6 @@ from ..planner import PlanInputs, build_plan
 from ..scan import apply_hits, find_in_text, read_text_enc
 from ..targets import get_target
 from .options import ApplyOptions
-from .rewrite import RewriteContext, rewrite_script
 from .state import ApplyState, sha256_text
 
 STEP_ORDER = ("weights", "dockerfile", "secrets", "base_urls", "scaling")
@@ -374,15 +373,6 @@ def execute_weights(ctx: Context, p: StepPreview) -> str:
 # ------------------------------------------------------------------------------------------------ dockerfile
 
 
-def _url_rewrite(ctx: Context, text: str) -> str:
-    """This app's Fly URLs in a text flymigrate itself rewrote (the Dockerfile, a script): the scanner's hits on
-    that text, through the one rewriter (:func:`flymigrate.scan.apply_hits`)."""
-    if not ctx.base_url:
-        return text
-    hits, _ = find_in_text(text, ctx.plan.app, "")
-    return apply_hits(text, [h for h in hits if h.kind != "fdaa"], ctx.base_url)
-
-
 def preview_dockerfile(ctx: Context) -> StepPreview:
     spec = ctx.spec
     p = StepPreview("dockerfile", TITLES["dockerfile"], "ready", "")
@@ -391,7 +381,7 @@ def preview_dockerfile(ctx: Context) -> StepPreview:
     cfg_dir = ctx.app_dir
     if df is not None:
         path = cfg_dir / df.path
-        new = _url_rewrite(ctx, spec.dockerfile_text or df.text)
+        new = spec.dockerfile_text if spec.dockerfile_text is not None else df.text
         cur = path.read_text("utf-8") if path.exists() else None
         p.changes.append(FileChange(df.path, path, cur, new, original=ctx.original_text(path)))
     elif spec.dockerfile_is_thin and spec.dockerfile_text:
@@ -403,17 +393,14 @@ def preview_dockerfile(ctx: Context) -> StepPreview:
         p.changes.append(FileChange(_shown(ctx, path), path, cur, spec.dockerfile_text, generated=True))
         p.notes.append(f"[build] image {app.build.image}: a thin Dockerfile FROM it carries what Fly added at deploy "
                        "time; build and push it, then point the target at the new image")
-    # the app's own scripts ([[files]] sources, start.sh, entrypoints)
-    ctx_rw = RewriteContext(app, spec.target, spec.slug, False)
-    for rel, text in sorted(ctx.inputs.scripts.items()):
+    # the app's own scripts ([[files]] sources, start.sh, entrypoints), as the Deployment has them
+    for rel, new in spec.script_rewrites:
         path = ctx.app_dir / rel
         if path.is_symlink() or not path.is_file():
             continue
-        new = _url_rewrite(ctx, rewrite_script(text, ctx_rw, rel))
         cur = path.read_text("utf-8")
-        if new != text or cur != new:
-            p.changes.append(FileChange(rel, path, cur, new, original=text))
-    p.notes += list(spec.notes) + ctx_rw.notes + ctx.target.plan_notes(spec).get("dockerfile", [])
+        p.changes.append(FileChange(rel, path, cur, new, original=ctx.inputs.scripts.get(rel)))
+    p.notes += list(spec.notes) + ctx.target.plan_notes(spec).get("dockerfile", [])
     for i in ctx.plan.docker_issues:
         if i.kind == "registry":
             p.notes.append(f"{i.message} Re-push it (`fly auth docker`, docker pull/tag/push) and pass --image.")

@@ -108,3 +108,12 @@ def assert_no_canary(*blobs: str | bytes, where: str = "") -> None:
         data = b.encode() if isinstance(b, str) else b
         for v in CANARIES.values():
             assert v.encode() not in data, f"secret value leaked in {where}"
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):  # type: ignore[no-untyped-def]
+    """How many plan-apply contract checks ran (test_contract.py), for the closing note."""
+    mod = sys.modules.get("tests.apply.test_contract") or sys.modules.get("apply.test_contract")
+    if mod is not None and getattr(mod, "CHECKS", None):
+        total = sum(mod.CHECKS.values())
+        terminalreporter.write_line(f"plan-apply contract checks: {total} run, {len(mod.FAILED)} failed "
+                                    f"({', '.join(f'{k} {v}' for k, v in sorted(mod.CHECKS.items()))})")
