@@ -184,7 +184,7 @@ class RunPodTarget(BaseTarget):
         for fname, python in ((rh.ADAPTER_PY, True), (rh.ADAPTER_C, False)):
             if re.search(rf"^COPY {re.escape(fname)} ", text, re.M):
                 where = f"{context_rel}/{fname}" if context_rel not in (None, "", ".") else fname
-                out.append(GeneratedFile(where, rh.adapter_source(python), 0o644, "dockerfile"))
+                out.append(GeneratedFile(where, rh.adapter_source(python), 0o644, rh.ADAPTER_STEP))
         return out
 
     def findings(self, dep: Deployment, app: FlyApp) -> list[Finding]:

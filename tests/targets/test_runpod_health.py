@@ -182,7 +182,7 @@ def test_generated_entrypoint_serves_ping_like_runpod(tmp_path: Path, workdir: P
     assert argv == list(dep.command)
     assert argv[:2] == ["python3", "/opt/flymigrate/runpod-health.py"] and argv[-2:] == ["python3", "/app/server.py"]
     files = {g.name: g for g in get_target("runpod").render(dep, dockerfile_rel="Dockerfile", context_rel=".")}
-    assert files[rh.ADAPTER_PY].step == "dockerfile"
+    assert files[rh.ADAPTER_PY].step == rh.ADAPTER_STEP
     assert f"COPY {rh.ADAPTER_PY} /opt/flymigrate/runpod-health.py" in dep.dockerfile_text
     # start it as the container would: image paths mapped onto this machine, env from the endpoint config
     (workdir / "adapter-from-render.py").write_text(files[rh.ADAPTER_PY].text)

@@ -78,7 +78,7 @@ def test_vllm_06_image_gets_python_adapter_and_api_key_collision(tmp_path: Path)
     coll = [f for f in found if f.code == "auth-header-collision"]
     assert coll and coll[0].severity == "warning" and "drop the app's own key" in coll[0].message
     files = get_target("runpod").render(dep, dockerfile_rel="Dockerfile", context_rel=".")
-    assert {g.name: g.step for g in files} == {"runpod-endpoint.json": "scaling", rh.ADAPTER_PY: "dockerfile"}
+    assert {g.name: g.step for g in files} == {"runpod-endpoint.json": "scaling", rh.ADAPTER_PY: rh.ADAPTER_STEP}
 
 
 def test_current_vllm_answers_ping_itself(tmp_path: Path) -> None:
