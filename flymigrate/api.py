@@ -282,7 +282,25 @@ def _apply_setup(app_dir: str | Path, target: str, options, *, config_path=None,
     d = Path(app_dir)
     root = d if d.is_dir() else d.parent
     inp = pristine_inputs(inp, root)
-    return root, inp, build_plan(inp, target, options=options.deploy_options())
+    dopts = options.deploy_options()
+    if not _weights_will_be_on_volume(root, target, options):
+        from dataclasses import replace as _replace
+
+        dopts = _replace(dopts, weights_on_volume=False)
+    return root, inp, build_plan(inp, target, options=dopts)
+
+
+def _weights_will_be_on_volume(root: Path, target: str, options) -> bool:  # type: ignore[no-untyped-def]
+    """--skip weights (or --only without it) keeps a baked weight download in the image, unless a previous run
+    already put the weights on the volume: an image without its weights and an empty volume would not serve."""
+    runs = "weights" not in options.skip and (not options.only or "weights" in options.only)
+    if runs:
+        return True
+    from .apply.state import read_state
+
+    st = read_state(root) or {}
+    steps = ((st.get("targets") or {}).get(target) or {}).get("steps") or {}
+    return (steps.get("weights") or {}).get("status") == "done"
 
 
 def preview(app_dir: str | Path = ".", target: str = "modal", *, options=None, config_path=None, secrets_paths=None,
@@ -306,6 +324,9 @@ def apply(app_dir: str | Path = ".", target: str = "modal", *, options=None, rep
     from .apply import ApplyOptions, run_apply
 
     options = options or ApplyOptions(target=target)
+    from .apply.state import ApplyLock
+
     root, inp, p = _apply_setup(app_dir, target, options, config_path=config_path, secrets_paths=secrets_paths,
                                 code_dirs=code_dirs, gpu=gpu, app_name=app_name)
-    return run_apply(root, p, inp, options, reporter, confirm=confirm, stop=stop, code_dirs=code_dirs)
+    with ApplyLock(root):
+        return run_apply(root, p, inp, options, reporter, confirm=confirm, stop=stop, code_dirs=code_dirs)

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field, replace
 from .model import FlyApp, Plan, ScalingPlan
 from .naming import slug
 from .scan import apply_hits, find_in_text
+from .servers import WeightsLookup, find_lookup, image_env
 
 DEFAULT_STARTUP_S = 1200  # model servers load tens of GB before they answer; 20 min like the research examples
 HF_DEFAULT_HOME = "/root/.cache/huggingface"
@@ -61,6 +62,7 @@ class DeployOptions:
     region: str | None = None
     image: str | None = None
     gpu_type: str | None = None  # the target's own GPU id, overriding the mapped one
+    weights_on_volume: bool = True  # False: the weights step does not run now (--skip weights), keep baked downloads
 
 
 @dataclass(frozen=True)
@@ -174,36 +176,58 @@ def under(path: str, root: str) -> str | None:
     return None
 
 
-def weights_layout(app: FlyApp, plan: Plan, source_url: str | None) -> WeightsLayout:
+def weights_layout(app: FlyApp, plan: Plan, source_url: str | None, lookup: WeightsLookup | None = None
+                   ) -> WeightsLayout:
+    """Where the weights go on the volume and where the volume is mounted, so the server finds them where it
+    looks (``lookup``, from :func:`flymigrate.servers.find_lookup`)."""
     env = app.env_map
     mount = plan.weights.mount_path
+    lk = lookup or WeightsLookup("unknown", "unknown", None, "")
     if source_url and source_url.startswith("hf://"):
         repo = source_url[5:].split("@", 1)[0].strip("/")
-        hub = hub_dir(env)
-        if mount is None:
-            # no Fly volume: the app downloaded into its default cache at start; mount the volume there
-            home = env.get("HF_HOME", HF_DEFAULT_HOME).rstrip("/")
-            mount = home
-            hub = hub or home + "/hub"
-        elif hub is None and ("huggingface" in mount or mount.rstrip("/").endswith("/hub")):
-            hub = mount.rstrip("/") if mount.rstrip("/").endswith("/hub") else mount.rstrip("/") + "/hub"
-        rel = under(hub, mount) if hub else None
-        if rel is not None:
-            sub = "/".join(p for p in (rel, "models--" + repo.replace("/", "--")) if p)
-            return WeightsLayout("hf-cache", mount, sub, repo,
-                                 f"laid out as the Hugging Face cache under {hub} (the app is unchanged)")
-        return WeightsLayout("flat", mount, "", repo, f"copied flat to {mount}: point the app at that folder")
+        model_dir = "models--" + repo.replace("/", "--")
+        if lk.kind == "hf-cache" and lk.path:
+            cache = lk.path
+            if mount is not None and under(cache, mount) is not None:
+                rel = under(cache, mount)
+                return WeightsLayout("hf-cache", mount, "/".join(p for p in (rel, model_dir) if p), repo,
+                                     f"laid out as the Hugging Face cache the server reads: {lk.how} "
+                                     "(the app is unchanged)")
+            # no volume there on Fly (the server downloaded at start): mount the volume at the cache. When the
+            # cache is HF_HOME/hub, mount HF_HOME (the hub keeps its token and lock files beside it)
+            home = cache[: -len("/hub")] if cache.endswith("/hub") and "download-dir" not in lk.how and \
+                "hub-cache" not in lk.how else None
+            new_mount = home or cache
+            rel = under(cache, new_mount) or ""
+            moved = f"; the Fly volume at {mount} is not mounted any more" if mount else ""
+            return WeightsLayout("hf-cache", new_mount, "/".join(p for p in (rel, model_dir) if p), repo,
+                                 f"laid out as the Hugging Face cache the server reads: {lk.how}; the volume is "
+                                 f"mounted at {new_mount}{moved}")
+        if lk.kind in ("dir", "file") and lk.path:
+            folder = lk.path if lk.kind == "dir" else posixpath.dirname(lk.path)
+            if mount is not None and under(folder, mount) is not None:
+                return WeightsLayout("flat", mount, under(folder, mount) or "", repo,
+                                     f"copied into {folder}, where the server reads it: {lk.how}")
+            return WeightsLayout("flat", folder, "", repo,
+                                 f"copied into {folder}, where the server reads it ({lk.how}); the volume is "
+                                 f"mounted there")
+        where = mount or HF_DEFAULT_HOME
+        return WeightsLayout("flat", where, "", repo,
+                             f"copied flat to {where}: flymigrate cannot tell where this app's server reads its "
+                             "weights (no vLLM/TGI/ollama/llama.cpp command, no Hugging Face cache or model-folder "
+                             "variable found); point the app at that folder")
     if mount is None and not source_url:
         return WeightsLayout("none", None, "")
     if mount is None:
-        mount = "/models"
+        mount = lk.path if lk.kind in ("dir", "ollama") and lk.path else "/models"
     sub = ""
     for k, v in app.env:
         rel = under(v, mount) if v.startswith("/") else None
         if rel and k in ("MODEL_DIR", "MODELS_DIR", "MODEL_PATH", "MODELS_PATH", "WEIGHTS_DIR", "CHECKPOINT_DIR"):
             sub = rel
             break
-    return WeightsLayout("flat", mount, sub, None, f"copied to {posixpath.join(mount, sub) if sub else mount}")
+    return WeightsLayout("flat", mount, sub, None, f"copied to {posixpath.join(mount, sub) if sub else mount}"
+                         + (f" ({lk.how})" if lk.how else ""))
 
 
 def fill_destination(url: str | None, opts: DeployOptions) -> str | None:
@@ -226,16 +250,60 @@ def rewrite_env_urls(value: str, app_name: str | None, new_base: str | None) -> 
 
 
 def server_command(df_text: str | None, image: str | None, *, thin_or_registry: bool) -> tuple[str, ...] | None:
-    """The argv the container starts: the image's ENTRYPOINT + CMD by Docker's rules."""
+    """The argv the container starts: the image's ENTRYPOINT + CMD by Docker's rules. An ENTRYPOINT the
+    Dockerfile does not set is inherited from its base image (known for the upstream inference images); a CMD
+    set in the Dockerfile replaces the base image's."""
     from .apply.rewrite import effective_command
 
     ep, cmd = effective_command(df_text)
-    if image and thin_or_registry:
-        known = next((k for img, k in KNOWN_IMAGE_COMMANDS if image.startswith(img)), None)
-        if known is not None and ep is None:  # FROM <image> keeps its ENTRYPOINT, and its CMD unless we set one
+    base = image if thin_or_registry else _final_base(df_text)
+    if base and ep is None:
+        known = next((k for img, k in KNOWN_IMAGE_COMMANDS if base.startswith(img)), None)
+        if known is not None:  # FROM <image> keeps its ENTRYPOINT, and its CMD unless the Dockerfile sets one
             ep = list(known[0])
             cmd = cmd if cmd is not None else list(known[1])
     return tuple((ep or []) + (cmd or [])) or None
+
+
+def _final_base(df_text: str | None) -> str | None:
+    if not df_text:
+        return None
+    from .parse.dockerfile import parse_dockerfile_text
+
+    images = parse_dockerfile_text(df_text, "Dockerfile").base_images()
+    return images[-1] if images else None
+
+
+def _dockerfile_env(df_text: str | None) -> dict[str, str]:
+    """ENV of the final stage (``ENV K=V`` and ``ENV K V``), what the server inherits."""
+    if not df_text:
+        return {}
+    import shlex
+
+    from .parse.dockerfile import parse_dockerfile_text
+
+    env: dict[str, str] = {}
+    for ins in parse_dockerfile_text(df_text, "Dockerfile").instructions:
+        if ins.keyword == "FROM":
+            env = {}
+        elif ins.keyword == "ENV":
+            try:
+                words = shlex.split(ins.args)
+            except ValueError:
+                continue
+            if words and "=" not in words[0] and len(words) >= 2:
+                env[words[0]] = " ".join(words[1:])
+            else:
+                env.update(w.split("=", 1) for w in words if "=" in w)
+    return env
+
+
+def _dockerfile_runs(df_text: str | None) -> list[str]:
+    if not df_text:
+        return []
+    from .parse.dockerfile import parse_dockerfile_text
+
+    return [ins.args for ins in parse_dockerfile_text(df_text, "Dockerfile").instructions if ins.keyword == "RUN"]
 
 
 def build_deployment(plan: Plan, app: FlyApp, dockerfile_text: str | None, opts: DeployOptions,  # type: ignore[no-untyped-def]
@@ -258,10 +326,23 @@ def build_deployment(plan: Plan, app: FlyApp, dockerfile_text: str | None, opts:
             grace = max(grace, c.grace_period_s or 0)
     startup = max(DEFAULT_STARTUP_S, math.ceil(grace))
     weights_source = opts.weights_from or (plan.weights.chosen.url if plan.weights.chosen else None)
-    layout = weights_layout(app, plan, weights_source)
+    lookup_env = {**image_env(app.build.image or _final_base(dockerfile_text)), **_dockerfile_env(dockerfile_text),
+                  **app.env_map}
+    pre_cmd = server_command(dockerfile_text, app.build.image, thin_or_registry=bool(app.build.image))
+    if app.experimental_cmd or app.experimental_entrypoint or app.processes:
+        from .apply.rewrite import explicit_command_lines
+
+        lines = explicit_command_lines(app)
+        pre_cmd = server_command("FROM scratch\n" + "\n".join(lines) + "\n", None, thin_or_registry=False) or pre_cmd
+    lookup = find_lookup(pre_cmd, scripts or {}, lookup_env, _dockerfile_runs(dockerfile_text))
+    layout = weights_layout(app, plan, weights_source, lookup)
     notes: list[str] = []
     volume_root = f"{target.weights_mount_root}/{s}" if target.weights_mount_root else None
-    ctx = RewriteContext(app, target.name, s, drop_baked=bool(weights_source), mount_path=layout.mount_path,
+    if weights_source and not opts.weights_on_volume:
+        notes.append("the weights step is skipped and has not run: weight downloads baked into the image are kept "
+                     "(dropping them would leave an image without weights and an empty volume)")
+    ctx = RewriteContext(app, target.name, s, drop_baked=bool(weights_source) and opts.weights_on_volume,
+                         mount_path=layout.mount_path,
                          runpod_mount=volume_root)
     uses_gpu = plan.gpu is not None
     df_text = None

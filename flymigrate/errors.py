@@ -68,3 +68,8 @@ class Interrupted(ResumableError):
     """Ctrl-C / SIGTERM; state is saved (exit 130)."""
 
     exit_code = EXIT_INTERRUPTED
+
+
+class CredentialsMissing(UserError):
+    """A vendor credential is not configured: an input the user supplies (exit 2). ``apply`` marks the step that
+    needs it blocked and carries on with the steps that do not."""

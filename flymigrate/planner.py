@@ -190,7 +190,9 @@ def build_plan(inp: PlanInputs, target_name: str, *, base_url: str | None = None
     docker_step = _docker_step(app, inp.dockerfile, issues, notes.get("dockerfile", []),
                                steps_info["dockerfile"].checks(target_name))
     secret_step = _secrets_step(secret_plans, inp.secrets, dep, target, steps_info["secrets"].checks(target_name))
-    steps = (weights_step, docker_step, secret_step, url_step, scaling_step)
+    steps = tuple(replace(st, needs=st.needs + tuple(n for n in target.credentials(st.id) if n not in st.needs))
+                  if st.status in ("ready", "blocked") else st
+                  for st in (weights_step, docker_step, secret_step, url_step, scaling_step))
     assert tuple(s.id for s in steps) == STEP_IDS
     return replace(plan, steps=steps, deployment=dep)
 

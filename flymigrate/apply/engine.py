@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..deployment import Deployment
-from ..errors import FlymigrateError, ResumableError, UserError
+from ..errors import CredentialsMissing, FlymigrateError, ResumableError, UserError
 from ..fsutil import atomic_write
 from ..model import Plan
 from ..paths import ensure_private_dir
@@ -227,37 +227,46 @@ class Context:
             time.sleep(self.test_delay)
 
     def write(self, step: str, change: FileChange) -> bool:
-        """Write one file: back up the original once, refuse to clobber edits made after flymigrate wrote it."""
+        """Write one file: back up the original once, refuse to clobber edits made after flymigrate wrote it.
+        Bytes on disk are compared and kept as they are (a latin-1 or UTF-16 file round-trips exactly)."""
         path = change.path
         key = self.rel_app(path)
-        current = path.read_text("utf-8") if path.exists() else None
-        if current == change.new:
+        new_bytes = change.new.encode(change.encoding)
+        current = path.read_bytes() if path.exists() else None
+
+        def digest(data: bytes) -> str:
+            try:
+                return sha256_text(data.decode(change.encoding))
+            except UnicodeDecodeError:
+                return sha256_text(data)
+
+        if current == new_bytes:
             self.state.record_written(key, sha256_text(change.new))
             return False
         if current is not None:
             b = self.backup_path(path)
-            ours = sha256_text(current) in self.state.written(key)
+            ours = digest(current) in self.state.written(key)
             if not b.exists():
                 if not ours:
                     ensure_private_dir(b.parent)
-                    atomic_write(b, current.encode("utf-8"), mode=0o600)
-            elif not ours and current != b.read_text("utf-8") and not change.generated:
+                    atomic_write(b, current, mode=0o600)
+            elif not ours and current != b.read_bytes() and not change.generated:
                 raise UserError(f"{change.rel} changed since flymigrate rewrote it; not overwriting your edits.",
                                 hint=f"The original is in {b}. Undo your edit or restore the original, then "
                                 "re-run.")
-            elif not ours and change.generated and current != b.read_text("utf-8"):
+            elif not ours and change.generated and current != b.read_bytes():
                 # a generated file the user replaced: keep theirs as a numbered backup
                 n = 2
                 while b.with_name(f"{b.name}.{n}").exists():
                     n += 1
-                atomic_write(b.with_name(f"{b.name}.{n}"), current.encode("utf-8"), mode=0o600)
+                atomic_write(b.with_name(f"{b.name}.{n}"), current, mode=0o600)
         mode = change.mode
         if mode is None and current is None:
             mode = 0o644
         # record before writing: a kill between the two leaves a hash we own, never a stranger's file
         self.state.record_written(key, sha256_text(change.new))
         self.state.save()
-        atomic_write(path, change.new.encode(change.encoding), mode=mode)
+        atomic_write(path, new_bytes, mode=mode)
         self.emit("progress", step, f"wrote {change.rel}", path=change.rel)
         self.pause()
         return True
@@ -684,10 +693,21 @@ def run(ctx: Context, confirm: Callable[[StepPreview], bool] | None = None) -> A
             ctx.emit("skipped", sid, "skipped (not confirmed)")
             result.outcomes.append(StepOutcome(sid, "skipped", "not confirmed"))
             continue
+        missing = ctx.target.credentials_missing(sid, dict(os.environ))
+        if missing:
+            ctx.state.set_step(target, sid, status="blocked", blocking=[missing])
+            ctx.emit("blocked", sid, missing)
+            result.outcomes.append(StepOutcome(sid, "blocked", missing))
+            continue
         ctx.state.set_step(target, sid, status="running", fingerprint=fp)
         ctx.emit("started", sid, p.summary)
         try:
             msg = EXECUTE[sid](ctx, p)
+        except CredentialsMissing as exc:  # found by the SDK itself: an input to supply, the rest still runs
+            ctx.state.set_step(target, sid, status="blocked", blocking=[str(exc)[:300]])
+            ctx.emit("blocked", sid, str(exc))
+            result.outcomes.append(StepOutcome(sid, "blocked", str(exc)))
+            continue
         except BaseException as exc:
             status = "failed"
             ctx.state.set_step(target, sid, status=status, error=str(exc)[:300] if isinstance(exc, FlymigrateError)

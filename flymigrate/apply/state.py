@@ -111,3 +111,45 @@ def format_apply_status(status: dict[str, Any]) -> list[str]:
         if left:
             lines.append(f"  left: {', '.join(left)} (run `flymigrate apply ... --to {target}` again)")
     return lines
+
+
+class ApplyLock:
+    """One ``apply`` at a time per app folder: an exclusive ``flock`` on ``.flymigrate/apply.lock``, released by
+    the kernel when the process ends (also on ``kill -9``), so a stale lock never blocks the next run."""
+
+    def __init__(self, app_dir: Path) -> None:
+        self.dir = app_state_dir(app_dir)
+        self.path = self.dir / "apply.lock"
+        self.fd: int | None = None
+
+    def __enter__(self) -> ApplyLock:
+        import fcntl
+        import os
+
+        from ..errors import UserError
+
+        from ..paths import ensure_private_dir
+
+        ensure_private_dir(self.dir)
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            try:
+                holder = os.read(self.fd, 32).decode("ascii", "replace").strip()
+            finally:
+                os.close(self.fd)
+                self.fd = None
+            raise UserError(f"another `flymigrate apply` is running on this app folder{f' (pid {holder})' if holder else ''}; "
+                            "two at once would interleave their writes.",
+                            hint="Wait for it to finish (or stop it), then run this command again.") from None
+        os.ftruncate(self.fd, 0)
+        os.write(self.fd, str(os.getpid()).encode())
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        import os
+
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None

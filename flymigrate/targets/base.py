@@ -68,6 +68,15 @@ class BaseTarget:
     def deploy_commands(self, dep: Deployment) -> list[str]:
         return []
 
+    def credentials(self, step: str) -> tuple[str, ...]:
+        """What a step needs configured on this machine (shown in the plan's needs), e.g. a token's env names."""
+        return ()
+
+    def credentials_missing(self, step: str, env: dict[str, str]) -> str | None:
+        """Why a step cannot run on this machine for want of a credential (None: it can). Checked by apply before
+        the step runs: the step is then blocked (exit 2) and the steps that need nothing remote still run."""
+        return None
+
     def deploy(self, ctx: Any) -> str | None:
         return None
 

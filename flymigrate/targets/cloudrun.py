@@ -133,6 +133,16 @@ class CloudRunTarget(BaseTarget):
     def _deploy_argv(dep: Deployment) -> list[str]:
         return ["gcloud", "run", "services", "replace", "service.yaml", "--region", dep.region or "us-central1"]
 
+    def credentials(self, step: str) -> tuple[str, ...]:
+        return ("gcloud on PATH, logged in (`gcloud auth login`) with a default project",) if step == "deploy" else ()
+
+    def credentials_missing(self, step: str, env: dict[str, str]) -> str | None:
+        import shutil
+
+        if step == "deploy" and shutil.which("gcloud", path=env.get("PATH")) is None:
+            return "gcloud is not on PATH; install the Google Cloud SDK and log in (`gcloud auth login`)."
+        return None
+
     def deploy(self, ctx: Any) -> str | None:
         _create_secrets(ctx)
         ctx.run_command(self._deploy_argv(ctx.dep))

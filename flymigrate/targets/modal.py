@@ -121,6 +121,26 @@ class ModalTarget(BaseTarget):
     def deploy_commands(self, dep: Deployment) -> list[str]:
         return ["modal deploy modal_app.py"]
 
+    def credentials(self, step: str) -> tuple[str, ...]:
+        if step in ("secrets", "deploy"):
+            return ("a Modal token: MODAL_TOKEN_ID / MODAL_TOKEN_SECRET, or ~/.modal.toml from `modal token new`",)
+        return ()
+
+    def credentials_missing(self, step: str, env: dict[str, str]) -> str | None:
+        if step not in ("secrets", "deploy"):
+            return None
+        # the modal client reads MODAL_TOKEN_ID/MODAL_TOKEN_SECRET, else the profile in MODAL_CONFIG_PATH or
+        # ~/.modal.toml (modal/config.py: user_config_path, _SETTINGS "token_id"/"token_secret")
+        if env.get("MODAL_TOKEN_ID") and env.get("MODAL_TOKEN_SECRET"):
+            return None
+        import os
+
+        cfg = env.get("MODAL_CONFIG_PATH") or os.path.join(os.path.expanduser("~"), ".modal.toml")
+        if os.path.isfile(cfg):
+            return None
+        return ("no Modal credentials: MODAL_TOKEN_ID / MODAL_TOKEN_SECRET are not set and there is no "
+                f"{cfg}. Run `modal token new` (or set both variables), then run the same command again.")
+
     def deploy(self, ctx: Any) -> str | None:
         out = ctx.run_command(["modal", "deploy", "modal_app.py"])
         m = re.search(r"https://[A-Za-z0-9.-]+\.modal\.(?:run|direct)", out)

@@ -249,6 +249,17 @@ class RunPodTarget(BaseTarget):
     def deploy(self, ctx: Any) -> str | None:
         return _runpod_deploy(ctx)
 
+    def credentials(self, step: str) -> tuple[str, ...]:
+        # secrets: POST /v2/account/secrets; deploy: POST/PATCH /v2/serverless (both with the API key)
+        return ("RUNPOD_API_KEY (a RunPod API key)",) if step in ("secrets", "deploy") else ()
+
+    def credentials_missing(self, step: str, env: dict[str, str]) -> str | None:
+        if step in ("secrets", "deploy") and not env.get("RUNPOD_API_KEY"):
+            what = "create the secrets" if step == "secrets" else "create the endpoint"
+            return (f"RUNPOD_API_KEY is not set; it is needed to {what} through RunPod's API (RunPod console > "
+                    "Settings > API Keys).")
+        return None
+
 
 # ------------------------------------------------------------------------------------------------ findings
 

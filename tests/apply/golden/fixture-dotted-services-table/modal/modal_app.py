@@ -11,7 +11,7 @@ import modal
 HERE = Path(__file__).resolve().parent
 PORT = 11434
 STARTUP_TIMEOUT = 1200  # seconds: loading the model before the server answers
-COMMAND = None  # flymigrate could not tell the image's start command: set the server command here
+COMMAND = ['/bin/ollama', 'serve']
 
 app = modal.App('flymigrate-llama-box')
 image = modal.Image.from_dockerfile(HERE / 'Dockerfile', context_dir=HERE, add_python='3.11').entrypoint([])
