@@ -18,10 +18,12 @@ Platform facts used here, with their sources (each checked against the stored co
   api-reference-v2/account/create-a-secret and update-a-secret, "Last modified September 2026"); names match
   ``^[a-zA-Z_][a-zA-Z0-9_.\\-/]*$``, at most 191 characters, not starting with ``RUNPOD``; env values reference
   them as ``{{ RUNPOD_SECRET_<name> }}`` (docs.runpod.io pods/templates/secrets).
-* GPU pools (runpod/flash ``core/resources/gpu.py``, ``GpuGroup``): AMPERE_16 = A4000 / A4500 / RTX 4000 /
-  RTX 2000; AMPERE_24 = A5000 / L4 / RTX 3090; ADA_24 = RTX 4090 only; AMPERE_48 = A6000 / A40; ADA_48_PRO =
-  L40 / L40S / 6000 Ada; AMPERE_80 = A100 80GB; ADA_80_PRO = H100. (``flymigrate/gpus.py`` still labels
-  AMPERE_24 "A5000 / A4500 / 3090": the A4500 is in AMPERE_16, the L4 in AMPERE_24.)
+* GPU pools (runpod/flash ``core/resources/gpu.py`` ``GpuGroup`` / ``POOLS_TO_TYPES``, commit 757420db):
+  AMPERE_16 = RTX A4000 / A4500 / RTX 4000 Ada / RTX 2000 Ada; AMPERE_24 = RTX A5000 / L4 / RTX 3090; ADA_24 =
+  RTX 4090 only; ADA_32_PRO = RTX 5090; AMPERE_48 = A40 / RTX A6000; ADA_48_PRO = RTX 6000 Ada / L40 / L40S;
+  AMPERE_80 = A100 80GB PCIe / SXM4; ADA_80_PRO = H100 PCIe / HBM3 / NVL; HOPPER_141 = H200; BLACKWELL_96 = RTX PRO
+  6000 Blackwell; BLACKWELL_180 = B200. (``flymigrate/gpus.py`` labels AMPERE_24 "A5000 / A4500 / 3090": the A4500
+  is in AMPERE_16 and the L4 in AMPERE_24.)
 
 The control-plane base URL is ``RUNPOD_API_BASE_URL`` (default ``https://api.runpod.io``, the variable the runpod
 SDK and Flash read for the same host); tests point it at a loopback fake. HTTP is plain ``urllib``: no vendor SDK.
