@@ -124,6 +124,7 @@ class RunPodTarget(BaseTarget):
             findings.append(Finding("warning", "connections-vs-requests", "Fly counted connections; RunPod scales "
                                     "on requests. Long streaming responses count as one request each.",
                                     fs.concurrency_where, "scaling"))
+        findings += lb_limit_findings(None, app, workers_min=mn)
         return ScalingPlan(mn, mx, idle, fs.hard, fs.soft, tuple(config), tuple(notes)), findings
 
     def weights_destination(self, app_name: str) -> str:
@@ -321,22 +322,28 @@ def auth_collisions(dep: Deployment) -> list[Finding]:
     return []
 
 
-def lb_limit_findings(dep: Deployment, app: FlyApp) -> list[Finding]:
+def lb_limit_findings(dep: Deployment | None, app: FlyApp, workers_min: int | None = None) -> list[Finding]:
+    """RunPod load-balancer limits that this app's own settings make bite. Called by :meth:`scaling` (from fly.toml
+    alone, so the plan shows them today) and by :meth:`findings` (with the Deployment); identical findings merge."""
     out: list[Finding] = []
     svc = app.primary_service
     grace = max((c.grace_period_s or 0 for c in (svc.checks if svc else ())), default=0)
-    wmin = dict(dep.scaling.config).get("workersMin", 0) if dep.scaling else 0
-    if grace > LB_NO_WORKER_WAIT_S and not wmin:
+    if workers_min is None:
+        workers_min = int(dict(dep.scaling.config).get("workersMin", 0)) if dep and dep.scaling else 0
+    if grace > LB_NO_WORKER_WAIT_S and not workers_min:
         out.append(Finding("warning", "lb-cold-start-400",
                            f"the app's check grace period is {grace:g} s: it takes that long to start. On RunPod a "
                            f"request that finds no ready worker for ~{LB_NO_WORKER_WAIT_S // 60} min gets 400, so "
                            "with workers.min 0 the first request after an idle period fails. Set workers.min >= 1 "
                            "(billed while idle) or make clients retry on 400.", svc.where if svc else None,
                            "scaling"))
-    argv = " ".join(dep.command or ()) + " " + (dep.dockerfile_text or "")
-    if re.search(r"whisper|transcri|audio", argv, re.I):
+    text = " ".join([app.app or "", *(app.experimental_cmd or ()), *(c for _, c in app.processes),
+                     *(f"{k}={v}" for k, v in app.env)])
+    if dep is not None:
+        text += " " + " ".join(dep.command or ()) + " " + (dep.dockerfile_text or "")
+    if re.search(r"whisper|transcri", text, re.I):
         out.append(Finding("warning", "lb-payload-limit",
-                           f"an audio app: RunPod load-balancing requests and responses are capped at "
+                           f"an audio transcription app: RunPod load-balancing requests and responses are capped at "
                            f"{LB_PAYLOAD_MB} MB and ~{LB_PROCESSING_CAP_S / 60:.1f} min of processing (524 after "
                            "that). Long recordings must be uploaded elsewhere (a URL or the network volume) and "
                            "split.", None, "scaling"))

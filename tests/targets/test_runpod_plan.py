@@ -135,8 +135,11 @@ def test_lb_limits_are_findings(tmp_path: Path) -> None:
     found = {f.code: f for f in get_target("runpod").findings(p.deployment, load_inputs(d).app)}
     assert "lb-cold-start-400" in found and "400" in found["lb-cold-start-400"].message
     assert "lb-payload-limit" in found and "30 MB" in found["lb-payload-limit"].message
+    # in the plan itself too (from fly.toml, through the scaling translation)
+    assert "lb-cold-start-400" in {f.code for f in p.findings}
     p2, d2 = app(tmp_path, "fast", dockerfile='FROM python:3.11-slim\nCMD ["python3", "s.py"]\n', check="/h")
     assert not get_target("runpod").findings(p2.deployment, load_inputs(d2).app)
+    assert not {f.code for f in p2.findings} & {"lb-cold-start-400", "lb-payload-limit", "lb-processing-cap"}
 
 
 def test_regressions_queue_secrets_api_max_concurrency() -> None:
