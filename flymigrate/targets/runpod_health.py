@@ -19,8 +19,8 @@ Dockerfile rewrite (``apply/rewrite.py`` is not touched): :func:`add_adapter` ta
 it with the block; it is idempotent (an old block is removed first).
 
 Why two builds: the Python adapter needs nothing but the image's own ``python3`` (vLLM, TGI, whisper and most
-hand-written apps have it), so it adds one ``COPY``. An image without Python (ollama, llama.cpp) gets a ~100 KB
-static binary compiled in a throwaway Alpine stage (``gcc -static``): no package is installed into the final image
+hand-written apps have it), so it adds one ``COPY``. An image without Python (ollama, llama.cpp) gets a small
+(< 1 MB; 0.7 MiB resident, scripts/bench_runpod_health) static binary compiled in a throwaway Alpine stage (``gcc -static``): no package is installed into the final image
 and its libc does not matter. Pure: no I/O.
 """
 
