@@ -146,6 +146,8 @@ class RunPodTarget(BaseTarget):
         command = dep.command
         if base_text is not None and (dep.dockerfile_text != base_text or command is None):
             command = rh.inherited_command(base_text) or command
+        if command and command[0].startswith("-"):
+            command = None  # only arguments: the image's own ENTRYPOINT is unknown, so the argv cannot be wrapped
         ps = rh.ping_support(base_text, image, command, dep.health_path)
         if ps.has_ping:
             return self.with_env(dep, {"PORT": str(dep.port), "PORT_HEALTH": str(dep.port)},

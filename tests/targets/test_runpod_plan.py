@@ -169,3 +169,14 @@ def test_secret_names_are_valid_for_runpod() -> None:
         n = secret_name(app_name, name)
         assert _SECRET_NAME_RE.match(n) and len(n) <= 191 and not n.lower().startswith("runpod"), n
     assert secret_name("A", "K") != secret_name("B", "K")
+
+
+def test_arguments_to_an_unknown_entrypoint_are_not_wrapped(tmp_path: Path) -> None:
+    """`cmd = ["--port", ...]` on an image whose ENTRYPOINT flymigrate does not know: wrapping would run "--port"."""
+    p, _ = app(tmp_path, "llamacpp", image="ghcr.io/ggerganov/llama.cpp:server",
+               extra='[experimental]\n  cmd = ["-m", "/models/m.gguf", "--port", "8000"]', check="/health")
+    dep = p.deployment
+    assert rh.BEGIN not in (dep.dockerfile_text or "")
+    env = dep.env_map()
+    assert env["HEALTH_CHECK_PATH"] == "/health" and env["PORT_HEALTH"] == "8000"
+    assert "HEALTH_CHECK_PATH" in " ".join(next(s for s in p.steps if s.id == "dockerfile").changes)
