@@ -15,7 +15,6 @@ from .gpus import GPU_SIZE_PRESETS, normalise_gpu_kind
 from .model import Dockerfile, Finding, FlyApp, GpuSpec, Plan, SecretsExport
 from .parse.dockerfile import env_names, load_dockerfile
 from .parse.flytoml import load_fly_config
-from .parse.secrets import load_secrets, merge_exports
 from .deployment import DeployOptions
 from .planner import PlanInputs, build_plan, parse_gpu_arg
 from .scan import scan_paths
@@ -26,18 +25,79 @@ GPU_FLAG_RE = re.compile(r"--vm-gpu-kind[= ]+[\"']?([a-z0-9-]+)|--vm-size[= ]+[\
 MAX_SCRIPT_BYTES = 1024 * 1024
 
 
-def find_config(app_dir: Path, config: Path | None = None) -> Path:
+def _dangling(p: Path) -> ConfigError | None:
+    """A fly.toml that is a symbolic link leading nowhere (dangling, or a loop), said as such."""
+    if p.is_symlink() and not p.exists():
+        try:
+            dest = os.readlink(p)
+        except OSError:
+            dest = "?"
+        try:
+            os.stat(p)
+            what = "which cannot be read"
+        except OSError as exc:
+            import errno
+
+            what = ("which leads back to itself (a symbolic link loop)" if exc.errno == errno.ELOOP
+                    else "which does not exist (a dangling link)")
+        return ConfigError(f"{p} is a symbolic link to {dest}, {what}.",
+                           hint="Fix or remove the link, or point at the real file with --config PATH.")
+    return None
+
+
+# flyctl itself only reads APP_DIR/fly.toml (app.ResolveConfigFileFromPath in superfly/flyctl); flymigrate also
+# looks in the parent folders, so that running it from a subfolder of the app (client/, src/) works, and says so.
+MAX_UPWARD = 5
+
+
+def find_config(app_dir: Path, config: Path | None = None, *, upward: bool = True) -> Path:
     if config is not None:
+        err = _dangling(config)
+        if err is not None:
+            raise err
         return config
     if app_dir.is_file():
         return app_dir
-    for name in CONFIG_NAMES:
-        if (app_dir / name).exists():
-            return app_dir / name
-    if not app_dir.exists():
-        raise UserError(f"the app folder {app_dir} does not exist.", hint="Pass the folder that holds fly.toml.")
-    raise ConfigError(f"no fly.toml in {app_dir}.",
-                      hint="Run flymigrate in the Fly app's folder, pass that folder, or use --config PATH.")
+    looked: list[Path] = []
+    d = app_dir
+    for level in range(MAX_UPWARD + 1 if upward else 1):
+        for name in CONFIG_NAMES:
+            p = d / name
+            err = _dangling(p)
+            if err is not None:
+                raise err
+            if p.exists():
+                return p
+        looked.append(d)
+        if level == 0 and not d.exists():
+            raise UserError(f"the app folder {app_dir} does not exist.", hint="Pass the folder that holds fly.toml.")
+        if (d / ".git").exists():
+            break  # the top of the repository: a fly.toml above it belongs to something else
+        parent = d.resolve().parent
+        if parent == d.resolve():
+            break
+        d = Path(os.path.relpath(parent)) if not app_dir.is_absolute() else parent
+    where = ", ".join(str(x) for x in looked)
+    here = "the current folder" if str(app_dir) == "." else str(app_dir)
+    raise ConfigError(f"no fly.toml (or fly.json / fly.yaml) in {here}" + (f" or its parent folders (looked in "
+                      f"{where})." if len(looked) > 1 else "."),
+                      hint="Run flymigrate in the Fly app's folder, pass that folder, or use --config PATH. With no "
+                      "fly.toml at all, a folder with a Dockerfile can be planned from it: pass --app NAME and "
+                      "--gpu KIND.")
+
+
+def app_root(app_dir: Path, config_path: str | Path | None = None) -> Path:
+    """The folder apply works in (state, backups, rewrites): APP_DIR, or the parent folder its fly.toml was found
+    in when run from a subfolder (as ``load_inputs`` reads it)."""
+    if not app_dir.is_dir():
+        return app_dir.parent
+    if config_path:
+        return app_dir
+    try:
+        cfg = find_config(app_dir)
+    except (ConfigError, UserError):
+        return app_dir
+    return cfg.parent if cfg.parent.resolve() != app_dir.resolve() else app_dir
 
 
 def _display(path: Path, base: Path) -> str:
@@ -138,6 +198,82 @@ def _gpu_hints(root: Path) -> list[GpuSpec]:
     return hints
 
 
+_FLY_APP_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+
+
+def _host_app(url: str) -> str | None:
+    """The Fly app a hostname names (``http://NAME.flycast:80/x`` -> NAME), or None."""
+    host = re.sub(r"^[a-z]+://", "", url.lower()).split("/")[0].split(":")[0].rstrip(".")
+    for suffix in (".fly.dev", ".flycast", ".internal"):
+        if host.endswith(suffix):
+            name = host[: -len(suffix)].rsplit(".", 1)[-1]
+            return name if _FLY_APP_NAME_RE.match(name) else None
+    return None
+
+
+def _recorded_app_name(root: Path) -> str | None:
+    import json
+
+    try:
+        data = json.loads((root / ".flymigrate" / "state.json").read_text("utf-8"))
+    except (OSError, ValueError):
+        return None
+    name = data.get("app_name") if isinstance(data, dict) else None
+    return name if isinstance(name, str) and _FLY_APP_NAME_RE.match(name) else None
+
+
+def _derive_app_name(app: FlyApp, root: Path, pre_scan) -> tuple[FlyApp, Finding | None]:
+    """fly.toml has no ``app`` and no --app was given: take the name from the app's own Fly URL or its folder,
+    and say which (a missing name made the app's own ``NAME.flycast`` look like another app)."""
+    from dataclasses import replace
+
+    folder = root.resolve().name.lower()
+    urls: dict[str, str] = {}
+    for h in pre_scan.other_apps:
+        n = _host_app(h.old)
+        if n and n not in ("app", "appname", "your-app", "my-app"):
+            urls.setdefault(n, f"{h.path}:{h.line}")
+    name = origin = None
+    if folder in urls:
+        name, origin = folder, f"the folder name, which {urls[folder]} also uses as a Fly URL"
+    elif len(urls) == 1:
+        name, where = next(iter(urls.items()))
+        origin = f"the only Fly URL in the app's files ({where})"
+    elif _FLY_APP_NAME_RE.match(folder):
+        name, origin = folder, "the folder name"
+    if name is None:
+        return app, None
+    app = replace(app, app=name, findings=tuple(f for f in app.findings if f.code != "no-app-name"))
+    return app, Finding("info", "app-name-derived", f"no `app` in fly.toml: the name {name} is taken from {origin}; "
+                        "pass --app NAME if the Fly app was called something else.", app.config_path)
+
+
+def _app_from_dockerfile(d: Path, app_name: str | None) -> tuple[FlyApp, Finding]:
+    """An app with no fly.toml (a Dockerfile and a README, run with `fly m run`): the FlyApp flyctl's defaults
+    would give it, with every assumption stated in one finding."""
+    from .parse.flytoml import normalise
+
+    port = 8080  # flyctl's default internal_port
+    try:
+        text = (d / "Dockerfile").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        text = ""
+    m = re.search(r"^\s*EXPOSE\s+(\d+)", text, re.I | re.M)
+    if m:
+        port = int(m.group(1))
+    raw: dict[str, object] = {"build": {"dockerfile": "Dockerfile"},
+                              "http_service": {"internal_port": port, "auto_stop_machines": "stop",
+                                               "auto_start_machines": True, "min_machines_running": 0}}
+    if app_name:
+        raw["app"] = app_name
+    app = normalise(raw, "Dockerfile", None)
+    assumed = Finding("warning", "no-fly-toml", f"no fly.toml in {d}: planned from the Dockerfile with these "
+                      f"assumptions: the server listens on port {port} ({'EXPOSE' if m else 'flyctl default'}), "
+                      "no volume, scale to zero when idle, the GPU from --gpu or the README; "
+                      "add a fly.toml (or pass --config) if any of that is wrong.", "Dockerfile")
+    return app, assumed
+
+
 def load_inputs(
     app_dir: str | Path = ".",
     *,
@@ -149,18 +285,35 @@ def load_inputs(
 ) -> PlanInputs:
     """Read everything the planner needs (reads only; writes nothing)."""
     d = Path(app_dir)
-    cfg = find_config(d, Path(config_path) if config_path else None)
-    root = d if d.is_dir() else cfg.parent
-    shown_cfg = _display(cfg, root)
-    app = load_fly_config(cfg, display=shown_cfg)
+    findings: list[Finding] = []
+    try:
+        cfg: Path | None = find_config(d, Path(config_path) if config_path else None)
+    except ConfigError:
+        # no fly.toml anywhere: a folder with a Dockerfile is enough, with the assumptions stated
+        if config_path or not d.is_dir() or not (d / "Dockerfile").is_file():
+            raise
+        cfg = None
+    if cfg is None:
+        root = d
+        cfg_dir = d
+        shown_cfg = "Dockerfile"
+        app, assumed = _app_from_dockerfile(d, app_name)
+        findings.append(assumed)
+        inputs: list[tuple[str, str]] = []
+    else:
+        found_above = not config_path and d.is_dir() and cfg.parent.resolve() != d.resolve()
+        root = cfg.parent if found_above else (d if d.is_dir() else cfg.parent)
+        shown_cfg = _display(cfg, root)
+        app = load_fly_config(cfg, display=shown_cfg)
+        if found_above:
+            findings.append(Finding("info", "config-found-above", f"no fly.toml in {d}: using {cfg}, found in a "
+                                    "parent folder (pass the app folder or --config PATH to choose another).", None))
+        inputs = [("fly.toml", shown_cfg)]
+        cfg_dir = cfg.parent
     if app_name:
         from dataclasses import replace
 
         app = replace(app, app=app_name, findings=tuple(f for f in app.findings if f.code != "no-app-name"))
-    inputs: list[tuple[str, str]] = [("fly.toml", shown_cfg)]
-    findings: list[Finding] = []
-    cfg_dir = cfg.parent
-
     # Dockerfile
     df = None
     if app.build.dockerfile and not app.build.dockerfile.startswith(("http://", "https://")):
@@ -182,6 +335,8 @@ def load_inputs(
     # secrets
     export: SecretsExport | None = None
     if secrets_paths:
+        from .parse.secrets import load_secrets, merge_exports  # only with --secrets: start-up time
+
         image_env = env_names(df) if df else []
         exports = [load_secrets(Path(p), env_names=app.env_map.keys(), image_env_names=image_env, display=p)
                    for p in secrets_paths]
@@ -199,10 +354,24 @@ def load_inputs(
             label = _display(cp, root)
             roots.append((cp, "" if label == "." else label))
             inputs.append(("code", c))
-        roots.append((cfg, ""))
+        if cfg is not None:
+            roots.append((cfg, ""))
     else:
         roots.append((root, ""))
         inputs.append(("code", _display(root, Path.cwd()) if root != Path(".") else "."))
+    if app.app is None:
+        recorded = _recorded_app_name(root)
+        if recorded:  # a previous apply derived it (before it rewrote the URLs it was derived from): keep it
+            from dataclasses import replace as _replace
+
+            app = _replace(app, app=recorded, findings=tuple(f for f in app.findings if f.code != "no-app-name"))
+            findings.append(Finding("info", "app-name-derived", f"no `app` in fly.toml: the name {recorded} is the one "
+                                    "a previous apply derived (kept in .flymigrate/state.json); pass --app NAME to "
+                                    "change it.", app.config_path))
+        else:
+            app, named = _derive_app_name(app, root, scan_paths(roots, None, exclude=secrets_paths or ()))
+            if named is not None:
+                findings.append(named)
     scan = scan_paths(roots, app.app, exclude=secrets_paths or ())
     gpu_override = None
     if gpu:
@@ -218,7 +387,7 @@ def load_inputs(
 
 def plan(
     app_dir: str | Path = ".",
-    target: str = "modal",
+    target: str = "",
     *,
     config_path: str | Path | None = None,
     secrets_paths: list[str] | None = None,
@@ -273,6 +442,7 @@ def attach_comparison(p: Plan, inp: PlanInputs) -> Plan:
 
 def _apply_setup(app_dir: str | Path, target: str, options, *, config_path=None, secrets_paths=None, code_dirs=None,
                  gpu=None, app_name=None):
+    check_target(target)
     from .apply import pristine_inputs
 
     if options.base_url is not None and not _BASE_URL_RE.fullmatch(options.base_url):
@@ -280,7 +450,7 @@ def _apply_setup(app_dir: str | Path, target: str, options, *, config_path=None,
     inp = load_inputs(app_dir, config_path=config_path, secrets_paths=secrets_paths, code_dirs=code_dirs, gpu=gpu,
                       app_name=app_name)
     d = Path(app_dir)
-    root = d if d.is_dir() else d.parent
+    root = app_root(d, config_path)
     inp = pristine_inputs(inp, root)
     dopts = options.deploy_options()
     if not _weights_will_be_on_volume(root, target, options):
@@ -303,7 +473,7 @@ def _weights_will_be_on_volume(root: Path, target: str, options) -> bool:  # typ
     return (steps.get("weights") or {}).get("status") == "done"
 
 
-def preview(app_dir: str | Path = ".", target: str = "modal", *, options=None, config_path=None, secrets_paths=None,
+def preview(app_dir: str | Path = ".", target: str = "", *, options=None, config_path=None, secrets_paths=None,
             code_dirs=None, gpu=None, app_name=None):
     """Per-step previews of ``apply`` (``list[flymigrate.apply.StepPreview]``): diffs, generated files, secret
     names, commands. Writes nothing. ``options`` is a ``flymigrate.apply.ApplyOptions`` (default: all steps)."""
@@ -316,7 +486,7 @@ def preview(app_dir: str | Path = ".", target: str = "modal", *, options=None, c
     return _preview(root, p, inp, options, code_dirs=code_dirs)
 
 
-def apply(app_dir: str | Path = ".", target: str = "modal", *, options=None, reporter=None, confirm=None, stop=None,
+def apply(app_dir: str | Path = ".", target: str = "", *, options=None, reporter=None, confirm=None, stop=None,
           config_path=None, secrets_paths=None, code_dirs=None, gpu=None, app_name=None):
     """Carry the plan out (``flymigrate.apply.ApplyResult``). ``reporter(ApplyEvent)`` gets started / progress /
     finished / skipped / blocked / failed events; ``confirm(StepPreview) -> bool`` is asked before each step that

@@ -21,13 +21,16 @@ from .errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_RESUMABLE, FlymigrateE
 
 # Each command lives in flymigrate/commands/<name>.py with add_parser(subparsers) and run(args) -> int.
 # Command modules must import nothing heavy at module level (start-up time is measured).
-COMMANDS = ("plan", "apply", "transfer", "status", "compare", "tui")
+COMMANDS = ("plan", "apply", "transfer", "status", "compare", "tui", "verify")
 
 EPILOG = """exit codes: 0 done; 1 internal error (see the crash log it names); 2 invalid input or usage;
-3 a remote service kept failing; 4 stopped but resumable (run the same command again); 130 interrupted."""
+3 a remote service kept failing; 4 stopped but resumable (run the same command again); 5 verify: a check failed;
+130 interrupted."""
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The parser; ``only``: build just that command's subparser (start-up time: each command module and its
+    options cost import and argparse time, and one command runs per process)."""
     parser = argparse.ArgumentParser(
         prog="flymigrate",
         description="Move a Fly.io GPU app to Modal, RunPod Serverless or Google Cloud Run.",
@@ -38,6 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks for internal errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
+        if only is not None and name != only:
+            continue
         modname = f"flymigrate.commands.{name}"
         if importlib.util.find_spec(modname) is None:
             continue
@@ -78,7 +83,7 @@ def _disk_full(exc: BaseException) -> str | None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
+    parser = build_parser(argv[0] if argv and argv[0] in COMMANDS else None)
     if not argv:
         # plain `flymigrate` inside an app folder opens the walkthrough (when the TUI is installed)
         if os.path.exists("fly.toml") and "tui" in parser._subparsers._group_actions[0].choices:  # type: ignore[union-attr]
@@ -95,7 +100,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except FlymigrateError as err:
         from .redact import redact
 
-        print(f"flymigrate: error: {redact(str(err))}", file=sys.stderr)
+        msg = f"flymigrate: error: {redact(str(err))}"
+        if sys.stderr.isatty():  # wrapped for a person; one line in logs and pipes, where grep reads it
+            from .textfmt import output_width, wrap
+
+            msg = "\n".join(wrap(msg, output_width(sys.stderr), extra_indent=2))
+        print(msg, file=sys.stderr)
         return err.exit_code
     except KeyboardInterrupt:
         print("\nflymigrate: interrupted; state is saved, run the same command again to continue.", file=sys.stderr)

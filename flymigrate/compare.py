@@ -39,7 +39,13 @@ from __future__ import annotations
 import json
 import math
 import os
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # type checkers see the standard decorator
+    from dataclasses import dataclass, field
+else:  # start-up time: no exec per generated method (flymigrate/_dataclass.py)
+    from ._dataclass import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -952,7 +958,7 @@ def _recommend(inp: Inputs, rows: list[Row]) -> Recommendation:
     if rb.fits == "likely":
         parts.append("The VRAM fit is assumed because the weights size is unknown.")
     if rb.price_basis in ("recollection", "proxy"):
-        parts.append(f"Its price is a {rb.price_basis} in the data file: check it before committing.")
+        parts.append("Its price is unverified (see the warning above): check it before committing.")
     ref = by.get("fly")
     if ref is not None and ref.monthly_warm is not None:
         parts.append(f"For reference, keeping the same GPU always on at Fly's old price cost "
@@ -1041,6 +1047,35 @@ def _cells(r: Row, c: Comparison) -> list[str]:
             else "—", warm + "/mo" if r.monthly_warm is not None else "—", be, cs, manual]
 
 
+_BASIS_WORDS = {"recollection": "unverified", "proxy": "estimated from a similar offer", "vendor-docs": "vendor docs",
+                "3rd-party": "third-party", "assumption": "assumed", "measured": "measured"}
+
+
+def _user_source(src: str | None) -> str:
+    """A data source as the user reads it: the page or site, without the research notes it was traced through."""
+    import re
+
+    s = re.sub(r"\s*[\(\[][^()\[\]]*research/[^()\[\]]*[\)\]]", "", src or "")
+    s = re.sub(r"\s*\bvia research/\S+(?: [A-Z0-9.]+\b)?", "", s)
+    return s.strip(" ;,") or "the bundled price data"
+
+
+def _shown_warnings(c: Comparison) -> list[str]:
+    """The warnings in user terms: an unverified or estimated price says when and where it was read."""
+    out = []
+    for w in c.warnings:
+        row = next((r for r in c.rows if r.price_basis in ("recollection", "proxy") and w.startswith(f"{r.label}: ")),
+                   None)
+        if row is None or row.price_per_gpu_s is None:
+            out.append(w)
+            continue
+        what = "unverified price" if row.price_basis == "recollection" else "estimated price (no published one)"
+        out.append(f"{row.label}: {what} for the {(row.gpu_name or '').split(':')[0]} "
+                   f"(${row.price_per_gpu_s * 3600:.2f}/h), read on {c.data_date.isoformat()} from "
+                   f"{_user_source(row.price_source)}; check it before relying on it.")
+    return out
+
+
 def _header_lines(c: Comparison) -> list[str]:
     i = c.inputs
     name = i.app_name or "(unnamed app)"
@@ -1068,7 +1103,7 @@ def _details(c: Comparison) -> list[tuple[str, list[str]]]:
                 lines.append(f"fit: {r.fits_note}")
             if r.price_per_gpu_s is not None:
                 lines.append(f"price: ${r.price_per_gpu_s:.6f}/GPU-s (${r.price_per_gpu_s * 3600:.2f}/h), "
-                             f"{r.price_basis}: {r.price_source}")
+                             f"{_BASIS_WORDS.get(r.price_basis, r.price_basis)}: {_user_source(r.price_source)}")
             if r.key != "fly":
                 if r.cold_start_parts:
                     lines.append("cold start: " + " + ".join(f"{w} {s:.0f} s" for w, s in r.cold_start_parts))
@@ -1077,7 +1112,7 @@ def _details(c: Comparison) -> list[tuple[str, list[str]]]:
                                  f"{r.cold_starts_per_day:.1f} cold starts/day")
                 lines.append(f"break-even: {r.break_even_own_note}"
                              + ("" if r.key == "runpod-active" else f"; vs Fly: {r.break_even_ref_note}"))
-            lines.extend(r.notes)
+            lines.extend(_user_source(n) for n in r.notes)
             for step, manual, note in r.effort:
                 if manual:
                     lines.append(f"manual {step}: {note}")
@@ -1091,16 +1126,20 @@ def _plain_table(headers: tuple[str, ...] | list[str], body: list[list[str]]) ->
     return [fmt(list(headers)), fmt(["-" * w for w in widths]), *(fmt(row) for row in body)]
 
 
-def _render_text(c: Comparison, details: bool = True) -> str:
+def _render_text(c: Comparison, details: bool = True, width: int | None = None) -> str:
+    from .textfmt import DEFAULT_WIDTH, table_or_list, wrap, wrap_all
+
+    width = width or DEFAULT_WIDTH
     out = _header_lines(c)
-    for w in c.warnings:
-        out.append(f"WARNING: {w}")
+    for w in _shown_warnings(c):
+        out += wrap(f"WARNING: {w}", width, extra_indent=9)
     out.append("")
     out.append(_traffic_line(c))
     out.append("Assumptions:")
     out.extend(f"  - {a}" for a in c.inputs.assumptions)
     out.append("")
-    out.extend(_plain_table(_HEADERS, [_cells(r, c) for r in c.rows]))
+    out = wrap_all(out, width)
+    out.extend(table_or_list(_HEADERS, [_cells(r, c) for r in c.rows], width))
     out.append("")
     out.append(c.recommendation.text)
     out.append("")
@@ -1114,18 +1153,18 @@ def _render_text(c: Comparison, details: bool = True) -> str:
         for label, lines in _details(c):
             out.append(f"  {label}")
             out.extend(f"    - {ln}" for ln in lines)
-    return "\n".join(out) + "\n"
+    return "\n".join(wrap_all(out, width)) + "\n"
 
 
 def _md_escape(s: str) -> str:
-    return s.replace("|", "\\|")
+    return s.replace("|", "\\|").replace("<", "\\<")  # a bare <placeholder> would vanish as an HTML tag
 
 
 def _render_markdown(c: Comparison, details: bool = True, heading_level: int = 2) -> str:
     head = _header_lines(c)
     out = [f"{'#' * heading_level} {head[0]}", "", head[1], ""]
-    for w in c.warnings:
-        out.append(f"> **Warning:** {w}")
+    for w in _shown_warnings(c):
+        out.append(f"> **Warning:** {_md_escape(w)}")
     if c.warnings:
         out.append("")
     out.append(_traffic_line(c))
@@ -1172,7 +1211,7 @@ def _render_rich(c: Comparison, width: int | None = None, color: bool = True) ->
     head = _header_lines(c)
     con.print(f"[bold]{head[0]}[/bold]")
     con.print(head[1], markup=False)
-    for w in c.warnings:
+    for w in _shown_warnings(c):
         con.print(f"[bold yellow]WARNING:[/bold yellow] {w}")
     con.print(_traffic_line(c), markup=False)
     for a in c.inputs.assumptions:
@@ -1191,7 +1230,8 @@ def _render_rich(c: Comparison, width: int | None = None, color: bool = True) ->
     return buf.getvalue()
 
 
-def render(comparison: Comparison, fmt: str = "text", *, details: bool = True, heading_level: int = 2) -> str:
+def render(comparison: Comparison, fmt: str = "text", *, details: bool = True, heading_level: int = 2,
+           width: int | None = None) -> str:
     """Render as ``text`` (plain), ``markdown``, ``json`` (schema flymigrate/compare/v1) or ``rich`` (ANSI).
 
     ``details=False`` drops the per-option details (for embedding as a section of ``plan``); ``heading_level``
@@ -1202,7 +1242,7 @@ def render(comparison: Comparison, fmt: str = "text", *, details: bool = True, h
     if fmt == "markdown":
         return _render_markdown(comparison, details, heading_level)
     if fmt == "text":
-        return _render_text(comparison, details)
+        return _render_text(comparison, details, width)
     if fmt == "rich":
         return _render_rich(comparison)
     raise UserError(f"unknown format {fmt!r}: use text, markdown or json.")

@@ -34,6 +34,8 @@ KNOWN_IMAGE_COMMANDS: tuple[tuple[str, tuple[tuple[str, ...], tuple[str, ...]]],
     ("vllm/vllm-openai", (("python3", "-m", "vllm.entrypoints.openai.api_server"), ())),
     ("ghcr.io/huggingface/text-generation-inference", (("text-generation-launcher",), ())),
 )
+# names an app's own API key goes by (what its clients send as a Bearer token; what verify sends)
+APP_KEY_NAMES = ("VLLM_API_KEY", "OPENAI_API_KEY", "API_KEY", "LLM_API_KEY", "INFERENCE_API_KEY")
 PYTHON_IMAGE_HINTS = ("python", "pytorch", "vllm", "huggingface", "cog", "jupyter", "colab", "tensorflow")
 
 
@@ -115,6 +117,8 @@ class Deployment:
     # files are relative to the output folder (--out, default the app folder), the rest to the app folder.
     files: tuple[tuple[str, str, str], ...] = ()
     dockerfile_path: str | None = None  # the Dockerfile apply writes, relative to the app folder
+    # environment reads clients must change: (old, new), e.g. the app key they sent as Bearer -> the platform's key
+    client_env_renames: tuple[tuple[str, str], ...] = ()
 
     def env_map(self) -> dict[str, str]:
         return dict(self.env)
@@ -148,6 +152,7 @@ class Deployment:
             "url": self.url,
             "url_is_placeholder": self.url_is_placeholder,
             "auth_header": self.auth_header,
+            "client_env_renames": [{"old": o, "new": n} for o, n in self.client_env_renames],
             "notes": list(self.notes),
             "files": [{"path": p, "action": a, "step": st} for p, a, st in self.files],
         }
@@ -180,7 +185,6 @@ def weights_layout(app: FlyApp, plan: Plan, source_url: str | None, lookup: Weig
                    ) -> WeightsLayout:
     """Where the weights go on the volume and where the volume is mounted, so the server finds them where it
     looks (``lookup``, from :func:`flymigrate.servers.find_lookup`)."""
-    env = app.env_map
     mount = plan.weights.mount_path
     lk = lookup or WeightsLookup("unknown", "unknown", None, "")
     if source_url and source_url.startswith("hf://"):
@@ -253,7 +257,7 @@ def server_command(df_text: str | None, image: str | None, *, thin_or_registry: 
     """The argv the container starts: the image's ENTRYPOINT + CMD by Docker's rules. An ENTRYPOINT the
     Dockerfile does not set is inherited from its base image (known for the upstream inference images); a CMD
     set in the Dockerfile replaces the base image's."""
-    from .apply.rewrite import effective_command
+    from .rewrite import effective_command
 
     ep, cmd = effective_command(df_text)
     base = image if thin_or_registry else _final_base(df_text)
@@ -311,7 +315,7 @@ def build_deployment(plan: Plan, app: FlyApp, dockerfile_text: str | None, opts:
                      ) -> Deployment:
     """Decide the deployment. ``target`` is the :class:`~flymigrate.targets.Target`; it adjusts what only it
     knows (reserved env names, its URL and auth, its region) in :meth:`finalize`."""
-    from .apply.rewrite import RewriteContext, fix_env_value, rewrite_dockerfile, rewrite_script, thin_dockerfile
+    from .rewrite import RewriteContext, fix_env_value, rewrite_dockerfile, rewrite_script, thin_dockerfile
 
     app_name = app.app or "app"
     s = slug(app_name)
@@ -330,7 +334,7 @@ def build_deployment(plan: Plan, app: FlyApp, dockerfile_text: str | None, opts:
                   **app.env_map}
     pre_cmd = server_command(dockerfile_text, app.build.image, thin_or_registry=bool(app.build.image))
     if app.experimental_cmd or app.experimental_entrypoint or app.processes:
-        from .apply.rewrite import explicit_command_lines
+        from .rewrite import explicit_command_lines
 
         lines = explicit_command_lines(app)
         pre_cmd = server_command("FROM scratch\n" + "\n".join(lines) + "\n", None, thin_or_registry=False) or pre_cmd

@@ -7,7 +7,12 @@ Pure data and pure functions; no I/O.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # type checkers see the standard decorator
+    from dataclasses import dataclass
+else:  # start-up time: no exec per generated method (flymigrate/_dataclass.py)
+    from ._dataclass import dataclass
 
 # Legal gpu_kind values (fly-go ToSize / flyctl --vm-gpu-kind help) and their VRAM in GB.
 FLY_GPU_KINDS: dict[str, int] = {

@@ -5,8 +5,12 @@ Target-specific types never leak in here (kompose's lesson): targets translate *
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:  # type checkers see the standard decorator
+    from dataclasses import dataclass, field
+else:  # start-up time: no exec per generated method (flymigrate/_dataclass.py)
+    from ._dataclass import dataclass, field
 
 Severity = Literal["error", "warning", "info"]
 StepId = Literal["weights", "dockerfile", "secrets", "base_urls", "scaling"]
@@ -317,6 +321,7 @@ class DockerIssue:
     where: str | None = None
     line: int | None = None
     fix: str = ""
+    auto: bool = True  # apply's rewrite carries `fix` out (checked by running it); False: fix it by hand
 
 
 @dataclass(frozen=True)

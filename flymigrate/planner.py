@@ -8,7 +8,12 @@ what will change, what it needs from the user, what cannot translate, and the ma
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # type checkers see the standard decorator
+    from dataclasses import dataclass, field
+else:  # start-up time: no exec per generated method (flymigrate/_dataclass.py)
+    from ._dataclass import dataclass, field
 
 from . import dockerplan, weights
 from .checklists import load_steps
@@ -84,9 +89,26 @@ def resolve_gpu(inp: PlanInputs) -> tuple[GpuSpec | None, list[Finding]]:
                                 f"{h.origin}, so {h.kind} x{h.count} is assumed. Confirm with --gpu {h.kind}.",
                                 h.where))
         return h, findings
-    findings.append(Finding("warning", "no-gpu", "fly.toml sets no GPU (it may have been given on the command line "
-                            "or with `fly scale vm`). Pass --gpu KIND[:N] (one of "
-                            f"{', '.join(FLY_GPU_KINDS)}) to plan the GPU.", inp.app.config_path))
+    # nothing names a GPU: does the image look like a GPU workload (CUDA base, an inference server)?
+    import re
+
+    df = inp.dockerfile
+    image_text = " ".join([inp.app.build.image or ""] + (df.base_images() if df else []))
+    gpu_re = re.compile(r"cuda|nvidia|cudnn|vllm|text-generation-inference|tgi|ollama|comfy|diffusers|torch|"
+                        r"tensorrt|triton|whisper|llama", re.I)
+    looks_gpu = bool(gpu_re.search(image_text)) or bool(df and re.search(r"cuda|nvidia", df.text, re.I))
+    if looks_gpu:
+        findings.append(Finding("warning", "no-gpu", "fly.toml sets no GPU, yet the image looks like a GPU workload "
+                                f"({(image_text.strip() or 'CUDA in the Dockerfile')[:80]}); the GPU was probably "
+                                "given on the command line or with `fly scale vm`. Pass --gpu KIND[:N] (one of "
+                                f"{', '.join(FLY_GPU_KINDS)}) to plan it.", inp.app.config_path))
+        return None, findings
+    # a CPU app: say what that means on each target instead of asking for a GPU it never had
+    findings.append(Finding("info", "cpu-only", "no GPU anywhere (fly.toml, the image, its scripts): the app runs on "
+                            "CPU. Modal: a function with no gpu= runs on CPU containers; RunPod Serverless: a CPU "
+                            "endpoint (computeType CPU, docs.runpod.io/api-reference/endpoints/POST/endpoints); "
+                            "Cloud Run: a plain service (CPU is its default). Pass --gpu KIND if it did use a GPU.",
+                            inp.app.config_path))
     return None, findings
 
 
@@ -145,7 +167,9 @@ def build_plan(inp: PlanInputs, target_name: str, *, base_url: str | None = None
 
     # ---- Dockerfile
     uses_gpu = gpu is not None
-    issues = dockerplan.analyze(app, inp.dockerfile, inp.scripts, uses_gpu=uses_gpu)
+    # the same decision the Deployment makes: a baked download goes when the weights go to the volume
+    drop_baked = bool(opts.weights_from or chosen) and opts.weights_on_volume
+    issues = dockerplan.analyze(app, inp.dockerfile, inp.scripts, uses_gpu=uses_gpu, drop_baked=drop_baked)
 
     # ---- secrets
     secret_plans, sf = _secret_plans(app, inp.secrets, target, app_name)
@@ -173,7 +197,8 @@ def build_plan(inp: PlanInputs, target_name: str, *, base_url: str | None = None
                             "Change it in the generated config if you ran more.", svc.where if svc else None,
                             "scaling"))
     lossy = tuple(f.message for f in scf if f.severity in ("warning", "error"))
-    scaling_step = _scaling_step(scaling, tgpu, target.label, steps_info["scaling"].checks(target_name), lossy)
+    scaling_step = _scaling_step(scaling, tgpu, target.label, steps_info["scaling"].checks(target_name), lossy,
+                                 cpu_only=any(f.code == "cpu-only" for f in gf))
 
     findings = _dedupe(findings)
     findings.sort(key=lambda f: _SEVERITY_ORDER[f.severity])
@@ -190,6 +215,24 @@ def build_plan(inp: PlanInputs, target_name: str, *, base_url: str | None = None
     docker_step = _docker_step(app, inp.dockerfile, issues, notes.get("dockerfile", []),
                                steps_info["dockerfile"].checks(target_name))
     secret_step = _secrets_step(secret_plans, inp.secrets, dep, target, steps_info["secrets"].checks(target_name))
+    spec = getattr(target, "verify_spec", None)
+    if spec is not None and spec.auth == "platform-bearer" and spec.key_env and hits:
+        # the platform's gateway takes its own key in Authorization: clients that sent the app's key as their
+        # Bearer token send the platform key instead (read from the same kind of place: the environment)
+        from .deployment import APP_KEY_NAMES
+
+        have = set(dep.secret_names) | {k for k, _ in dep.env}
+        renames = tuple((n, spec.key_env[0]) for n in APP_KEY_NAMES if n in have)
+        if renames:
+            dep = replace(dep, client_env_renames=renames)
+            url_step = replace(url_step, changes=url_step.changes + tuple(
+                f"clients that read {o} for their Bearer token read {n} instead ({target.label}'s gateway checks "
+                f"its own key in Authorization)" for o, n in renames))
+    if dep.auth_header and url_step.status != "nothing_to_do":
+        # flymigrate rewrites where clients call, not how they authenticate: say what they must send
+        url_step = replace(url_step, needs=url_step.needs + (
+            f"clients must send `{dep.auth_header}` on every request (the URL is rewritten; your auth code is "
+            "not: add the header where the client builds its requests)",))
     steps = tuple(replace(st, needs=st.needs + tuple(n for n in target.credentials(st.id) if n not in st.needs))
                   if st.status in ("ready", "blocked") else st
                   for st in (weights_step, docker_step, secret_step, url_step, scaling_step))
@@ -273,7 +316,7 @@ def _weights_step(w: WeightsPlan, dep, target, checks: tuple[str, ...]) -> Step:
             line += "; set " + ", ".join(wenv)
         changes.append(line)
     needs += target.weights_needs()
-    if dest and "<" in dest:
+    if dest and "<" in dest and not needs[len(needs) - len(target.weights_needs()):]:
         needs.append(f"{target.weights_option_hint()}: the destination {dest} has a placeholder")
     needs += target.weights_blocking(dep)
     others = [s.description for s in w.sources if s is not w.chosen and s.kind not in ("ollama", "baked")]
@@ -380,9 +423,11 @@ def _base_url_step(hits, others, placeholder: bool, new_base: str, checks: tuple
 
 
 def _scaling_step(s: ScalingPlan, tgpu: TargetGpu | None, label: str, checks: tuple[str, ...],
-                  lossy: tuple[str, ...]) -> Step:
+                  lossy: tuple[str, ...], cpu_only: bool = False) -> Step:
     title = load_steps()["scaling"].title
     changes = [f"{k} = {v}" for k, v in s.config] + [f"why: {n}" for n in s.notes]
+    if cpu_only:
+        changes.insert(0, "CPU only: no GPU on any target")
     if tgpu is not None and not tgpu.blocked:
         changes.insert(0, f"GPU: {tgpu.name}{'' if tgpu.count == 1 or ':' in (tgpu.name or '') else f' x{tgpu.count}'}"
                        f" ({tgpu.label}) - {tgpu.reason}")
@@ -390,8 +435,8 @@ def _scaling_step(s: ScalingPlan, tgpu: TargetGpu | None, label: str, checks: tu
     if tgpu is not None and tgpu.blocked:
         return Step("scaling", title, "blocked", f"{label} cannot run this GPU configuration: {tgpu.reason}.",
                     tuple(changes), (), (tgpu.reason, *cannot), checks)
-    needs = () if tgpu is not None else ("the GPU kind (--gpu KIND[:N])",)
+    needs = () if tgpu is not None or cpu_only else ("the GPU kind (--gpu KIND[:N])",)
     idle = f"idle timeout {s.idle_timeout_s} s" if s.idle_timeout_s else "always on" if s.min == s.max else "idle timeout fixed by the platform"
     summary = f"min {s.min}, max {s.max}, {idle}, concurrency {s.max_concurrency or 'unlimited'}."
-    return Step("scaling", title, "ready" if tgpu is not None else "manual", summary, tuple(changes), needs,
-                tuple(cannot), checks)
+    return Step("scaling", title, "ready" if tgpu is not None or cpu_only else "manual", summary, tuple(changes),
+                needs, tuple(cannot), checks)

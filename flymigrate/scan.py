@@ -14,7 +14,12 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # type checkers see the standard decorator
+    from dataclasses import dataclass
+else:  # start-up time: no exec per generated method (flymigrate/_dataclass.py)
+    from ._dataclass import dataclass
 from pathlib import Path
 
 from .model import BaseUrlHit, Finding
@@ -295,3 +300,24 @@ def apply_hits(text: str, hits: Iterable[BaseUrlHit], new_base: str) -> str:
         pos = off + len(h.old)
     pieces.append(text[pos:])
     return "".join(pieces)
+
+
+def env_read_pattern(name: str) -> re.Pattern[str]:
+    """Where code reads the environment variable ``name``: ``os.environ["N"]``, ``os.environ.get("N"``,
+    ``os.getenv("N"``, ``process.env.N``, ``process.env["N"]``, ``ENV["N"]``, ``$N`` / ``${N}`` (shell, .env
+    interpolation). A bare word ``N`` (a variable of the program) is not a read."""
+    n = re.escape(name)
+    return re.compile(
+        rf"(?<=os\.environ\[)(['\"]){n}(?=\1\])|(?<=os\.environ\.get\()(['\"]){n}(?=\2)"
+        rf"|(?<=os\.getenv\()(['\"]){n}(?=\3)|(?<=process\.env\.){n}\b|(?<=process\.env\[)(['\"]){n}(?=\4\])"
+        rf"|(?<=ENV\[)(['\"]){n}(?=\5\])|(?<=\$\{{){n}(?=[}}:])|(?<=\$){n}\b")
+
+
+def rename_env_reads(text: str, renames: Iterable[tuple[str, str]]) -> str:
+    """``text`` with every read of each old variable name made a read of the new one (quotes kept)."""
+    for old, new in renames:
+        def sub(m: re.Match[str]) -> str:
+            q = next((g for g in m.groups() if g), "")
+            return q + new if m.group(0).startswith(q) and q else new
+        text = env_read_pattern(old).sub(sub, text)
+    return text

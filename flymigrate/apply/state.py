@@ -63,6 +63,9 @@ class ApplyState:
 
     def save(self) -> None:
         ensure_private_dir(self.dir)
+        ignore = self.dir / ".gitignore"
+        if not ignore.exists():  # state and backups are this machine's, not the repository's: keep `git status` clean
+            atomic_write(ignore, "# written by flymigrate: its state and backups stay out of git\n*\n", mode=0o600)
         atomic_write(self.path, json.dumps(self.data, indent=2, sort_keys=True) + "\n", mode=0o600)
 
 
@@ -135,16 +138,11 @@ class ApplyLock:
         try:
             fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            try:
-                holder = os.read(self.fd, 32).decode("ascii", "replace").strip()
-            finally:
-                os.close(self.fd)
-                self.fd = None
-            raise UserError(f"another `flymigrate apply` is running on this app folder{f' (pid {holder})' if holder else ''}; "
-                            "two at once would interleave their writes.",
-                            hint="Wait for it to finish (or stop it), then run this command again.") from None
-        os.ftruncate(self.fd, 0)
-        os.write(self.fd, str(os.getpid()).encode())
+            os.close(self.fd)
+            self.fd = None
+            raise UserError("another `flymigrate apply` is running on this app folder; two at once would interleave "
+                            "their writes.", hint="Wait for it to finish (or stop it), then run this command again."
+                            ) from None
         return self
 
     def __exit__(self, *exc: object) -> None:

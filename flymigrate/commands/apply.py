@@ -23,8 +23,10 @@ def add_parser(sub: Any) -> None:
     add_target_arg(p)
     p.add_argument("--yes", "-y", action="store_true", help="do not ask before each step (unattended)")
     p.add_argument("--dry-run", action="store_true", help="show the plan and change nothing (same as `plan`)")
-    p.add_argument("--only", action="append", choices=STEPS, metavar="STEP", help="run only this step (repeatable)")
-    p.add_argument("--skip", action="append", choices=STEPS, metavar="STEP", help="skip this step (repeatable)")
+    p.add_argument("--only", action="append", choices=STEPS, metavar="STEP",
+                   help=f"run only this step (repeatable); STEP is one of {', '.join(STEPS)}")
+    p.add_argument("--skip", action="append", choices=STEPS, metavar="STEP",
+                   help=f"skip this step (repeatable); STEP is one of {', '.join(STEPS)}")
     p.add_argument("--base-url", metavar="URL", help="the new endpoint URL (else read after --deploy)")
     p.add_argument("--out", metavar="DIR", help="where generated files go (default: APP_DIR)")
     p.add_argument("--deploy", action="store_true", help="deploy after writing the config (shows the command first)")
@@ -78,6 +80,29 @@ def _warn_readable_secrets(paths: list[str]) -> None:
                 print(f"warning: {f.message}", file=sys.stderr, flush=True)
 
 
+def _warn_dirty_git(app_dir: str) -> None:
+    """Warn (never block) when the app folder is in a git work tree with uncommitted changes: apply rewrites
+    files, and a clean tree makes its changes easy to review (`git diff`) and to undo (`git checkout`)."""
+    import shutil
+    import subprocess
+
+    if shutil.which("git") is None:
+        return
+    try:
+        r = subprocess.run(["git", "-C", app_dir, "status", "--porcelain", "--untracked-files=no", "--", "."],
+                           capture_output=True, text=True, timeout=10, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return
+    if r.returncode != 0:
+        return  # not a git work tree
+    changed = [ln[3:] for ln in r.stdout.splitlines() if ln.strip()]
+    if changed:
+        more = f" and {len(changed) - 3} more" if len(changed) > 3 else ""
+        print(f"warning: the git work tree has uncommitted changes ({', '.join(changed[:3])}{more}); commit or "
+              "stash them first so flymigrate's rewrites are easy to review with `git diff` and to undo.",
+              file=sys.stderr, flush=True)
+
+
 def run(args: argparse.Namespace) -> int:
     import signal
     import threading
@@ -89,9 +114,12 @@ def run(args: argparse.Namespace) -> int:
     if args.dry_run:
         from ..render import render
 
+        from ..textfmt import output_width
+        from .plan import invocation
+
         plan = api.plan(args.app_dir, args.target, config_path=args.config, secrets_paths=args.secrets,
                         code_dirs=args.code, gpu=args.gpu, app_name=args.app_name, options=deploy_options(args))
-        sys.stdout.write(render(plan, "text", color=False))
+        sys.stdout.write(render(plan, "text", color=False, width=output_width(sys.stdout), invocation=invocation(args)))
         return 0
     interactive = sys.stdin.isatty() and sys.stdout.isatty()
     if not args.yes and not interactive:
@@ -109,6 +137,7 @@ def run(args: argparse.Namespace) -> int:
         if os.path.lexists(out) and not os.path.isdir(out):
             raise UserError(f"--out {out} exists and is not a folder; generated files go into a folder.")
     _warn_readable_secrets(args.secrets or [])
+    _warn_dirty_git(args.app_dir)
     stop = threading.Event()
 
     def on_term(signum: int, frame: Any) -> None:
@@ -132,13 +161,19 @@ def run(args: argparse.Namespace) -> int:
                         secrets_paths=args.secrets, code_dirs=args.code, gpu=args.gpu, app_name=args.app_name)
     finally:
         signal.signal(signal.SIGTERM, old)
+    from ..render import SHORT_NAMES
+    from ..textfmt import output_width, wrap
+
+    width = output_width(sys.stdout)
     print(f"flymigrate apply -> {args.target}:")
     for o in res.outcomes:
-        print(f"  {o.step:<10} {o.status:<13} {o.message}")
+        for line in wrap(f"  {o.step:<11}{o.status.replace('_', ' '):<14}{o.message}", width, extra_indent=25):
+            print(line)
     if res.base_url:
         print(f"  new URL: {res.base_url}")
     if res.blocked:
-        print(f"Blocked: {', '.join(res.blocked)}. Fix what is listed and run the same command again.",
-              file=sys.stderr)
+        names = ", ".join(SHORT_NAMES.get(b, b) for b in res.blocked)
+        print(f"Blocked: {names} (why: above). Fix what is listed and run the same command again; finished steps "
+              "are not redone.", file=sys.stderr)
         return 2
     return 0

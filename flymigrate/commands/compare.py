@@ -33,8 +33,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--weights-gb", type=float, metavar="GB", help="size of the model weights in GB (10^9 bytes); "
                    "decides whether the model fits and how long it takes to load")
     p.add_argument("--prices", metavar="FILE", help="a price data file to use instead of the built-in one")
-    p.add_argument("--format", choices=("text", "markdown", "json"), default="text")
-    p.add_argument("--color", choices=("auto", "always", "never"), default="auto")
+    p.add_argument("--format", choices=("text", "markdown", "json"), default="text",
+                   help="text for the terminal (default), markdown for a PR or wiki, json for scripts "
+                   "(schema flymigrate/compare/v1)")
+    p.add_argument("--color", choices=("auto", "always", "never"), default="auto",
+                   help="colour the text output: auto (default) when stdout is a terminal and NO_COLOR is unset")
     p.set_defaults(run=run)
 
 
@@ -68,5 +71,7 @@ def run(args: argparse.Namespace) -> int:
     comparison = compare_app(app, weights, traffic, gpu=gpu, targets=args.targets, notes=notes, prices=prices)
     color = args.color == "always" or (args.color == "auto" and sys.stdout.isatty() and not os.environ.get("NO_COLOR"))
     fmt = "rich" if args.format == "text" and color else args.format
-    sys.stdout.write(render(comparison, fmt))
+    from ..textfmt import output_width
+
+    sys.stdout.write(render(comparison, fmt, width=output_width(sys.stdout)))
     return 0

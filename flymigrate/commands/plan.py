@@ -28,9 +28,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--base-url", metavar="URL", help="the new endpoint URL, when already known")
     p.add_argument("--app", dest="app_name", metavar="NAME", help="the Fly app name, when fly.toml has none")
     add_deploy_options(p)
-    p.add_argument("--format", choices=("text", "markdown", "json"), default="text")
+    p.add_argument("--format", choices=("text", "markdown", "json"), default="text",
+                   help="text for the terminal (default), markdown for a PR or wiki, json for scripts "
+                   "(the stable schema flymigrate/plan/v2, documented in docs/plan-json.md)")
     p.add_argument("--out", metavar="FILE", help="also write the report to FILE (atomically)")
-    p.add_argument("--color", choices=("auto", "always", "never"), default="auto")
+    p.add_argument("--color", choices=("auto", "always", "never"), default="auto",
+                   help="colour the text output: auto (default) when stdout is a terminal and NO_COLOR is unset")
     p.set_defaults(run=run)
 
 
@@ -42,8 +45,12 @@ def run(args: argparse.Namespace) -> int:
 
     plan = api.plan(args.app_dir, args.target, config_path=args.config, secrets_paths=args.secrets,
                     code_dirs=args.code, gpu=args.gpu, app_name=args.app_name, options=deploy_options(args))
+    from ..textfmt import output_width
+
     color = args.color == "always" or (args.color == "auto" and sys.stdout.isatty() and not os.environ.get("NO_COLOR"))
-    sys.stdout.write(render(plan, args.format, color=color and args.format == "text"))
+    inv = invocation(args)
+    sys.stdout.write(render(plan, args.format, color=color and args.format == "text", width=output_width(sys.stdout),
+                            invocation=inv))
     if args.out:
         out = Path(args.out)
         if out.is_dir():
@@ -51,10 +58,17 @@ def run(args: argparse.Namespace) -> int:
 
             raise UserError(f"--out {args.out} is a folder; give a file name, e.g. {out / 'plan.md'}.")
         try:
-            atomic_write(out, render(plan, args.format, color=False), mode=0o644)
+            atomic_write(out, render(plan, args.format, color=False, invocation=inv), mode=0o644)
         except OSError as exc:
             from ..errors import UserError
 
             raise UserError(f"cannot write --out {args.out}: {exc.strerror}.") from None
         print(f"Plan written to {args.out}.", file=sys.stderr)
     return 0
+
+
+def invocation(args: argparse.Namespace) -> dict[str, object]:
+    """The arguments as typed, for the next commands the report ends with (paths relative to the cwd)."""
+    return {"app_dir": args.app_dir, "config": getattr(args, "config", None), "secrets": args.secrets or (),
+            "code": getattr(args, "code", None) or (), "gpu": getattr(args, "gpu", None),
+            "app_name": getattr(args, "app_name", None), "base_url": getattr(args, "base_url", None)}

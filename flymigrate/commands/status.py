@@ -10,10 +10,14 @@ from typing import Any
 
 
 def add_parser(sub: Any) -> None:
-    p = sub.add_parser("status", help="what is done, in flight and left (transfers)")
+    p = sub.add_parser("status", help="what is done, in flight and left (transfers)",
+                       description="Show every weight transfer flymigrate knows of (done, in flight, stopped and "
+                       "resumable, with sizes and verification) and, given an app folder, which of its five apply "
+                       "steps are done for each target. Reads only.")
     p.add_argument("app_dir", nargs="?", default=None, metavar="APP_DIR", help="an app folder: also show its `apply` state")
     p.add_argument("--state-dir", type=Path, default=None, metavar="DIR", help="where journals live")
-    p.add_argument("--format", choices=("text", "json"), default="text")
+    p.add_argument("--format", choices=("text", "json"), default="text",
+                   help="text (default) or json for scripts (schema flymigrate/status/v1)")
     p.set_defaults(run=run)
 
 
@@ -27,14 +31,22 @@ def run(args: argparse.Namespace) -> int:
         from ..apply.state import apply_status, format_apply_status
 
         applied = apply_status(Path(args.app_dir))
+    verified = None
+    if args.app_dir:  # the last `flymigrate verify` verdict per target
+        from ..verify.report import format_last, last_verdicts
+
+        verified = last_verdicts(Path(args.app_dir))
     if args.format == "json":
         out: dict[str, Any] = {"schema": "flymigrate/status/v1", "transfers": rows}
         if args.app_dir:
             out["apply"] = applied
+            out["verify"] = verified
         print(json.dumps(out, indent=2))
         return 0
     if applied:
         print("\n".join(format_apply_status(applied)))
+    if verified:
+        print("\n".join(format_last(verified)))
     if not rows:
         print("no transfers yet.")
         return 0

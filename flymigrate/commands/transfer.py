@@ -93,6 +93,8 @@ class _Reporter:
         self.json_out = json_out
         self.total = 0
         self.done = 0
+        self.sent = 0  # bytes sent by this run (not parts found on the server): what the rate is made of
+        self.t_first: float | None = None  # when the first byte of this run went out
         self.t0 = time.monotonic()
         self.last_line = 0.0
         self.progress: Any = None
@@ -128,6 +130,16 @@ class _Reporter:
         else:
             print(text, file=sys.stderr, flush=True)
 
+    RATE_AFTER = 3.0  # seconds of sending before a rate (and an ETA) is shown
+
+    def _rate(self, now: float) -> str:
+        """", RATE/s, eta N" once the rate is known (a few seconds of this run's own sending), else ""."""
+        if self.t_first is None or now - self.t_first < self.RATE_AFTER or self.sent <= 0:
+            return ""
+        rate = self.sent / (now - self.t_first)
+        eta = (self.total - self.done) / rate
+        return f", {human(rate)}/s, eta {_fmt_eta(eta)}"
+
     def __call__(self, ev: Any) -> None:
         if self.json_out:
             import json
@@ -148,6 +160,10 @@ class _Reporter:
                 self.task = self.progress.add_task("total", total=max(1, ev.total))
         elif k in ("bytes", "resumed"):
             self.done += ev.bytes
+            if k == "bytes":
+                self.sent += ev.bytes
+                if self.t_first is None:
+                    self.t_first = time.monotonic()
             if self.progress is not None:
                 self.progress.update(self.task, advance=ev.bytes)
                 ft = self.file_tasks.get(ev.path or "")
@@ -157,12 +173,8 @@ class _Reporter:
                 now = time.monotonic()
                 if now - self.last_line >= 2.0:
                     self.last_line = now
-                    el = max(1e-6, now - self.t0)
-                    rate = self.done / el
-                    eta = (self.total - self.done) / rate if rate > 0 else 0
                     pct = 100.0 * self.done / self.total if self.total else 100.0
-                    self._line(f"progress: {human(self.done)} / {human(self.total)} ({pct:.0f}%), "
-                               f"{human(rate)}/s, eta {eta:.0f}s")
+                    self._line(f"progress: {human(self.done)} / {human(self.total)} ({pct:.0f}%)" + self._rate(now))
         elif k == "file_start":
             if self.progress is not None and ev.total > 64 * 1024 * 1024:
                 self.file_tasks[ev.path or ""] = self.progress.add_task(ev.path or "", total=ev.total)
@@ -175,6 +187,13 @@ class _Reporter:
             self._line(f"FAILED: {ev.path}: {ev.message}")
         elif k in ("info", "warning", "retry", "resume", "cleanup"):
             self._line(f"{k}: {ev.path + ': ' if ev.path else ''}{ev.message}")
+
+
+def _fmt_eta(s: float) -> str:
+    s = max(0, int(s))
+    if s >= 3600:
+        return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    return f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s"
 
 
 def _env_with_secrets(paths: list[str]) -> dict[str, str]:
@@ -262,6 +281,9 @@ def run(args: argparse.Namespace) -> int:
         for item in result.plan:
             note = f"  ({item.reason})" if item.reason else ""
             print(f"  {item.action:9} {human(item.size):>11}  {item.path}{note}")
+        for w in result.warnings:
+            if w.startswith("could not check the destination"):
+                print(f"note: {w}")
         n = sum(1 for i in result.plan if i.action != "skip")
         print(f"would copy {n} of {result.files_total} files, {human(result.bytes_to_copy)} "
               f"({result.bytes_to_copy} bytes); {result.files_skipped} already there.")

@@ -208,6 +208,14 @@ def load_fly_config(path: Path, *, display: str | None = None) -> FlyApp:
         raise ConfigError(f"cannot read {shown}: {exc.strerror}.") from None
     text = decode_text(data, shown)
     suffix = path.suffix.lower()
+    if not text.strip():
+        raise ConfigError("the file is empty.", where=shown,
+                          hint="Point at the app's real fly.toml (`fly config save -a APP` writes it), or pass "
+                          "--config PATH.")
+    if suffix not in (".json", ".yaml", ".yml") and all(
+            not ln.strip() or ln.lstrip().startswith("#") for ln in text.splitlines()):
+        raise ConfigError("the file has no settings, only comments.", where=shown,
+                          hint="Point at the app's real fly.toml (`fly config save -a APP` writes it).")
     if suffix == ".json":
         try:
             raw = json.loads(text)
@@ -244,6 +252,20 @@ def load_fly_config(path: Path, *, display: str | None = None) -> FlyApp:
             if m:
                 line = int(m.group(1))
             detail = re.sub(r"\s*\(at line \d+, column \d+\)", "", msg)
+            dup = _duplicate_key(text, line) if line and "overwrite" in msg.lower() else None
+            if dup is not None:
+                key, first = dup
+                raise ConfigError(f"`{key}` is set twice, on line {first} and again on line {line}; TOML allows a "
+                                  "key once per table.", where=f"{shown}:{line}",
+                                  hint=f"Keep one of the two (line {first} or {line}) and delete the other.") from None
+            tm = re.search(r"cannot declare \(([^)]*)\) twice", msg, re.I)
+            if tm and line:
+                name = ".".join(p.strip().strip("'\"") for p in tm.group(1).split(",") if p.strip())
+                first_t = next((i + 1 for i, r in enumerate(text.splitlines()[: line - 1])
+                                if re.match(rf"\s*\[\s*{re.escape(name)}\s*\]\s*(#.*)?$", r)), None)
+                also = f" (first on line {first_t})" if first_t else ""
+                raise ConfigError(f"the table [{name}] is declared twice{also}; TOML allows one [{name}] table.",
+                                  where=f"{shown}:{line}", hint="Merge the two into one table.") from None
             raise ConfigError(
                 f"this is not valid TOML: {detail[0].lower() + detail[1:] if detail else 'syntax error'}.",
                 where=f"{shown}:{line}" if line else shown,
@@ -255,6 +277,30 @@ def load_fly_config(path: Path, *, display: str | None = None) -> FlyApp:
     if not isinstance(raw, dict):
         raise ConfigError("the top level must be a table of keys.", where=shown)
     return normalise(raw, shown, lines)
+
+
+def _duplicate_key(text: str, line: int) -> tuple[str, int] | None:
+    """For tomllib's "Cannot overwrite a value" at ``line``: the key set there and the line that set it first
+    (in the same table), or None when that cannot be told from the text."""
+    rows = text.splitlines()
+    if not 1 <= line <= len(rows):
+        return None
+    m = re.match(r"\s*([A-Za-z0-9_.\-\"' ]+?)\s*=", rows[line - 1])
+    if not m:
+        return None
+    key = m.group(1).strip()
+    table_of = []
+    table = ""
+    for r in rows:
+        h = re.match(r"\s*\[\[?\s*([^\]]+?)\s*\]\]?", r)
+        if h and "=" not in r.split("]")[0]:
+            table = h.group(1)
+        table_of.append(table)
+    for i in range(line - 1):
+        km = re.match(r"\s*([A-Za-z0-9_.\-\"' ]+?)\s*=", rows[i])
+        if km and km.group(1).strip() == key and table_of[i] == table_of[line - 1]:
+            return key, i + 1
+    return None
 
 
 def normalise(raw: dict[str, Any], shown: str, lines: LineIndex | None) -> FlyApp:

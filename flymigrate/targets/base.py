@@ -20,12 +20,34 @@ class GeneratedFile:
     step: str = "scaling"
 
 
+@dataclass(frozen=True)
+class VerifySpec:
+    """How a deployed endpoint on this target is reached and probed (read by ``flymigrate verify``, which
+    implements the mechanisms: auth schemes, readiness waiting, checks)."""
+
+    # auth scheme: "platform-bearer" (a platform API key as Bearer in Authorization: the app's own key cannot
+    # share the header), "header-pair" (two headers from an id/secret pair), "identity-token" (an OIDC identity
+    # token, in X-Serverless-Authorization when the app's own key uses Authorization), "none"
+    auth: str = "none"
+    key_env: tuple[str, ...] = ()  # platform-bearer: where the key is read from
+    pair_env: tuple[tuple[str, str], ...] = ()  # header-pair: (id var, secret var) pairs, first complete one wins
+    pair_headers: tuple[str, str] = ("", "")
+    auth_hint: str = "check the app's key"
+    health_route: str | None = None  # a route the platform itself answers for every endpoint (RunPod LB: /ping)
+    health_ready_status: int = 200
+    no_worker_status: int | None = None  # the platform's "no worker became ready in time" status (retried)
+    wrong_url: tuple[str, str, str, str] | None = None  # (host, path prefix, what it is, the fix)
+
+
 class BaseTarget:
     name = "base"
     label = "base"
     short_label: str | None = None
     compare_row: str | None = None  # the compare row that prices this target
     weights_fields: tuple[str, ...] = ("from",)  # what the TUI's weights dialog asks for
+    verify_spec = VerifySpec()
+    config_language = "json"  # how the generated config spells values (true/false): json | yaml | python
+    cpu_form = "a CPU deployment"  # what a CPU-only app becomes here
     blurb = ""
     weights_mount_root: str | None = None
 

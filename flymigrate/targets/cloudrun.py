@@ -9,7 +9,7 @@ from ..deployment import Deployment
 from ..gpus import TargetGpu, map_gpu
 from ..model import Finding, FlyApp, ScalingPlan, Service
 from ..naming import slug
-from .base import BaseTarget, GeneratedFile
+from .base import BaseTarget, GeneratedFile, VerifySpec
 from .common import read_fly_scaling
 
 CLOUDRUN_MAX_CONCURRENCY = 1000
@@ -23,10 +23,18 @@ class CloudRunTarget(BaseTarget):
     name = "cloudrun"
     label = "Google Cloud Run"
     short_label = "Cloud Run"
+    config_language = "yaml"
+    cpu_form = "a plain Cloud Run service (no GPU annotation)"
     compare_row = "cloudrun"
     weights_fields = ("from", "bucket")
     blurb = "Knative services on Google Cloud with one GPU per instance; Cloud Storage for weights"
     weights_mount_root = None
+    # private services need an identity token; X-Serverless-Authorization carries it and leaves Authorization to
+    # the app (cloud.google.com/run/docs/authenticating/service-to-service)
+    verify_spec = VerifySpec(
+        auth="identity-token",
+        auth_hint="pass --id-token, log in with `gcloud auth login`, or grant your account roles/run.invoker on "
+                  "the service")
 
     def map_gpu(self, kind: str, count: int) -> TargetGpu:
         return map_gpu("cloudrun", kind, count)

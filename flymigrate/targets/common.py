@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # type checkers see the standard decorator
+    from dataclasses import dataclass
+else:  # start-up time: no exec per generated method (flymigrate/_dataclass.py)
+    from .._dataclass import dataclass
 
 from ..model import Finding, Service
 

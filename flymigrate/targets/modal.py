@@ -10,7 +10,7 @@ from ..deployment import PYTHON_IMAGE_HINTS, Deployment
 from ..gpus import TargetGpu, map_gpu
 from ..model import Finding, FlyApp, ScalingPlan, Service
 from ..naming import slug
-from .base import BaseTarget, GeneratedFile
+from .base import BaseTarget, GeneratedFile, VerifySpec
 from .common import FLY_IDLE_EQUIVALENT_S, read_fly_scaling
 
 __all__ = ["TARGET", "ModalTarget", "slug"]
@@ -20,10 +20,19 @@ class ModalTarget(BaseTarget):
     name = "modal"
     label = "Modal"
     short_label = "Modal"
+    config_language = "python"
+    cpu_form = "a Modal function with no gpu="
     compare_row = "modal"
     weights_fields = ("from",)
     blurb = "serverless GPU containers; Python-defined app, per-second billing, Volumes for weights"
     weights_mount_root = None
+    # proxy auth: Modal-Key / Modal-Secret headers (modal.com/docs/guide/webhook-proxy-auth). Modal names no env
+    # variables for these tokens; these are the names verify reads (MODAL_PROXY_TOKEN_* first)
+    verify_spec = VerifySpec(
+        auth="header-pair", pair_env=(("MODAL_PROXY_TOKEN_ID", "MODAL_PROXY_TOKEN_SECRET"), ("MODAL_KEY", "MODAL_SECRET")),
+        pair_headers=("Modal-Key", "Modal-Secret"),
+        auth_hint="give a Modal proxy-auth token (MODAL_PROXY_TOKEN_ID and MODAL_PROXY_TOKEN_SECRET, from "
+                  "Settings > Proxy Auth Tokens), in the environment or the --secrets export")
 
     def map_gpu(self, kind: str, count: int) -> TargetGpu:
         return map_gpu("modal", kind, count)

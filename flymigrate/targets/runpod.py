@@ -42,7 +42,7 @@ from ..deployment import Deployment
 from ..gpus import TargetGpu, map_gpu
 from ..model import Finding, FlyApp, ScalingPlan, Service
 from ..naming import slug
-from .base import BaseTarget, GeneratedFile
+from .base import BaseTarget, GeneratedFile, VerifySpec
 from .common import FLY_IDLE_EQUIVALENT_S, read_fly_scaling
 
 API_BASE_ENV = "RUNPOD_API_BASE_URL"
@@ -74,10 +74,22 @@ class RunPodTarget(BaseTarget):
     name = "runpod"
     label = "RunPod Serverless"
     short_label = "RunPod"
+    cpu_form = "a RunPod CPU endpoint (computeType CPU)"
     compare_row = "runpod-flex"
     weights_fields = ("from", "volume_id", "datacenter", "endpoint_url")
     blurb = "serverless GPU workers from a Docker image; network volumes for weights"
     weights_mount_root = "/runpod-volume"
+    # load-balancing endpoints (docs.runpod.io/serverless/load-balancing/overview): Bearer RunPod API key; the
+    # load balancer answers GET /ping (204 while a worker initialises, 200 ready) and 400 when no worker became
+    # ready within its window; /v2/ID/run|runsync on api.runpod.ai is a queue endpoint, never an HTTP server
+    verify_spec = VerifySpec(
+        auth="platform-bearer", key_env=("RUNPOD_API_KEY",),
+        auth_hint="set RUNPOD_API_KEY to an API key of the account that owns the endpoint",
+        health_route="/ping", health_ready_status=200, no_worker_status=400,
+        wrong_url=("api.runpod.ai", "/v2/", "a RunPod queue endpoint (/run, /runsync): an HTTP server (vLLM, "
+                   "ollama, ...) never serves a request there",
+                   "Deploy it as a load-balancing endpoint and verify https://ENDPOINT_ID.api.runpod.ai "
+                   "(docs.runpod.io/serverless/load-balancing/overview)."))
 
     def map_gpu(self, kind: str, count: int) -> TargetGpu:
         return map_gpu("runpod", kind, count)

@@ -31,20 +31,26 @@ Pipeline (memory stays flat whatever the file size):
   the multipart ETag).
 * GCS-style (``WriteMode.CHUNKS``) and Modal-style (``WriteMode.SPOOL``) destinations are driven
   through the same journal; see :mod:`.base` for the contract.
+* Resume without re-reading: the sha256 state after every committed prefix is saved in the journal
+  (:mod:`.hashing`), so a resumed file continues hashing after the parts / chunks the destination holds.
+* Every window where the server and the journal disagree is closed: a commit record (what the finished file
+  will be: size, sha256, multipart ETag or MD5) is written before the call that makes the file final, and
+  the next run adopts a file that matches it (:func:`.plan._adopt_committed`).
+
+Where things live: this module (options, the run, the plan loop, dry runs); :mod:`.write_parts` (S3
+multipart and single PUTs); :mod:`.write_chunks` (GCS sessions, Modal); :mod:`.buffers` (buffer pool,
+slots, read-ahead, per-file state); :mod:`.retry`; :mod:`.plan` (part size, "is it the same file");
+:mod:`.status` (journal summaries); :mod:`.knobs` (sizes, parallelism, test crash points).
 """
 
 from __future__ import annotations
 
-import collections
-import hashlib
 import json
 import os
 import queue
 import random
-import tempfile
 import threading
 import time
-import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,6 +58,7 @@ from typing import Any
 
 from ..errors import FlymigrateError, Interrupted, RemoteError, ResumableError, UserError
 from ..paths import ensure_private_dir, state_dir
+from . import hashing
 from .base import (
     AdapterOptions,
     DestCaps,
@@ -59,7 +66,6 @@ from .base import (
     Destination,
     Entry,
     MiB,
-    PartInfo,
     Source,
     TransientError,
     UploadGone,
@@ -69,18 +75,34 @@ from .base import (
     open_source,
     parse_url,
 )
-from .journal import Journal
-from .streams import RangeBody, read_full
+from .buffers import ReadAhead, _FileState, _Pool, _Slots
+from .events import Event
+from .journal import FileRow, Journal
+from .knobs import (
+    DEFAULT_PARALLEL,
+    DEFAULT_PART_SIZE,
+    HASH_CHUNK,
+    MD5_WHERE,
+    MEMORY_BUDGET,
+    STREAM_PARALLEL,
+    STREAM_PART_SIZE,
+    _crash_point,
+)
+from .plan import _adopt_committed, _local_hashes, _matches, choose_part_size, multipart_etag
+from .retry import _fmt_secs, _Health, _retry, _Stopped
+from .status import list_status, transfers_dir
+from .streams import read_full
+from .write_chunks import ChunksMixin
+from .write_parts import PartsMixin
 
-DEFAULT_PART_SIZE = 16 * MiB  # buffered sources (HTTP): memory ~ (parallel + 2) x part size
-DEFAULT_PARALLEL = 8  # as `hf download`: a CDN gives each connection its own speed; (8 + 2) x 16 MiB buffered
-STREAM_PART_SIZE = 64 * MiB  # seekable sources stream parts from disk: part size costs no memory
-STREAM_PARALLEL = 8
-HASH_CHUNK = 2 * MiB
-# where streamed parts get their MD5: "workers" (in parallel, on the bytes sent; a crc32 in both reads
-# ties them to the hasher's sha256) or "hasher" (one thread, one read; less CPU, but serial)
-MD5_WHERE = os.environ.get("FLYMIGRATE_MD5_WHERE", "hasher")
-MEMORY_BUDGET = 512 * MiB  # cap on pooled buffers when parts must be huge
+# the names other modules and older callers import from here
+__all__ = [
+    "DEFAULT_PARALLEL", "DEFAULT_PART_SIZE", "HASH_CHUNK", "MD5_WHERE", "MEMORY_BUDGET", "STREAM_PARALLEL",
+    "STREAM_PART_SIZE", "Event", "PlanItem", "ProgressCallback", "ReadAhead", "TransferOptions", "TransferResult",
+    "choose_part_size", "list_status", "multipart_etag", "run_transfer", "transfers_dir", "_FileState", "_Health",
+    "_Pool", "_Slots", "_Stopped", "_adopt_committed", "_crash_point", "_fmt_secs", "_local_hashes", "_matches",
+    "_retry",
+]
 
 
 @dataclass
@@ -105,16 +127,6 @@ class TransferOptions:
     # endpoint should not hang for minutes).
     retry_for: float = 900.0
     secrets_files: tuple[str, ...] = ()  # where ``env``'s credentials came from (for the "continue with" command)
-
-
-@dataclass(frozen=True)
-class Event:
-    kind: str
-    path: str | None = None
-    bytes: int = 0
-    total: int = 0
-    message: str = ""
-    data: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -152,82 +164,6 @@ class TransferResult:
 ProgressCallback = Callable[[Event], None]
 
 
-class _Stopped(Exception):
-    pass
-
-
-def transfers_dir(base: Path | None = None) -> Path:
-    return (base or state_dir()) / "transfers"
-
-
-def choose_part_size(size: int, wanted: int, caps: DestCaps) -> int:
-    ps = max(wanted, caps.min_part_size)
-    need = -(-size // max(1, caps.max_parts - 100))
-    if need > ps:
-        ps = -(-need // MiB) * MiB
-    if caps.write_mode is WriteMode.CHUNKS and caps.granularity > 1:
-        ps = max(caps.granularity, ps // caps.granularity * caps.granularity)
-    return min(ps, caps.max_part_size)
-
-
-def multipart_etag(part_etags: list[str]) -> str:
-    return hashlib.md5(b"".join(bytes.fromhex(e) for e in part_etags)).hexdigest() + f"-{len(part_etags)}"
-
-
-class _Pool:
-    """Preallocated buffers; ``acquire`` blocks (bounded memory and bounded bytes in flight)."""
-
-    def __init__(self, n: int, size: int, stop: threading.Event) -> None:
-        self.size = size
-        self._free: queue.LifoQueue[bytearray] = queue.LifoQueue()
-        self._made = 0
-        self._n = n
-        self._mu = threading.Lock()
-        self._stop = stop
-
-    def acquire(self) -> bytearray:
-        while True:
-            buf = self.try_acquire()
-            if buf is not None:
-                return buf
-            try:
-                return self._free.get(timeout=0.2)
-            except queue.Empty:
-                if self._stop.is_set():
-                    raise _Stopped() from None
-
-    def try_acquire(self) -> bytearray | None:
-        """A buffer if one is free (or may still be made) right now, else None."""
-        try:
-            return self._free.get_nowait()
-        except queue.Empty:
-            pass
-        with self._mu:
-            if self._made < self._n:
-                self._made += 1
-                return bytearray(self.size)
-        return None
-
-    def release(self, buf: bytearray) -> None:
-        self._free.put(buf)
-
-
-class _Slots:
-    """Bounded parts in flight when nothing is buffered (streaming from a seekable source)."""
-
-    def __init__(self, n: int, stop: threading.Event) -> None:
-        self._sem = threading.Semaphore(n)
-        self._stop = stop
-
-    def acquire(self) -> None:
-        while not self._sem.acquire(timeout=0.2):
-            if self._stop.is_set():
-                raise _Stopped()
-
-    def release(self) -> None:
-        self._sem.release()
-
-
 class _Log:
     def __init__(self, path: Path) -> None:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
@@ -258,66 +194,10 @@ class _Log:
         self._fh.close()
 
 
-class _Health:
-    """Shared by one run's threads: has any request succeeded yet (so an outage now is an outage, not a typo)?"""
+class _Run(PartsMixin, ChunksMixin):
+    """One run's shared state and the helpers of every write mode (the modes themselves: write_parts.py,
+    write_chunks.py)."""
 
-    reached = False
-
-    def outage_left(self, opts: TransferOptions, network: bool, since: float) -> float:
-        """Seconds a failure to reach the remote may still be retried beyond max_attempts (0: give up)."""
-        if not (network and self.reached):
-            return 0.0
-        return max(0.0, opts.retry_for - (time.monotonic() - since))
-
-
-def _fmt_secs(s: float) -> str:
-    return f"{s / 60:.0f} min" if s >= 90 else f"{s:.0f}s"
-
-
-def _retry(opts: TransferOptions, stop: threading.Event, emit: Callable[[Event], None], what: str,
-           path: str | None, fn: Callable[[], Any], health: _Health | None = None) -> Any:
-    """Call ``fn``; on TransientError back off exponentially with jitter (honouring Retry-After). Network
-    failures after the remote was reached are retried for ``opts.retry_for`` seconds (an outage)."""
-    attempt = 0
-    since = 0.0
-    while True:
-        if stop.is_set():
-            raise _Stopped()
-        try:
-            out = fn()
-            if health is not None:
-                health.reached = True
-            return out
-        except TransientError as e:
-            attempt += 1
-            since = since or time.monotonic()
-            left = health.outage_left(opts, e.network, since) if health is not None else 0.0
-            if attempt >= opts.max_attempts and left <= 0:
-                if e.network:
-                    raise ResumableError(
-                        f"could not reach the server for {what} after {attempt} attempts ({e}).",
-                        hint="State is saved; check the network and run the same command again to continue.",
-                    ) from None
-                raise RemoteError(
-                    f"{what} kept failing after {attempt} attempts ({e}).",
-                    hint="State is saved; run the same command again to continue once the service recovers.",
-                ) from None
-            delay = min(opts.backoff_max, opts.backoff_base * (2 ** (attempt - 1)))
-            delay = delay * (0.5 + random.random() / 2)
-            if e.retry_after is not None:
-                delay = max(delay, min(e.retry_after, 300.0))
-            if attempt >= opts.max_attempts:
-                delay = min(delay, left)
-                msg = (f"{what}: {e}; the network looks down ({_fmt_secs(time.monotonic() - since)} so far), still "
-                       f"retrying for up to {_fmt_secs(left)} (--retry-for); retry {attempt} in {delay:.1f}s")
-            else:
-                msg = f"{what}: {e}; retry {attempt} in {delay:.1f}s"
-            emit(Event("retry", path, message=msg, data={"attempt": attempt, "delay": round(delay, 2)}))
-            if stop.wait(delay):
-                raise _Stopped() from None
-
-
-class _Run:
     def __init__(self, src: Source, dst: Destination, journal: Journal, opts: TransferOptions,
                  emit: Callable[[Event], None], result: TransferResult, stop: threading.Event,
                  health: _Health | None = None) -> None:
@@ -339,6 +219,7 @@ class _Run:
         # an HTTP source into a parts destination: the parts of one file are fetched in parallel (ranged GETs),
         # one connection per part in flight, instead of one stream per file
         self.par_reads = bool(not self.streaming and src.caps.parallel_ranges and dst.caps.write_mode is WriteMode.PARTS)
+        self._said_fallback = False
         self.slots = _Slots(int(opts.parallel or 1), stop)
         self.ps = int(opts.part_size or DEFAULT_PART_SIZE)
 
@@ -408,112 +289,6 @@ class _Run:
 
     # ------------------------------------------------------------------------------- upload worker
 
-    def upload_worker(self) -> None:
-        while True:
-            job = self.part_q.get()
-            if job is None:
-                return
-            fs, number, buf, n, off, fetch = job
-            handed = False  # fetch jobs: the buffer goes to the in-order sha256 once sent
-            try:
-                if self.stop.is_set() or fs.error is not None:
-                    continue
-                info: PartInfo | None = None
-                md5: str | None = None
-                if fetch:
-                    assert buf is not None
-                    view = memoryview(buf)[:n]
-                    self._read_range(fs.entry, off, view, bounded=True)
-                    sp = fs.server.get(number)
-                    if sp is not None and sp.size == n:  # resume: on the server already; same bytes?
-                        md5 = hashlib.md5(view).hexdigest() if self.dst.caps.part_etag_is_md5 else None
-                        if md5 is None or md5 == sp.etag:
-                            self.j.add_part(fs.entry.path, number, n, sp.etag)
-                            fs.part_done(number, sp)
-                            with self._mu:
-                                self.result.bytes_reused += n
-                            self.emit(Event("resumed", fs.entry.path, bytes=n, total=fs.entry.size))
-                            handed = True
-                            self._hash_in_order(fs, number, view, buf)
-                            continue
-                for _ in range(3):
-                    if buf is not None:
-                        view = memoryview(buf)[:n]
-                        if md5 is None and self.check_md5:
-                            md5 = hashlib.md5(view).hexdigest()
-                        info = self.retry(f"UploadPart {number} of {fs.entry.path}", fs.entry.path,
-                                          lambda: fs.upload.write_part(number, view))
-                    else:
-                        # streamed from disk: the hasher thread's MD5 of this range is compared with the
-                        # ETag once both are known (in _multipart); without MD5 checks a crc32 of the
-                        # bytes sent is compared with the hasher's instead
-                        md5_here = self.check_md5 and MD5_WHERE == "workers"
-                        algos = ("md5", "crc32") if md5_here else (() if self.check_md5 else ("crc32",))
-
-                        def send() -> PartInfo:
-                            body = RangeBody(lambda: self.src.open(fs.entry, 0), off, n, algos)
-                            try:
-                                r = fs.upload.write_part(number, body)
-                            finally:
-                                body.close()
-                            if "crc32" in algos:
-                                fs.sent_crc[number] = body.digest("crc32")
-                            if "md5" in algos:
-                                fs.sent_md5[number] = body.digest("md5")
-                            return r  # type: ignore[no-any-return]
-
-                        info = self.retry(f"UploadPart {number} of {fs.entry.path}", fs.entry.path, send)
-                        fs.sent.add(number)
-                        break
-                    if not self.check_md5 or info.etag == md5:
-                        break
-                    self.emit(Event("retry", fs.entry.path, message=f"part {number}: ETag {info.etag} != MD5 {md5}; re-sending"))
-                    md5 = None
-                else:
-                    raise RemoteError(f"{fs.entry.path}: part {number} kept arriving corrupted (ETag {info.etag if info else '?'} "
-                                      f"!= MD5 {md5}).")
-                assert info is not None
-                self.j.add_part(fs.entry.path, number, n, info.etag)
-                fs.part_done(number, info)
-                with self._mu:
-                    self.result.bytes_sent += n
-                self.emit(Event("bytes", fs.entry.path, bytes=n, total=fs.entry.size))
-                if fetch:
-                    assert buf is not None
-                    handed = True
-                    self._hash_in_order(fs, number, memoryview(buf)[:n], buf)
-            except _Stopped:
-                pass
-            except OSError as e:
-                fs.error = UserError(f"cannot read {fs.entry.path!r}: {e.strerror or e}")
-            except BaseException as e:  # noqa: BLE001 -- handed to the file worker
-                fs.error = e
-            finally:
-                if buf is not None and self.pool is not None and not handed:
-                    self.pool.release(buf)
-                if buf is None:
-                    self.slots.release()
-                fs.pending_dec()
-
-    def _hash_in_order(self, fs: _FileState, number: int, view: memoryview, buf: bytearray) -> None:
-        """Parallel ranged reads finish out of order; the file's sha256 takes them in order. Whoever completes
-        the next part hashes it and every consecutive part already waiting, and frees their buffers."""
-        with fs.hlock:
-            fs.ready[number] = (view, buf)
-            while fs.next_hash in fs.ready:
-                v, b = fs.ready.pop(fs.next_hash)
-                fs.sha.update(v)
-                fs.next_hash += 1
-                assert self.pool is not None
-                self.pool.release(b)
-
-    def _release_waiting(self, fs: _FileState) -> None:
-        """A failed or stopped file: give back the buffers of parts that were waiting for their turn to hash."""
-        with fs.hlock:
-            for _v, b in fs.ready.values():
-                assert self.pool is not None
-                self.pool.release(b)
-            fs.ready.clear()
 
     # --------------------------------------------------------------------------------- one file
 
@@ -544,10 +319,35 @@ class _Run:
     def _finish(self, entry: Entry, digest: str, de: DestEntry) -> None:
         if de.size != entry.size:
             raise RemoteError(f"{entry.path}: destination reports {de.size} bytes after upload, expected {entry.size}.")
+        _crash_point("before-done")  # window: the server holds the finished file, the journal does not say so
         self.j.mark_done(entry.path, digest, de.etag)
         with self._mu:
             self.result.files_copied += 1
         self.emit(Event("file_done", entry.path, total=entry.size, data={"sha256": digest}))
+
+    # ------------------------------------------------------------------- saved sha256 state (resume)
+
+    def _save_hash(self, entry: Entry, offset: int, sha: Any) -> None:
+        st = sha.state()
+        if st is not None:
+            self.j.set_hash(entry.path, offset, st)
+
+
+    def _fallback_once(self, path: str) -> None:
+        with self._mu:
+            if self._said_fallback:
+                return
+            self._said_fallback = True
+        self.emit(Event("warning", path, message=f"{hashing.FALLBACK_REASON}: a resumed file re-reads from the source "
+                        "what the destination already holds, to rebuild its sha256"))
+
+
+    def _commit_record(self, entry: Entry, state: dict[str, Any], digest: str | None, etag: str | None = None) -> None:
+        """Say in the journal, before the call that makes the file final on the server, what the finished file will
+        be. See :func:`_adopt_committed`."""
+        st = {k: v for k, v in (state or {}).items() if k != "commit"}
+        st["commit"] = {"size": entry.size, "sha256": digest, "etag": etag}
+        self.j.set_state(entry.path, st)
 
     def _fail(self, entry: Entry, msg: str) -> None:
         self.j.mark_failed(entry.path, msg, keep_state=False)
@@ -555,66 +355,6 @@ class _Run:
             self.result.failed[entry.path] = msg
         self.emit(Event("file_failed", entry.path, message=msg))
 
-    def _single_put(self, entry: Entry) -> None:
-        assert self.pool is not None
-        buf = self.pool.acquire()
-        try:
-            view = memoryview(buf)[: entry.size]
-            self._read_range(entry, 0, view)
-            digest = hashlib.sha256(view).hexdigest()
-            bad = self._verify(entry, digest)
-            if bad:
-                self._fail(entry, bad)
-                return
-            md5 = hashlib.md5(view).hexdigest() if self.check_md5 else None
-            up = self.dst.open_upload(entry, None, digest)
-            self.j.start_upload(entry.path, entry.size, {})
-            for _ in range(3):
-                de = self.retry(f"PutObject {entry.path}", entry.path, lambda: up.put(view, digest))  # type: ignore[attr-defined]
-                if md5 is None or de.etag == md5:
-                    break
-                self.emit(Event("retry", entry.path, message=f"ETag {de.etag} != MD5 {md5}; re-sending"))
-            else:
-                self._fail(entry, f"kept arriving corrupted (ETag {de.etag} != MD5 {md5})")
-                return
-            with self._mu:
-                self.result.bytes_sent += entry.size
-            self.emit(Event("bytes", entry.path, bytes=entry.size, total=entry.size))
-            self._finish(entry, digest, de)
-        finally:
-            self.pool.release(buf)
-
-    def _single_put_stream(self, entry: Entry) -> None:
-        """One PUT straight from disk; md5 and sha256 are taken from the very bytes sent."""
-        self.slots.acquire()
-        try:
-            up = self.dst.open_upload(entry, None, entry.sha256)
-            holder: dict[str, Any] = {}
-
-            def send() -> DestEntry:
-                body = RangeBody(lambda: self.src.open(entry, 0), 0, entry.size, ("md5", "sha256") if self.check_md5 else ("sha256",))
-                try:
-                    de = up.put(body, entry.sha256)  # type: ignore[attr-defined]
-                finally:
-                    body.close()
-                holder["md5"] = body.digest("md5") if self.check_md5 else None
-                holder["sha256"] = body.digest("sha256")
-                return de  # type: ignore[no-any-return]
-
-            for _ in range(3):
-                try:
-                    de = self.retry(f"PutObject {entry.path}", entry.path, send)
-                except OSError as e:
-                    raise UserError(f"cannot read {entry.path!r}: {e.strerror or e}") from None
-                if holder.get("sha256") and (not self.check_md5 or de.etag == holder.get("md5")):
-                    break
-                self.emit(Event("retry", entry.path, message=f"ETag {de.etag} != MD5 {holder.get('md5')}; re-sending"))
-            else:
-                self._fail(entry, f"kept arriving corrupted (ETag {de.etag} != MD5 {holder.get('md5')})")
-                return
-            self._sent_whole(entry, str(holder["sha256"]), de)
-        finally:
-            self.slots.release()
 
     def _sent_whole(self, entry: Entry, digest: str, de: DestEntry) -> None:
         """A file sent in one piece straight from the source: check it (source hash, unchanged on disk since it
@@ -634,291 +374,6 @@ class _Run:
             return "the source file changed during the copy; run again to copy the new version"
         return None
 
-    def _multipart(self, entry: Entry, ps: int) -> None:
-        path = entry.path
-        fp = entry.fingerprint()
-        row = self.j.get(path)
-        upload = None
-        server: dict[int, PartInfo] = {}
-        if row and row.status == "uploading" and row.fingerprint == fp and row.upload_state and row.upload_state.get("upload_id"):
-            if row.part_size == ps:
-                upload = self.dst.open_upload(entry, row.upload_state, entry.sha256)
-                try:
-                    server = self.retry(f"ListParts {path}", path, upload.list_parts)  # type: ignore[attr-defined]
-                    self.emit(Event("resume", path, message=f"resuming upload: {len(server)} parts already on the server"))
-                except UploadGone:
-                    self.emit(Event("warning", path, message="the previous multipart upload is gone; starting this file again"))
-                    upload = None
-                    server = {}
-            else:
-                old = self.dst.open_upload(entry, row.upload_state, None)
-                self._abort_quietly(old)
-        elif row and row.upload_state and row.upload_state.get("upload_id") and row.fingerprint != fp:
-            # the source file changed since the upload started: the old parts are useless
-            self.emit(Event("warning", path, message="source changed since the last run; restarting this file"))
-            self._abort_quietly(self.dst.open_upload(entry, row.upload_state, None))
-        if upload is None and not (row and row.upload_state):
-            upload, server = self._adopt(entry, ps)
-        if upload is None:
-            upload = self.dst.open_upload(entry, None, entry.sha256)
-            st = self.retry(f"CreateMultipartUpload {path}", path, upload.begin)
-            self.j.start_upload(path, ps, st)  # persisted before the first byte goes out
-            self.j.upsert(path, entry.size, fp, "uploading")
-        fs = _FileState(entry, upload)
-        nparts = -(-entry.size // ps)
-        sha = hashlib.sha256()
-        box: list[Any] = [None]
-        fs.server = server
-        fs.sha = sha
-        try:
-            if self.streaming:
-                self._hash_and_dispatch(entry, fs, server, nparts, ps, sha)
-            elif self.par_reads:
-                self._fetch_dispatch(entry, fs, nparts, ps)
-            for number in range(1, nparts + 1) if not (self.streaming or self.par_reads) else ():
-                if fs.error is not None:
-                    break
-                if self.stop.is_set():
-                    raise _Stopped()
-                off = (number - 1) * ps
-                n = min(ps, entry.size - off)
-                buf = self.pool.acquire()
-                handed = False
-                try:
-                    view = memoryview(buf)[:n]
-                    self._fill(entry, box, off, view)
-                    sha.update(view)
-                    sp = server.get(number)
-                    if sp is not None and sp.size == n and (
-                        not self.dst.caps.part_etag_is_md5 or hashlib.md5(view).hexdigest() == sp.etag
-                    ):
-                        self.j.add_part(path, number, n, sp.etag)
-                        fs.part_done(number, sp)
-                        with self._mu:
-                            self.result.bytes_reused += n
-                        self.emit(Event("resumed", path, bytes=n, total=entry.size))
-                    else:
-                        fs.pending_inc()
-                        self.part_q.put((fs, number, buf, n, off, False))
-                        handed = True
-                finally:
-                    if not handed:
-                        self.pool.release(buf)
-        finally:
-            self._close_stream(box)
-            fs.wait(self.stop)
-            if self.par_reads:
-                self._release_waiting(fs)
-        if fs.error is not None:
-            raise fs.error
-        if self.stop.is_set():
-            raise _Stopped()
-        if self.streaming:
-            self._recheck_streamed(entry, fs, ps)
-        if self.par_reads and fs.next_hash != nparts + 1:
-            raise RemoteError(f"{path}: only {fs.next_hash - 1} of {nparts} parts were read; run again to continue.")
-        digest = sha.hexdigest()
-        bad = self._verify(entry, digest) or (self._changed(entry) if self.streaming else None)
-        if bad:
-            self._abort_quietly(upload)
-            self._fail(entry, bad)
-            return
-        parts = [fs.parts[i] for i in range(1, nparts + 1)]
-
-        def complete() -> DestEntry:
-            try:
-                return upload.complete(parts)  # type: ignore[attr-defined, no-any-return]
-            except UploadGone:
-                # a retried Complete whose first attempt succeeded: check what is there
-                de = self.dst.stat(path)
-                if de and de.size == entry.size and (not self.dst.caps.part_etag_is_md5
-                                                     or de.etag == multipart_etag([p.etag for p in parts])):
-                    return de
-                raise
-        try:
-            de = self.retry(f"CompleteMultipartUpload {path}", path, complete)
-        except UploadGone:
-            self.j.reset(path)
-            raise ResumableError(f"{path}: the upload vanished before it could be completed; run again to re-send it.") from None
-        if self.dst.caps.part_etag_is_md5 and de.etag and "-" in de.etag and de.etag != multipart_etag([p.etag for p in parts]):
-            raise RemoteError(f"{path}: destination ETag {de.etag} does not match the parts sent.")
-        self._finish(entry, digest, de)
-
-    def _fetch_dispatch(self, entry: Entry, fs: _FileState, nparts: int, ps: int) -> None:
-        """Queue every part as a fetch-and-send job (bounded by the buffer pool: at most parallel + 2 parts
-        are held, whether in flight or waiting for their turn in the sha256)."""
-        assert self.pool is not None
-        for number in range(1, nparts + 1):
-            if fs.error is not None:
-                break
-            if self.stop.is_set():
-                raise _Stopped()
-            off = (number - 1) * ps
-            buf = self.pool.acquire()
-            fs.pending_inc()
-            self.part_q.put((fs, number, buf, min(ps, entry.size - off), off, True))
-
-    def _recheck_streamed(self, entry: Entry, fs: _FileState, ps: int) -> None:
-        """Every streamed part: the server's ETag must be the MD5 the hasher computed over the same
-        range (or, with --no-part-md5, the crc32 of what was sent must match the hasher's). This ties
-        the sha256 to the bytes the server holds. Mismatching parts are sent again (3 tries)."""
-
-        def bad_parts() -> list[int]:
-            out = []
-            for n in sorted(fs.sent):
-                if self.check_md5 and MD5_WHERE != "workers":
-                    if fs.parts[n].etag != fs.read_md5.get(n):
-                        out.append(n)
-                    continue
-                if self.check_md5 and (fs.sent_md5.get(n) is None or fs.parts[n].etag != fs.sent_md5.get(n)) or fs.sent_crc.get(n) is None or fs.sent_crc.get(n) != fs.read_crc.get(n):
-                    out.append(n)
-            return out
-
-        for _ in range(3):
-            bad = bad_parts()
-            if not bad:
-                return
-            self.emit(Event("retry", entry.path, message=f"parts {bad[:5]} do not match what was read; re-sending"))
-            fs.sent.difference_update(bad)
-            for number in bad:
-                off = (number - 1) * ps
-                self.slots.acquire()
-                fs.pending_inc()
-                self.part_q.put((fs, number, None, min(ps, entry.size - off), off, False))
-            fs.wait(self.stop)
-            if fs.error is not None:
-                raise fs.error
-            if self.stop.is_set():
-                raise _Stopped()
-        bad = bad_parts()
-        if bad:
-            raise RemoteError(f"{entry.path}: parts {bad[:5]} kept differing from the source (did the file change "
-                              "during the copy, or is the network corrupting data?).")
-
-    def _hash_and_dispatch(self, entry: Entry, fs: _FileState, server: dict[int, PartInfo], nparts: int, ps: int,
-                           sha: Any) -> None:
-        """Streaming mode: upload workers read their own ranges from disk, so this thread only hands
-        out the missing parts (at most ``parallel`` in flight, bounded by slots) while a hasher
-        thread reads the file once, in order, for the sha256, the crc32 of every part (compared
-        with what the workers sent) and the MD5 of parts the server already holds (resume)."""
-        bad_resumed: list[int] = []
-        herr: list[BaseException] = []
-        hashed = [0]  # parts the hasher has finished
-        hcv = threading.Condition()
-        # Uploads may start at most ``lead`` parts beyond the hasher. Unbounded, the workers took the CPU and
-        # the hasher finished alone after the last part (2 GiB into a loopback sink on 2 cores: 1.2 s at one
-        # core with --no-part-md5, 3.4 s with part MD5); bounded, both end together (+30% and +35%
-        # throughput), and the workers read ranges the hasher just brought into the page cache.
-        lead = max(2, int(self.opts.parallel or STREAM_PARALLEL) // 2)
-
-        def hash_pass() -> None:
-            buf = bytearray(min(HASH_CHUNK, max(1, entry.size)))
-            mv = memoryview(buf)
-            try:
-                f = self.src.open(entry, 0)
-            except OSError as e:
-                herr.append(UserError(f"cannot read {entry.path!r}: {e.strerror or e}"))
-                return
-            try:
-                for number in range(1, nparts + 1):
-                    off = (number - 1) * ps
-                    n = min(ps, entry.size - off)
-                    sp = server.get(number)
-                    have = sp is not None and sp.size == n
-                    md5_all = self.check_md5 and MD5_WHERE != "workers"
-                    md5 = hashlib.md5() if (have and self.dst.caps.part_etag_is_md5) or md5_all else None
-                    crc = 0
-                    left = n
-                    while left:
-                        if self.stop.is_set() or fs.error is not None:
-                            return
-                        k = f.readinto(mv[: min(len(buf), left)])
-                        if not k:
-                            herr.append(UserError(f"source file {entry.path!r} got shorter during the copy."))
-                            return
-                        sha.update(mv[:k])
-                        if not md5_all:
-                            crc = zlib.crc32(mv[:k], crc)
-                        if md5 is not None:
-                            md5.update(mv[:k])
-                        left -= k
-                    fs.read_crc[number] = f"{crc:08x}"
-                    with hcv:
-                        hashed[0] = number
-                        hcv.notify_all()
-                    if md5 is not None:
-                        fs.read_md5[number] = md5.hexdigest()
-                    if have:
-                        assert sp is not None
-                        if md5 is None or fs.read_md5[number] == sp.etag:
-                            self.j.add_part(entry.path, number, n, sp.etag)
-                            fs.part_done(number, sp)
-                            with self._mu:
-                                self.result.bytes_reused += n
-                            self.emit(Event("resumed", entry.path, bytes=n, total=entry.size))
-                        else:
-                            bad_resumed.append(number)
-            except BaseException as e:  # noqa: BLE001
-                herr.append(e)
-            finally:
-                f.close()
-
-        hasher = threading.Thread(target=hash_pass, name="fm-hash", daemon=True)
-        hasher.start()
-        try:
-            for number in range(1, nparts + 1):
-                if fs.error is not None or herr:
-                    break
-                sp = server.get(number)
-                off = (number - 1) * ps
-                n = min(ps, entry.size - off)
-                if sp is not None and sp.size == n:
-                    continue  # the hasher checks it
-                with hcv:  # the hasher is on the critical path: never let the uploads run far ahead of it
-                    while hashed[0] < number - 1 - lead and hasher.is_alive() and not self.stop.is_set():
-                        hcv.wait(0.2)
-                self.slots.acquire()
-                fs.pending_inc()
-                self.part_q.put((fs, number, None, n, off, False))
-        finally:
-            while hasher.is_alive():
-                hasher.join(0.2)
-        if herr:
-            raise herr[0]
-        for number in bad_resumed:  # on the server but not what we have: send again
-            off = (number - 1) * ps
-            self.slots.acquire()
-            fs.pending_inc()
-            self.part_q.put((fs, number, None, min(ps, entry.size - off), off, False))
-
-    def _adopt(self, entry: Entry, ps: int) -> tuple[Any, dict[int, PartInfo]]:
-        """No journal entry (state dir lost, other machine, an upload id lost to a power cut): look for
-        an unfinished upload of this key on the server whose parts have our part size, and continue it.
-        Its parts are still checked (size, and MD5 against the source) before they count."""
-        key = f"{self.dst.prefix}/{entry.path}" if getattr(self.dst, "prefix", "") else entry.path
-        try:
-            stale = [st for st in self.retry("ListMultipartUploads", entry.path, self.dst.list_stale_uploads)
-                     if st.get("key") == key]
-        except (FlymigrateError, UploadGone):
-            return None, {}
-        best: tuple[Any, dict[int, PartInfo]] = (None, {})
-        for st in stale:
-            up = self.dst.open_upload(entry, st, entry.sha256)
-            try:
-                parts = self.retry(f"ListParts {entry.path}", entry.path, up.list_parts)
-            except (FlymigrateError, UploadGone):
-                continue
-            last = -(-entry.size // ps)
-            fits = all((p.size == ps if n < last else p.size == entry.size - (last - 1) * ps) and n <= last
-                       for n, p in parts.items())
-            if fits and len(parts) > len(best[1]):
-                best = (up, parts)
-        if best[0] is not None:
-            self.j.start_upload(entry.path, ps, best[0].state)
-            self.j.upsert(entry.path, entry.size, entry.fingerprint(), "uploading")
-            self.emit(Event("resume", entry.path,
-                            message=f"found an unfinished upload on the server with {len(best[1])} parts; continuing it"))
-        return best
 
     def _abort_quietly(self, upload: Any) -> None:
         try:
@@ -926,143 +381,6 @@ class _Run:
         except (FlymigrateError, UploadGone):
             pass
 
-    def _chunks(self, entry: Entry, ps: int) -> None:
-        """GCS-style resumable session: sequential chunks, the server reports its committed offset."""
-        assert self.pool is not None
-        path = entry.path
-        fp = entry.fingerprint()
-        row = self.j.get(path)
-        upload = None
-        committed = 0
-        if row and row.status == "uploading" and row.fingerprint == fp and row.upload_state:
-            upload = self.dst.open_upload(entry, row.upload_state, entry.sha256)
-            try:
-                committed = int(self.retry(f"query session {path}", path, upload.committed))  # type: ignore[attr-defined]
-                self.emit(Event("resume", path, message=f"resuming session at byte {committed}"))
-            except UploadGone:
-                upload = None
-                committed = 0
-        if upload is None:
-            upload = self.dst.open_upload(entry, None, entry.sha256)
-            st = self.retry(f"start session {path}", path, upload.begin)
-            self.j.start_upload(path, ps, st)
-            self.j.upsert(path, entry.size, fp, "uploading")
-        sha = hashlib.sha256()
-        box: list[Any] = [None]
-        ahead = ReadAhead(self, entry, ps) if self.src.caps.parallel_ranges and entry.size > ps else None
-        buf = self.pool.acquire() if ahead is None else bytearray(0)
-        try:
-            off = 0
-            while off < entry.size or entry.size == 0:
-                n = min(ps, entry.size - off)
-                if ahead is not None:
-                    # the chunks go out in order, but the next ones are already being fetched (ranged GETs)
-                    if len(buf):
-                        self.pool.release(buf)
-                    buf = ahead.take(off)
-                    view = memoryview(buf)[:n]
-                else:
-                    view = memoryview(buf)[:n]
-                    self._fill(entry, box, off, view)
-                sha.update(view)
-                final = off + n >= entry.size
-                if off + n <= committed:
-                    with self._mu:
-                        self.result.bytes_reused += n
-                    self.emit(Event("resumed", path, bytes=n, total=entry.size))
-                else:
-                    skip = max(0, committed - off)
-                    if skip:
-                        with self._mu:
-                            self.result.bytes_reused += skip
-                    sub = view[skip:]
-                    if final:
-                        bad = self._verify(entry, sha.hexdigest())
-                        if bad:
-                            self._abort_quietly(upload)
-                            self._fail(entry, bad)
-                            return
-                    self.retry(f"upload chunk at {off + skip} of {path}", path,
-                               lambda: upload.write_chunk(off + skip, sub, final))  # type: ignore[attr-defined]
-                    committed = off + n
-                    self.j.set_bytes(path, committed)
-                    with self._mu:
-                        self.result.bytes_sent += len(sub)
-                    self.emit(Event("bytes", path, bytes=len(sub), total=entry.size))
-                off += n
-                if entry.size == 0:
-                    break
-        finally:
-            self._close_stream(box)
-            if len(buf):
-                self.pool.release(buf)
-            if ahead is not None:
-                ahead.close()
-        digest = sha.hexdigest()
-        de = self.retry(f"finalize {path}", path, upload.complete)  # type: ignore[attr-defined]
-        self._finish(entry, digest, de)
-
-    def _local_file(self, entry: Entry) -> None:
-        """A destination that uploads a whole local file (Modal) and a local source: hand it the file itself
-        (no staging copy: no second copy on disk, no write pass). Its sha256 is taken first; a file that
-        changes before the upload is done is reported, not marked done."""
-        path = entry.path
-        sha = hashlib.sha256()
-        buf = bytearray(min(HASH_CHUNK * 4, max(1, entry.size)))
-        mv = memoryview(buf)
-        try:
-            with self.src.open(entry, 0) as f:
-                while k := f.readinto(mv):
-                    if self.stop.is_set():
-                        raise _Stopped()
-                    sha.update(mv[:k])
-        except OSError as e:
-            raise UserError(f"cannot read {path!r}: {e.strerror or e}") from None
-        digest = sha.hexdigest()
-        up = self.dst.open_upload(entry, None, digest)
-        self.j.start_upload(path, 0, {})
-        self.j.upsert(path, entry.size, entry.fingerprint(), "uploading")
-        de = self.retry(f"upload {path}", path, lambda: up.put_file(self.src.local_path(entry), digest))  # type: ignore[attr-defined]
-        self._sent_whole(entry, digest, de)
-
-    def _spool(self, entry: Entry) -> None:
-        """Destinations that need a whole local file (Modal): stream to a private staging file first."""
-        assert self.pool is not None
-        path = entry.path
-        staging = ensure_private_dir(Path(self.j.dir) / f"{self.j.id}.staging")
-        fd, tmp = tempfile.mkstemp(dir=staging)
-        sha = hashlib.sha256()
-        box: list[Any] = [None]
-        buf = self.pool.acquire()
-        try:
-            with os.fdopen(fd, "wb") as out:
-                off = 0
-                while off < entry.size:
-                    n = min(len(buf), entry.size - off)
-                    view = memoryview(buf)[:n]
-                    self._fill(entry, box, off, view)
-                    sha.update(view)
-                    out.write(view)
-                    off += n
-            digest = sha.hexdigest()
-            bad = self._verify(entry, digest)
-            if bad:
-                self._fail(entry, bad)
-                return
-            up = self.dst.open_upload(entry, None, digest)
-            self.j.start_upload(path, 0, {})
-            de = self.retry(f"upload {path}", path, lambda: up.put_file(tmp, digest))  # type: ignore[attr-defined]
-            with self._mu:
-                self.result.bytes_sent += entry.size
-            self.emit(Event("bytes", path, bytes=entry.size, total=entry.size))
-            self._finish(entry, digest, de)
-        finally:
-            self._close_stream(box)
-            self.pool.release(buf)
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
 
     # ---------------------------------------------------------------------------------- file worker
 
@@ -1086,157 +404,7 @@ class _Run:
                 return
 
 
-class ReadAhead:
-    """Sequential consumers (resumable sessions, staging files) of a source that serves ranges cheaply: keep
-    up to ``parallel`` chunks being fetched at once, in their own buffers from the run's pool, and hand them
-    out in order. Only the first fetch waits for a buffer; the others take one only if it is free, so a
-    file never holds buffers while waiting for one (no deadlock between files sharing the pool)."""
-
-    def __init__(self, run: _Run, entry: Entry, ps: int) -> None:
-        from concurrent.futures import ThreadPoolExecutor
-
-        self.run, self.entry, self.ps = run, entry, ps
-        self.depth = max(1, int(run.opts.parallel or DEFAULT_PARALLEL))
-        self.ex = ThreadPoolExecutor(max_workers=self.depth, thread_name_prefix="fm-fetch")
-        self.pending: collections.deque[tuple[int, bytearray, Any]] = collections.deque()
-        self.next_off = 0
-
-    def _fetch(self, off: int, buf: bytearray) -> None:
-        self.run._read_range(self.entry, off, memoryview(buf)[: min(self.ps, self.entry.size - off)], bounded=True)
-
-    def _top_up(self) -> None:
-        assert self.run.pool is not None
-        while len(self.pending) < self.depth and self.next_off < self.entry.size:
-            buf = self.run.pool.acquire() if not self.pending else self.run.pool.try_acquire()
-            if buf is None:
-                return
-            self.pending.append((self.next_off, buf, self.ex.submit(self._fetch, self.next_off, buf)))
-            self.next_off += self.ps
-
-    def take(self, off: int) -> bytearray:
-        """The buffer holding the chunk at ``off`` (the caller gives it back to the pool)."""
-        self._top_up()
-        got, buf, fut = self.pending.popleft()
-        assert got == off, (got, off)
-        try:
-            fut.result()
-        except BaseException:
-            assert self.run.pool is not None
-            self.run.pool.release(buf)
-            raise
-        self._top_up()
-        return buf
-
-    def close(self) -> None:
-        assert self.run.pool is not None
-        for _off, _buf, fut in self.pending:
-            fut.cancel()
-        self.ex.shutdown(wait=True)
-        for _off, buf, _fut in self.pending:
-            self.run.pool.release(buf)
-        self.pending.clear()
-
-
-class _FileState:
-    def __init__(self, entry: Entry, upload: Any) -> None:
-        self.entry = entry
-        self.upload = upload
-        self.parts: dict[int, PartInfo] = {}
-        self.sent: set[int] = set()  # streaming: parts uploaded by this run (checked in _recheck_streamed)
-        self.sent_md5: dict[int, str | None] = {}  # streaming: MD5 of the bytes each worker sent
-        self.sent_crc: dict[int, str | None] = {}  # streaming, --no-part-md5: crc32 of the bytes each worker sent
-        self.read_crc: dict[int, str] = {}  # streaming: crc32 of the same range in the sha256 pass
-        self.read_md5: dict[int, str] = {}  # streaming: MD5 of the same range in the sha256 pass
-        self.error: BaseException | None = None
-        self.server: dict[int, PartInfo] = {}  # parts the server already holds (resume)
-        self.sha: Any = None  # the file's sha256, fed in part order
-        self.hlock = threading.Lock()  # parallel ranged reads: parts waiting for their turn in the sha256
-        self.ready: dict[int, tuple[memoryview, bytearray]] = {}
-        self.next_hash = 1
-        self._pending = 0
-        self._cv = threading.Condition()
-
-    def pending_inc(self) -> None:
-        with self._cv:
-            self._pending += 1
-
-    def pending_dec(self) -> None:
-        with self._cv:
-            self._pending -= 1
-            self._cv.notify_all()
-
-    def part_done(self, number: int, info: PartInfo) -> None:
-        with self._cv:
-            self.parts[number] = info
-
-    def wait(self, stop: threading.Event, grace: float = 10.0) -> None:
-        deadline: float | None = None
-        with self._cv:
-            while self._pending > 0:
-                if stop.is_set():
-                    deadline = deadline or time.monotonic() + grace
-                    if time.monotonic() > deadline:
-                        return
-                self._cv.wait(0.2)
-
-
 # ---------------------------------------------------------------------------------------------- plan
-
-
-def _local_hashes(src: Source, entry: Entry, ps: int) -> tuple[str, str, str]:
-    """sha256, single-part md5 and multipart ETag of a seekable source file (plan-time comparisons)."""
-    sha = hashlib.sha256()
-    whole = hashlib.md5()
-    parts: list[str] = []
-    with src.open(entry, 0) as f:
-        buf = bytearray(min(ps, 8 * MiB) if ps >= 8 * MiB else ps)
-        cur = hashlib.md5()
-        in_part = 0
-        while True:
-            n = f.readinto(buf)
-            if not n:
-                break
-            v = memoryview(buf)[:n]
-            sha.update(v)
-            whole.update(v)
-            pos = 0
-            while pos < n:
-                take = min(n - pos, ps - in_part)
-                cur.update(v[pos : pos + take])
-                in_part += take
-                pos += take
-                if in_part == ps:
-                    parts.append(cur.hexdigest())
-                    cur = hashlib.md5()
-                    in_part = 0
-        if in_part:
-            parts.append(cur.hexdigest())
-    return sha.hexdigest(), whole.hexdigest(), multipart_etag(parts) if len(parts) > 0 else ""
-
-
-def _matches(src: Source, dst: Destination, e: Entry, d: DestEntry, ps: int) -> bool | None:
-    """True: same content; False: different; None: cannot tell."""
-    if d.size != e.size:
-        return False
-    full = d
-    if d.sha256 is None:
-        try:
-            full = dst.stat(e.path) or d
-        except FlymigrateError:
-            full = d
-    if e.sha256 and full.sha256:
-        return e.sha256.lower() == full.sha256.lower()
-    if e.etag and full.etag and src.caps.hash_kind == "md5-etag" and e.etag == full.etag:
-        return True
-    if src.caps.seekable:
-        sha, md5, mpe = _local_hashes(src, e, ps)
-        if full.sha256:
-            return sha == full.sha256.lower()
-        if full.etag:
-            if "-" in full.etag:
-                return mpe == full.etag if e.size > ps else None
-            return md5 == full.etag
-    return None
 
 
 # ----------------------------------------------------------------------------------------------- API
@@ -1268,11 +436,22 @@ def run_transfer(src_url: str, dst_url: str, options: TransferOptions | None = N
                         hint="Pass --state-dir (or FLYMIGRATE_STATE_DIR) naming a folder you can write.") from None
     key_src = src_p.root + ("@" + src_p.revision if src_p.revision else "") + "|" + src_p.scheme + "|" + src_p.path
     key_dst = dst_p.scheme + "|" + dst_p.root + "|" + dst_p.path
-    journal = Journal(tdir, key_src, key_dst)
-    log = _Log(tdir / f"{journal.id}.log.jsonl")
-    result = TransferResult(src=src_url, dst=dst_url, journal=str(journal.path), log=str(tdir / f"{journal.id}.log.jsonl"),
-                            dry_run=opts.dry_run)
+    if opts.dry_run:
+        # a dry run is dry: it writes no journal and no log (so `status` never lists it), takes no lock (it may
+        # look while a real run goes on), and never waits out an outage: two quick tries, then an answer
+        journal: Any = _DryJournal(tdir, key_src, key_dst)
+        log: Any = _NullLog()
+        opts.max_attempts = min(opts.max_attempts, 2)
+        opts.retry_for = 0.0
+        opts.backoff_base = min(opts.backoff_base, 0.2)
+        opts.backoff_max = min(opts.backoff_max, 1.0)
+    else:
+        journal = Journal(tdir, key_src, key_dst)
+        log = _Log(tdir / f"{journal.id}.log.jsonl")
+    result = TransferResult(src=src_url, dst=dst_url, journal=str(journal.path),
+                            log="" if opts.dry_run else str(tdir / f"{journal.id}.log.jsonl"), dry_run=opts.dry_run)
     journal.set_meta("src_url", src_url)
+    journal.set_meta("src_resume", _resume_url(src_url, src_p))  # for the "continue with" line of `status`
     journal.set_meta("dst_url", dst_url)
     extra: list[str] = []
     if opts.datacenter:
@@ -1285,6 +464,17 @@ def run_transfer(src_url: str, dst_url: str, options: TransferOptions | None = N
                                                 else u.netloc, u.path, "", ""))]
     for f in opts.secrets_files:
         extra += ["--secrets", f]
+    # what the "continue with" line of `status` must repeat for the rerun to do the same thing
+    if opts.overwrite:
+        extra += ["--overwrite"]
+    if opts.part_size is not None:
+        extra += ["--part-size", f"{opts.part_size // MiB}MiB" if opts.part_size % MiB == 0 else str(opts.part_size)]
+    if opts.parallel is not None:
+        extra += ["--parallel", str(opts.parallel)]
+    if not opts.part_md5:
+        extra += ["--no-part-md5"]
+    if opts.state_dir is not None:
+        extra += ["--state-dir", os.path.abspath(str(opts.state_dir))]
     journal.set_meta("cli_args", json.dumps(extra))
     t0 = time.monotonic()
     cb_mu = threading.Lock()
@@ -1300,19 +490,29 @@ def run_transfer(src_url: str, dst_url: str, options: TransferOptions | None = N
     health = _Health()
     try:
         emit(Event("start", message=f"{src_url} -> {dst_url}", data={"dry_run": opts.dry_run}))
-        src = open_source(src_p, aopts)
-        dst = open_destination(dst_p, aopts)
+
         def rt(what: str, fn: Callable[[], Any]) -> Any:
             return _retry(opts, stop, emit, what, None, fn, health)
 
-        streaming = src.caps.seekable and dst.caps.write_mode is WriteMode.PARTS
+        if opts.dry_run:
+            src, dst, entries, existing, unchecked = _dry_open(src_p, dst_p, src_url, dst_url, aopts, rt)
+            if unchecked:
+                result.warnings.append(unchecked)
+                emit(Event("warning", message=unchecked))
+        else:
+            src = open_source(src_p, aopts)
+            dst = open_destination(dst_p, aopts)
+
+        dcaps = dst.caps if dst is not None else DestCaps(WriteMode.PARTS)  # a dry run may not reach it
+        streaming = src.caps.seekable and dcaps.write_mode is WriteMode.PARTS
         if opts.part_size is None:
             opts.part_size = STREAM_PART_SIZE if streaming else DEFAULT_PART_SIZE
         if opts.parallel is None:
             opts.parallel = STREAM_PARALLEL if streaming else DEFAULT_PARALLEL
 
-        rt("check destination", dst.check)
-        entries = rt("list source", lambda: list(src.list()))
+        if not opts.dry_run:
+            rt("check destination", dst.check)
+            entries = rt("list source", lambda: list(src.list()))
         check_names([e.path for e in entries], src_url)  # remote names are untrusted: no '..', '/x', NUL
         journal.set_meta("src_resolved", src.describe())
         for w in getattr(src, "warnings", []) or []:
@@ -1323,17 +523,29 @@ def run_transfer(src_url: str, dst_url: str, options: TransferOptions | None = N
                 emit(Event("info", message=note))
         if not entries:
             raise UserError(f"nothing to copy: {src_url} has no files.")
-        existing = rt("list destination", dst.list)
+        if not opts.dry_run:
+            existing = rt("list destination", dst.list)
+        adopt_sha: dict[str, str | None] = {}
         to_copy: list[Entry] = []
         conflicts: list[str] = []
         for e in entries:
-            ps = choose_part_size(e.size, int(opts.part_size), dst.caps)
+            ps = choose_part_size(e.size, int(opts.part_size), dcaps)
             row = journal.get(e.path)
             d = existing.get(e.path)
             fp = e.fingerprint()
             item: PlanItem
             if row and row.status in ("done", "skipped") and row.fingerprint == fp and d and d.size == e.size:
                 item = PlanItem(e.path, e.size, "skip", "already copied and verified")
+            elif d is not None and row and row.status == "uploading" and row.fingerprint == fp:
+                # the interrupted run was writing this very file (the plan of that run let it): never a conflict
+                adopted = _adopt_committed(dst, e, d, row, journal.parts(e.path))
+                if adopted is not None:
+                    adopt_sha[e.path] = adopted[0]
+                    item = PlanItem(e.path, e.size, "skip", f"finished by the interrupted run; verified ({adopted[1]})")
+                elif _matches(src, dst, e, d, ps):
+                    item = PlanItem(e.path, e.size, "skip", "identical file already at the destination")
+                else:
+                    item = PlanItem(e.path, e.size, "resume", "the interrupted run was writing this file; finishing it")
             elif d is not None:
                 same = _matches(src, dst, e, d, ps)
                 if same:
@@ -1382,7 +594,7 @@ def run_transfer(src_url: str, dst_url: str, options: TransferOptions | None = N
             if row is None or row.fingerprint != e.fingerprint() or row.status not in ("done", "skipped"):
                 pending.append((e.path, e.size, e.fingerprint(), "pending"))
                 if e.path in skip_paths:
-                    newly_skipped.append((e, row.sha256 if row else None))
+                    newly_skipped.append((e, adopt_sha.get(e.path) or (row.sha256 if row else None)))
         journal.upsert_many(pending)
         for e, sha in newly_skipped:
             journal.mark_done(e.path, sha, None, status="skipped")
@@ -1422,7 +634,126 @@ def run_transfer(src_url: str, dst_url: str, options: TransferOptions | None = N
                 except Exception:
                     pass
         log.close()
-        journal.close()
+        if not opts.dry_run and not journal.has_files():
+            # refused before anything was planned to be copied (bad destination, conflicts, no files): leave no
+            # journal behind for `status` to call incomplete
+            journal.close()
+            for suffix in ("", "-wal", "-shm"):
+                try:
+                    os.unlink(str(journal.path) + suffix)
+                except OSError:
+                    pass
+        else:
+            journal.close()
+
+
+class _DryJournal:
+    """What a dry run reads of an existing journal (read-only, no lock; nothing is created)."""
+
+    def __init__(self, directory: Path, src: str, dst: str) -> None:
+        from .journal import journal_id
+
+        self.id = journal_id(src, dst)
+        self.path = Path(directory) / f"{self.id}.sqlite"
+        self._rows: dict[str, FileRow] = {}
+        if self.path.exists():
+            import sqlite3
+
+            try:
+                db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=5)
+                try:
+                    for r in db.execute("SELECT path,size,fingerprint,status,part_size,upload_state,sha256,dst_etag,"
+                                        "bytes_done,error FROM files"):
+                        self._rows[r[0]] = FileRow(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]) if r[5] else None,
+                                                   r[6], r[7], r[8], r[9])
+                finally:
+                    db.close()
+            except (sqlite3.Error, ValueError):  # a dry run of a damaged journal plans as if there were none
+                self._rows = {}
+
+    def get(self, path: str) -> FileRow | None:
+        return self._rows.get(path)
+
+    def set_meta(self, k: str, v: str) -> None:
+        pass
+
+    def has_files(self) -> bool:
+        return bool(self._rows)
+
+    def parts(self, path: str) -> dict[int, tuple[int, str]]:
+        return {}  # only a journal of an older version needs them (see plan._adopt_committed)
+
+    def close(self) -> None:
+        pass
+
+
+class _NullLog:
+    def write(self, ev: Event) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+DRY_SOURCE_DEADLINE = 20.0  # seconds a dry run waits for the source's listing
+DRY_DEST_DEADLINE = 10.0  # ... and for the destination (then it says what it could not check)
+
+
+def _deadline(fn: Callable[[], Any], seconds: float, what: str) -> Any:
+    """``fn()`` in a helper thread; a TimeoutError naming ``what`` if it has not answered in ``seconds``."""
+    box: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            box["v"] = fn()
+        except BaseException as e:  # noqa: BLE001 -- re-raised in the caller
+            box["e"] = e
+
+    t = threading.Thread(target=run, name="fm-dry", daemon=True)
+    t.start()
+    t.join(seconds)
+    if t.is_alive():
+        raise TimeoutError(f"{what} did not answer within {seconds:.0f}s")
+    if "e" in box:
+        raise box["e"]
+    return box.get("v")
+
+
+def _dry_open(src_p: Any, dst_p: Any, src_url: str, dst_url: str, aopts: AdapterOptions,
+              rt: Callable[[str, Callable[[], Any]], Any]) -> tuple[Source, Destination | None, list[Entry],
+                                                                   dict[str, DestEntry], str]:
+    """A dry run: the source must be listed (that is the answer); the destination is looked at if it can be,
+    and otherwise the run says what it could not check (no credentials, unreachable) instead of failing."""
+    try:
+        src = _deadline(lambda: open_source(src_p, aopts), DRY_SOURCE_DEADLINE, f"opening {src_url}")
+        entries = _deadline(lambda: rt("list source", lambda: list(src.list())), DRY_SOURCE_DEADLINE,
+                            f"listing {src_url}")
+    except (ResumableError, RemoteError, TransientError, TimeoutError, UploadGone) as e:
+        why = e.message.rstrip(".") if isinstance(e, FlymigrateError) else str(e)
+        raise ResumableError(f"dry run: could not list {src_url} ({why}).",
+                             hint="Nothing was saved. Check the network (and the source's credentials), then run the "
+                             "dry run again.") from None
+    dst: Destination | None = None
+    try:
+        dst = _deadline(lambda: open_destination(dst_p, aopts), DRY_DEST_DEADLINE, f"opening {dst_url}")
+        _deadline(lambda: rt("check destination", dst.check), DRY_DEST_DEADLINE, f"checking {dst_url}")  # type: ignore[union-attr]
+        existing = _deadline(lambda: rt("list destination", dst.list), DRY_DEST_DEADLINE, f"listing {dst_url}")  # type: ignore[union-attr]
+        return src, dst, entries, existing, ""
+    except (UserError, ResumableError, RemoteError, TransientError, TimeoutError, UploadGone) as e:
+        if dst is not None:
+            try:
+                dst.close()
+            except Exception:  # noqa: BLE001
+                pass
+        why = (str(e) if isinstance(e, UserError) else e.message if isinstance(e, FlymigrateError) else str(e)).rstrip(".")
+        return src, None, entries, {}, (f"could not check the destination {dst_url}: {why}. The plan below treats "
+                                        "it as empty; a real run checks it first.")
+
+
+def _resume_url(url: str, parsed: Any) -> str:
+    """The source as the "continue with" command of `status` must name it: a local folder as an absolute path
+    (the command may be run from another directory)."""
+    return str(parsed.root) if parsed.scheme == "local" else url
 
 
 def _execute(src: Source, dst: Destination, journal: Journal, opts: TransferOptions,
@@ -1495,17 +826,3 @@ def _cleanup(dst: Destination, entries: list[Entry], emit: Callable[[Event], Non
                 emit(Event("warning", st.get("key"), message=f"could not abort an abandoned upload: {e}"))
 
 
-def list_status(base: Path | None = None) -> list[dict[str, Any]]:
-    """Summaries of every transfer journal (for ``flymigrate status`` and the TUI)."""
-    from .journal import list_journals, read_only
-
-    out = []
-    for p in list_journals(transfers_dir(base)):
-        try:
-            s = read_only(p)
-        except Exception as e:  # noqa: BLE001 -- a corrupt journal must not hide the others
-            s = {"src": None, "dst": None, "error": f"{type(e).__name__}: {e}", "files": {}, "bytes_total": 0,
-                 "bytes_done": 0, "failed": [], "running": False, "finished": None}
-        s["journal"] = str(p)
-        out.append(s)
-    return out

@@ -52,7 +52,9 @@ CREATE TABLE IF NOT EXISTS files (
   dst_etag TEXT,
   bytes_done INTEGER NOT NULL DEFAULT 0,
   error TEXT,
-  updated REAL
+  updated REAL,
+  hash_offset INTEGER,             -- a committed prefix of the file (bytes) ...
+  hash_state TEXT                  -- ... and the sha256 state after it (flymigrate.transfer.hashing)
 );
 CREATE TABLE IF NOT EXISTS parts (
   path TEXT NOT NULL,
@@ -80,6 +82,8 @@ class FileRow:
     dst_etag: str | None
     bytes_done: int
     error: str | None
+    hash_offset: int | None = None
+    hash_state: str | None = None
 
 
 def _private_file(path: Path) -> None:
@@ -111,6 +115,10 @@ class Journal:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(SCHEMA)
+        cols = {r[1] for r in self.db.execute("PRAGMA table_info(files)").fetchall()}
+        for col, typ in (("hash_offset", "INTEGER"), ("hash_state", "TEXT")):  # journals of older versions
+            if col not in cols:
+                self.db.execute(f"ALTER TABLE files ADD COLUMN {col} {typ}")
         for suffix in ("-wal", "-shm"):
             p = Path(str(self.path) + suffix)
             if p.exists():
@@ -168,19 +176,19 @@ class Journal:
     def get(self, path: str) -> FileRow | None:
         with self._mu:
             r = self.db.execute(
-                "SELECT path,size,fingerprint,status,part_size,upload_state,sha256,dst_etag,bytes_done,error "
+                "SELECT path,size,fingerprint,status,part_size,upload_state,sha256,dst_etag,bytes_done,error,hash_offset,hash_state "
                 "FROM files WHERE path=?", (path,)).fetchone()
         if not r:
             return None
-        return FileRow(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]) if r[5] else None, r[6], r[7], r[8], r[9])
+        return FileRow(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]) if r[5] else None, r[6], r[7], r[8], r[9], r[10], r[11])
 
     def all(self) -> list[FileRow]:
         with self._mu:
             rows = self.db.execute(
-                "SELECT path,size,fingerprint,status,part_size,upload_state,sha256,dst_etag,bytes_done,error "
+                "SELECT path,size,fingerprint,status,part_size,upload_state,sha256,dst_etag,bytes_done,error,hash_offset,hash_state "
                 "FROM files ORDER BY path").fetchall()
-        return [FileRow(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]) if r[5] else None, r[6], r[7], r[8], r[9])
-                for r in rows]
+        return [FileRow(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]) if r[5] else None, r[6], r[7], r[8], r[9], r[10],
+                        r[11]) for r in rows]
 
     def upsert_many(self, rows: list[tuple[str, int, str, str]]) -> None:
         """Many upserts in one transaction (one fsync instead of one per file)."""
@@ -217,6 +225,7 @@ class Journal:
             self.db.execute("DELETE FROM parts WHERE path=?", (path,))
             self.db.execute(
                 "UPDATE files SET status='uploading', part_size=?, upload_state=?, bytes_done=0, error=NULL, "
+                "hash_offset=NULL, hash_state=NULL, "
                 "updated=? WHERE path=?", (part_size, json.dumps(state), time.time(), path))
             self.db.execute("COMMIT")
 
@@ -233,6 +242,16 @@ class Journal:
                             "updated=? WHERE path=?", (path, time.time(), path))
             self.db.execute("COMMIT")
 
+    def set_hash(self, path: str, offset: int, state: str | None) -> None:
+        """The sha256 state after the first ``offset`` bytes, all of which the destination holds."""
+        with self._mu:
+            self.db.execute("UPDATE files SET hash_offset=?, hash_state=?, updated=? WHERE path=?",
+                            (offset if state else None, state, time.time(), path))
+
+    def has_files(self) -> bool:
+        with self._mu:
+            return self.db.execute("SELECT 1 FROM files LIMIT 1").fetchone() is not None
+
     def parts(self, path: str) -> dict[int, tuple[int, str]]:
         with self._mu:
             rows = self.db.execute("SELECT number,size,etag FROM parts WHERE path=?", (path,)).fetchall()
@@ -247,6 +266,7 @@ class Journal:
             self.db.execute("BEGIN IMMEDIATE")
             self.db.execute(
                 "UPDATE files SET status=?, sha256=?, dst_etag=?, bytes_done=size, upload_state=NULL, error=NULL, "
+                "hash_offset=NULL, hash_state=NULL, "
                 "updated=? WHERE path=?", (status, sha256, etag, time.time(), path))
             self.db.execute("DELETE FROM parts WHERE path=?", (path,))
             self.db.execute("COMMIT")
@@ -259,6 +279,7 @@ class Journal:
             else:
                 self.db.execute("BEGIN IMMEDIATE")
                 self.db.execute("UPDATE files SET status='failed', error=?, upload_state=NULL, bytes_done=0, "
+                                "hash_offset=NULL, hash_state=NULL, "
                                 "updated=? WHERE path=?", (error, time.time(), path))
                 self.db.execute("DELETE FROM parts WHERE path=?", (path,))
                 self.db.execute("COMMIT")
@@ -267,6 +288,7 @@ class Journal:
         with self._mu:
             self.db.execute("BEGIN IMMEDIATE")
             self.db.execute("UPDATE files SET status='pending', upload_state=NULL, part_size=NULL, bytes_done=0, "
+                            "hash_offset=NULL, hash_state=NULL, "
                             "sha256=NULL, error=NULL, updated=? WHERE path=?", (time.time(), path))
             self.db.execute("DELETE FROM parts WHERE path=?", (path,))
             self.db.execute("COMMIT")
@@ -320,7 +342,8 @@ def read_only(path: Path) -> dict[str, Any]:
     except ValueError:
         extra = []
     src_url, dst_url = meta.get("src_url"), meta.get("dst_url")
-    resume = (" ".join(shlex.quote(a) for a in ["flymigrate", "transfer", src_url, dst_url, *extra, "--yes"])
+    resume = (" ".join(shlex.quote(a) for a in ["flymigrate", "transfer", meta.get("src_resume") or src_url, dst_url,
+                                                *extra, "--yes"])
               if src_url and dst_url else None)
     files: dict[str, int] = {}
     total = done = 0

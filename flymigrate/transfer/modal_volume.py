@@ -53,6 +53,16 @@ AUTH_HINT = (
 )
 
 
+def _where_modal_reads_credentials() -> str:
+    """Where the SDK looks for a token (modal/config.py: MODAL_TOKEN_ID / MODAL_TOKEN_SECRET, else the profile
+    named by MODAL_PROFILE, else the active one, in ``MODAL_CONFIG_PATH`` or ``~/.modal.toml``)."""
+    cfg = os.environ.get("MODAL_CONFIG_PATH") or os.path.expanduser("~/.modal.toml")
+    state = "does not exist" if not os.path.exists(cfg) else "has no token for the active profile"
+    prof = os.environ.get("MODAL_PROFILE")
+    return (f"MODAL_TOKEN_ID / MODAL_TOKEN_SECRET are not set, and {cfg} {state}"
+            + (f" (profile {prof!r} from MODAL_PROFILE)" if prof else ""))
+
+
 def _map_error(exc: BaseException, what: str) -> BaseException:
     """modal / grpclib / aiohttp errors -> our typed errors (messages carry no token)."""
     try:
@@ -62,6 +72,11 @@ def _map_error(exc: BaseException, what: str) -> BaseException:
     name = type(exc).__name__
     msg = str(exc).splitlines()[0][:200] if str(exc) else name
     if isinstance(exc, mexc.AuthError):
+        if "token missing" in msg.lower() or "was not found in" in msg:
+            # the SDK found no token at all (modal/client.py: "Token missing" when neither MODAL_TOKEN_ID /
+            # MODAL_TOKEN_SECRET nor the active profile of modal/config.py's user_config_path has one)
+            return UserError(f"{what}: no Modal credentials found: {_where_modal_reads_credentials()}.",
+                             hint=AUTH_HINT)
         return UserError(f"{what}: Modal rejected the credentials.", hint=AUTH_HINT)
     perm = getattr(mexc, "PermissionDeniedError", None)
     if perm is not None and isinstance(exc, perm):

@@ -55,14 +55,17 @@ class FlymigrateApp(App[int]):
         Binding("s", "pause", "Pause"),
         Binding("m", "mark_done", "Mark done"),
         Binding("d", "toggle_theme", "Dark/light"),
+        Binding("v", "verify", "Verify"),  # on the last step, once apply --deploy recorded a URL: flymigrate verify
         Binding("o", "goto('overview')", "Overview", show=False),
         Binding("t", "goto('target')", "Target", show=False),
         *[Binding(str(i), f"goto('{s}')", core.STEP_SHORT[s], show=False) for i, s in enumerate(STEP_IDS, 1)],
     ]
 
     def __init__(self, app_dir: Path, *, target: str | None = None, secrets_paths: list[str] | None = None,
-                 code_dirs: list[str] | None = None) -> None:
+                 code_dirs: list[str] | None = None, config_path: str | None = None, gpu: str | None = None,
+                 app_name: str | None = None) -> None:
         super().__init__()
+        self.input_options = {"config_path": config_path, "gpu": gpu, "app_name": app_name}
         self.app_dir = app_dir
         self.cli_secrets_paths = list(secrets_paths or [])
         self.code_dirs = list(code_dirs or [])
@@ -102,6 +105,7 @@ class FlymigrateApp(App[int]):
     def _load_session(self) -> None:
         try:
             session = core.load_session(self.app_dir, secrets_paths=self.secrets_paths, code_dirs=self.code_dirs,
+                                        **self.input_options,
                                         preview_targets=(self.target,) if self.target else (),
                                         base_urls={t: tp.base_url for t, tp in self.saved.targets.items()
                                                    if tp.base_url})
@@ -241,7 +245,9 @@ class FlymigrateApp(App[int]):
         if message.target == self.target and self.screen_stack:
             self._refresh_weights_panel()
             if message.error:
-                self.notify(message.error, severity="error", timeout=6)
+                from rich.markup import escape
+
+                self.notify(escape(message.error), severity="error", timeout=6)  # `[name]` is text, not markup
 
     def _refresh_nav(self) -> None:
         for sid in STEP_IDS:
@@ -491,6 +497,11 @@ class FlymigrateApp(App[int]):
             return True if ready else None  # shown dimmed while not possible
         if action == "pause":
             return self.transfer_stop is not None or False
+        if action == "verify":
+            from ..verify import deployed_url
+
+            return (self.page == STEP_IDS[-1] and self.session is not None and self.target is not None
+                    and deployed_url(self.session.app_dir, self.target) is not None) or False
         return True
 
     def action_help(self) -> None:
@@ -527,10 +538,27 @@ class FlymigrateApp(App[int]):
         self._q(f"#page-{self.page}", StepPage).show_progress(progress)
         self._refresh_nav()
 
+    def _blockers(self, sid: str) -> list[str]:
+        """Why this step cannot run now (empty: it can): the plan's blocked status or apply's preview."""
+        if self.session is None or self.target is None:
+            return []
+        step = self.session.plans[self.target].step(sid)
+        out = list(step.cannot[:1] or step.needs) if step.status == "blocked" else []
+        preview = (self.weights_previews.get(self.target) if sid == "weights"
+                   else self.session.previews.get(self.target, {}).get(sid))
+        out += [b for b in getattr(preview, "blocking", None) or [] if b not in out]
+        return out
+
     def action_run_step(self) -> None:
         if self.session is None or self.target is None or self.page not in STEP_IDS:
             return
         sid = self.page
+        blockers = self._blockers(sid)
+        if blockers:  # nothing to confirm: say what is missing instead of offering to run
+            hint = ("Fill in the fields above (Enter refreshes the preview), then press r again." if sid == "weights"
+                    else "Give what is listed (the field above, or the flymigrate command line), then press r again.")
+            self.show_error(f"{core.STEP_SHORT[sid]}: blocked", "; ".join(blockers), hint)
+            return
         if sid == "weights":
             if self.transfer_stop is not None:
                 return
@@ -573,6 +601,18 @@ class FlymigrateApp(App[int]):
         else:
             self._step_worker(self.session, self.target, sid)
         self.refresh_bindings()
+
+    def action_verify(self) -> None:
+        if self.session is not None and self.target is not None:
+            self.notify(f"Verifying the {self.target} endpoint (cold start, checks, latency)...")
+            self._verify_worker(str(self.session.app_dir), self.target, list(self.session.secrets_paths))
+
+    @work(thread=True, exclusive=True, group="verify", exit_on_error=False)
+    def _verify_worker(self, app_dir: str, target: str, secrets: list[str]) -> None:
+        from ..verify import run_for_ui
+
+        title, text, hint = run_for_ui(app_dir, target, secrets)
+        self.call_from_thread(self.show_error, title, text, hint)
 
     @work(thread=True, exclusive=True, group="step", exit_on_error=False)
     def _step_worker(self, session: core.Session, target: str, sid: str) -> None:
@@ -674,8 +714,10 @@ class FlymigrateApp(App[int]):
 
 
 def create_app(app_dir: str | Path = ".", *, target: str | None = None, secrets_paths: list[str] | None = None,
-               code_dirs: list[str] | None = None) -> FlymigrateApp:
+               code_dirs: list[str] | None = None, config_path: str | None = None, gpu: str | None = None,
+               app_name: str | None = None) -> FlymigrateApp:
     """The one factory, shared by ``flymigrate tui`` and the tests."""
     if target is not None and target not in TARGETS:
         raise ValueError(f"unknown target {target!r}")
-    return FlymigrateApp(Path(app_dir), target=target, secrets_paths=secrets_paths, code_dirs=code_dirs)
+    return FlymigrateApp(Path(app_dir), target=target, secrets_paths=secrets_paths, code_dirs=code_dirs,
+                         config_path=config_path, gpu=gpu, app_name=app_name)

@@ -13,7 +13,12 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # type checkers see the standard decorator
+    from dataclasses import dataclass, field
+else:  # start-up time: no exec per generated method (flymigrate/_dataclass.py)
+    from .._dataclass import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +55,9 @@ class Session:
     inputs_read: tuple[tuple[str, str], ...]
     secrets_paths: tuple[str, ...] = ()
     code_dirs: tuple[str, ...] = ()
+    config_path: str | None = None  # --config, --gpu, --app as given to `flymigrate tui`
+    gpu: str | None = None
+    app_name: str | None = None
     # apply's per-step previews (flymigrate.apply.StepPreview) per target; refreshed after a step runs
     previews: dict[str, dict[str, Any]] = field(default_factory=dict)
     preview_errors: dict[str, str] = field(default_factory=dict)
@@ -59,12 +67,19 @@ class Session:
     def name(self) -> str:
         return self.app.app or self.app_dir.resolve().name
 
+    def api_kwargs(self) -> dict[str, Any]:
+        """What every api call of this session passes on: the inputs exactly as the user gave them."""
+        return {"secrets_paths": list(self.secrets_paths) or None, "code_dirs": list(self.code_dirs) or None,
+                "config_path": self.config_path, "gpu": self.gpu, "app_name": self.app_name}
+
 
 def load_session(app_dir: Path, *, secrets_paths: list[str] | None = None,
                  code_dirs: list[str] | None = None, preview_targets: tuple[str, ...] = (),
-                 base_urls: dict[str, str] | None = None) -> Session:
+                 base_urls: dict[str, str] | None = None, config_path: str | None = None, gpu: str | None = None,
+                 app_name: str | None = None) -> Session:
     """Read the app once and plan it for every target (reads only)."""
-    inp = _api().load_inputs(app_dir, secrets_paths=secrets_paths or None, code_dirs=code_dirs or None)
+    inp = _api().load_inputs(app_dir, secrets_paths=secrets_paths or None, code_dirs=code_dirs or None,
+                             config_path=config_path, gpu=gpu, app_name=app_name)
     plans = {t: _api().build_plan(inp, t) for t in TARGETS}
     comparison = None
     attach = getattr(_api(), "attach_comparison", None)  # the cost / cold-start model, as `flymigrate plan` adds it
@@ -76,7 +91,7 @@ def load_session(app_dir: Path, *, secrets_paths: list[str] | None = None,
     session = Session(app_dir=app_dir, app=inp.app, plans=plans, comparison=comparison,
                       dockerfile_text=inp.dockerfile.text if inp.dockerfile else None, inputs_read=inp.inputs,
                       secrets_paths=tuple(secrets_paths or ()), code_dirs=tuple(code_dirs or ()),
-                      base_urls=dict(base_urls or {}))
+                      base_urls=dict(base_urls or {}), config_path=config_path, gpu=gpu, app_name=app_name)
     for t in preview_targets:
         session.previews[t], err = load_previews(session, t)
         if err:
@@ -97,8 +112,7 @@ def load_previews(session: Session, target: str) -> tuple[dict[str, Any], str | 
     try:
         previews = _api().preview(session.app_dir, target,
                                options=ApplyOptions(target=target, base_url=session.base_urls.get(target) or None),
-                               secrets_paths=list(session.secrets_paths) or None,
-                               code_dirs=list(session.code_dirs) or None)
+                               **session.api_kwargs())
     except FlymigrateError as err:
         return {}, err.message
     return {p.step: p for p in previews}, None
@@ -139,6 +153,21 @@ def fmt_duration(s: float | None) -> str:
     return f"{s}s"
 
 
+COMPARE_TARGET = {"modal": "modal", "runpod-flex": "runpod", "runpod-active": "runpod", "cloudrun": "cloudrun"}
+
+
+def is_vllm(session: Session) -> bool:
+    text = " ".join([session.app.build.image or "", session.dockerfile_text or ""]).lower()
+    return "vllm" in text
+
+
+def server_neutral(session: Session, text: str) -> str:
+    """Advice worded for the app's own server: vLLM flags only for a vLLM app (a whisper app has none)."""
+    if is_vllm(session) or "vLLM" not in text:
+        return text
+    return text.replace("e.g. vLLM --max-num-seqs, a semaphore", "e.g. a semaphore or the server's own limit")
+
+
 def findings_sorted(plan: Plan) -> list[Any]:
     order = {"error": 0, "warning": 1, "info": 2}
     return sorted(plan.findings, key=lambda f: order.get(f.severity, 3))
@@ -154,7 +183,7 @@ def target_facts(session: Session) -> list[tuple[str, dict[str, str]]]:
     def gpu(_t: str, p: Plan) -> str:
         g = p.gpu or {}
         if not g:
-            return "no GPU in fly.toml"
+            return "CPU only (no GPU)" if any(f.code == "cpu-only" for f in p.findings) else "no GPU in fly.toml"
         fit = "fits" if g.get("fits") else ("BLOCKED" if g.get("blocked") else "does not fit")
         return f"{g.get('target_gpu')}, {g.get('target_vram_gb', '?')} GB, {fit}"
 
@@ -167,7 +196,7 @@ def target_facts(session: Session) -> list[tuple[str, dict[str, str]]]:
         return f"{s.min}-{s.max}{idle}{conc}"
 
     def lost(_t: str, p: Plan) -> str:
-        items = [c for st in p.steps for c in st.cannot]
+        items = [server_neutral(session, c) for st in p.steps for c in st.cannot]
         return "; ".join(items) if items else "nothing"
 
     def manual(_t: str, p: Plan) -> str:
@@ -179,12 +208,19 @@ def target_facts(session: Session) -> list[tuple[str, dict[str, str]]]:
     row("Steps needing you", manual)
     c = session.comparison
     if c is not None:
+        warm_n = getattr(getattr(c, "inputs", None), "warm_instances", 0) or 0
+
         def cost(t: str, _p: Plan) -> str:
             try:
                 r = c.row(COMPARE_ROW[t])
             except KeyError:
                 return "n/a"
-            return f"${r.monthly_scale_to_zero:,.0f}/month" if r.monthly_scale_to_zero is not None else "n/a"
+            parts = []
+            if warm_n >= 1 and r.monthly_warm is not None:  # min >= 1: what fly.toml's warm capacity costs
+                parts.append(f"${r.monthly_warm:,.0f}/month with {r.warm_instances} always on")
+            if r.monthly_scale_to_zero is not None:
+                parts.append(f"${r.monthly_scale_to_zero:,.0f}/month scaling to zero")
+            return "; ".join(parts) or "n/a"
 
         def cold(t: str, _p: Plan) -> str:
             try:
@@ -193,7 +229,7 @@ def target_facts(session: Session) -> list[tuple[str, dict[str, str]]]:
                 return "n/a"
             return f"~{r.cold_start_s:.0f}s" if r.cold_start_s is not None else "n/a"
 
-        row("Cost (scale to zero)", cost)
+        row("Cost" if warm_n >= 1 else "Cost (scale to zero)", cost)
         row("Cold start", cold)
     row("What is lost", lost)
     return rows
@@ -366,8 +402,7 @@ def run_step(session: Session, target: str, step_id: str, stop: threading.Event 
 
     options = ApplyOptions(target=target, only=(step_id,), yes=True, base_url=session.base_urls.get(target) or None)
     result = _api().apply(session.app_dir, target, options=options,
-                       stop=stop, secrets_paths=list(session.secrets_paths) or None,
-                       code_dirs=list(session.code_dirs) or None)
+                       stop=stop, **session.api_kwargs())
     outcome = next((o for o in result.outcomes if o.step == step_id), None)
     if outcome is None:
         return "nothing to do"
@@ -421,7 +456,7 @@ def weights_preview(session: Session, target: str, fields: dict[str, str]) -> An
     if not apply_available():
         return None
     previews = _api().preview(session.app_dir, target, options=_weights_options(target, fields),
-                           secrets_paths=list(session.secrets_paths) or None, code_dirs=list(session.code_dirs) or None)
+                           **session.api_kwargs())
     return previews[0] if previews else None
 
 
@@ -444,8 +479,7 @@ def run_weights(session: Session, target: str, fields: dict[str, str], stop: thr
         raise UserError("this build cannot move the weights from the walkthrough (`flymigrate apply` is not "
                         "installed).", hint="Use `flymigrate transfer SRC DST`, then press m to mark the step done.")
     result = _api().apply(session.app_dir, target, options=_weights_options(target, fields), reporter=on_event,
-                       stop=stop, secrets_paths=list(session.secrets_paths) or None,
-                       code_dirs=list(session.code_dirs) or None)
+                       stop=stop, **session.api_kwargs())
     outcome = next((o for o in result.outcomes if o.step == "weights"), None)
     if outcome is None:
         return "nothing to do"

@@ -8,7 +8,12 @@ is kept per target, so switching target and back loses nothing. No Textual here.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # type checkers see the standard decorator
+    from dataclasses import dataclass, field
+else:  # start-up time: no exec per generated method (flymigrate/_dataclass.py)
+    from .._dataclass import dataclass, field
 from pathlib import Path
 from typing import Any
 

@@ -22,7 +22,8 @@ STYLE_BY_MARK = {"+": "diff-add", "-": "diff-del", "?": "needs", "!": "lost", "x
 # settings a step takes from the user (Enter applies them): the same as `flymigrate apply --secrets/--base-url`
 STEP_SETTINGS = {"secrets": ("export", "your `fly secrets` export file(s), comma-separated; Enter to read"),
                  "base_urls": ("new URL", "https://... the new endpoint, once deployed; Enter to preview")}
-STATUS_LABEL = {"ready": "ready", "manual": "needs you", "blocked": "blocked", "nothing_to_do": "nothing to do"}
+STATUS_LABEL = {"ready": "ready", "manual": "needs you", "blocked": "blocked", "nothing_to_do": "nothing to do",
+                "done": "done", "running": "running", "paused": "paused", "failed": "failed"}
 
 
 def marked_lines(lines: list[str], styles: dict[str, str]) -> Text:
@@ -106,15 +107,21 @@ class OverviewPage(Page):
         def head(s: str) -> None:
             t.append(f"\n{s}\n", style=styles["heading"])
 
+        codes = {f.code for f in plan.findings}
         t.append(f"{session.name}", style="bold")
-        t.append(f"  (fly.toml{', ' + app.primary_region if getattr(app, 'primary_region', None) else ''})\n")
+        source = "no fly.toml: read from the Dockerfile" if "no-fly-toml" in codes else "fly.toml"
+        t.append(f"  ({source}{', ' + app.primary_region if getattr(app, 'primary_region', None) else ''})\n")
         gpu = app.gpu
         t.append("GPU       ")
-        t.append(f"{gpu.kind} x{gpu.count}" if gpu else "none found", style="bold" if gpu else styles["needs"])
+        if gpu is None and "cpu-only" in codes:
+            t.append("none: the app runs on CPU", style="bold")
+        else:
+            t.append(f"{gpu.kind} x{gpu.count}" if gpu else "none found", style="bold" if gpu else styles["needs"])
         if gpu and gpu.where:
             t.append(f"  ({gpu.where})")
         t.append("\nVolume    ")
-        t.append(", ".join(f"{m.source} at {m.destination}" + (f" ({m.initial_size_gb:g} GB)" if m.initial_size_gb else "")
+        t.append(", ".join(f"{m.source} at {m.destination}" + (f" ({m.initial_size_gb:g} GB: the volume's size, an "
+                                                                 "upper bound for the weights)" if m.initial_size_gb else "")
                            for m in app.mounts) or "none")
         t.append("\nServices  ")
         svcs = []
@@ -143,7 +150,7 @@ class OverviewPage(Page):
         for f in fs:
             style = {"error": styles["lost"], "warning": styles["needs"]}.get(f.severity, "")
             t.append(f"  {f.severity.upper():<8}", style=style)
-            t.append(f"{f.where + ': ' if f.where else ''}{f.message}\n")
+            t.append(f"{f.where + ': ' if f.where else ''}{core.server_neutral(session, f.message)}\n")
         self.query_one("#overview-body", Static).update(t)
 
 
@@ -160,11 +167,17 @@ class TargetPage(Page):
     def show(self, session: core.Session, target: str | None, styles: dict[str, str]) -> None:
         if target is not None:  # the set's own handler un-presses the others and moves its highlight here
             self.query_one(f"#target-{target}", RadioButton).value = True
+        rec_key = getattr(getattr(session.comparison, "recommendation", None), "key", None) or ""
+        rec_target = core.COMPARE_TARGET.get(rec_key)
+        for name in TARGETS:  # told apart by words too, not only by colour
+            self.query_one(f"#target-{name}", RadioButton).label = (
+                core.TARGET_SHORT[name] + (" ✓ chosen" if name == target else ""))
         table = Table(expand=True, box=box.SIMPLE_HEAD, show_lines=True, pad_edge=False, padding=(0, 1, 0, 0),
                       header_style=styles["heading"])
         table.add_column("", ratio=2, style="bold")
         for name in TARGETS:
-            table.add_column(core.TARGET_SHORT[name] + (" (chosen)" if name == target else ""), ratio=3,
+            marks = [m for m, on in (("chosen", name == target), ("cheapest", name == rec_target)) if on]
+            table.add_column(core.TARGET_SHORT[name] + (f" ({', '.join(marks)})" if marks else ""), ratio=3,
                              overflow="fold")
         for label, cells in core.target_facts(session):
             table.add_row(label, *(cells[n] for n in TARGETS))
@@ -288,14 +301,20 @@ class StepPage(Page):
             return
         step = session.plans[target].step(self.step_id)
         t = Text(f"Step {n} of 5: {step.title}  ", style="bold")
-        t.append(f"[{STATUS_LABEL.get(step.status, step.status)}]",
-                 style=styles["lost"] if step.status == "blocked" else styles["needs"] if step.status == "manual"
-                 else styles["diff-add"])
-        t.append(f"\n{step.summary}")
+        # once the step ran, its header says so (the plan's status described it before it ran)
+        status = progress.status if progress.status in ("done", "running", "paused", "failed") else step.status
+        t.append(f"[{STATUS_LABEL.get(status, status)}]",
+                 style=styles["lost"] if status in ("blocked", "failed") else styles["needs"]
+                 if status in ("manual", "paused", "running") else styles["diff-add"])
+        summary = core.server_neutral(session, step.summary)
+        if status == "done":  # the plan's counts describe the app before the step ran
+            summary = f"Before this step ran: {summary}"
+        t.append(f"\n{summary}")
         head.update(t)
         self.query_one(".step-why", Static).update(Text(core.step_why(self.step_id), style="italic"))
         self.query_one(".step-preview", Static).update(
-            marked_lines(core.step_preview(session, target, self.step_id), styles))
+            marked_lines([core.server_neutral(session, x) for x in core.step_preview(session, target, self.step_id)],
+                         styles))
         self.show_progress(progress)
         checks = core.step_checks(session, target, self.step_id)
         box = self.query_one(".step-checks", Vertical)

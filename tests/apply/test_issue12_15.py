@@ -56,7 +56,7 @@ def test_a_second_apply_on_the_same_folder_is_refused(tmp_path: Path) -> None:
     with ApplyLock(app):
         r = run_cli(["apply", str(app), "--to", "cloudrun", "--yes", "--skip", "weights"], env)
     assert r.returncode == 2, r.stderr
-    assert "another `flymigrate apply` is running" in r.stderr and f"pid {os.getpid()}" in r.stderr
+    assert "another `flymigrate apply` is running" in r.stderr
     assert "Traceback" not in r.stderr
     r = run_cli(["apply", str(app), "--to", "cloudrun", "--yes", "--skip", "weights"], env)
     assert r.returncode == 0, r.stderr  # the lock went with its holder

@@ -78,3 +78,70 @@ def test_dockerfile_parser_continuations_heredoc_and_env_names():
     assert df.instructions[1].line == 3 and df.instructions[1].end_line == 5
     assert "ldconfig" in df.instructions[2].args
     assert env_names(df) == ["A", "B", "LEGACY"]
+
+
+# ------------------------------------------------------------------ a finding carries its fix (DockerIssue.auto)
+
+
+def _issues(df_text: str | None, scripts: dict[str, str] | None = None, app: FlyApp = APP, **kw):
+    df = parse_dockerfile_text(df_text, "Dockerfile") if df_text is not None else None
+    return analyze(app, df, scripts or {}, uses_gpu=True, **kw)
+
+
+def test_auto_says_whether_apply_fixes_it():
+    got = {(i.kind, i.line): i.auto for i in _issues(
+        "FROM x\nRUN ldconfig || true\nRUN echo $(nvidia-smi -L)\nRUN huggingface-cli download o/m\n"
+        "ENV NAME=$FLY_APP_NAME OTHER=$FLY_NOT_A_THING\n")}
+    assert got == {("driver-shim", 2): True, ("driver-shim", 3): False, ("baked-weights", 4): False,
+                   ("fly-env", 5): False}
+    # with a weights source the baked download is dropped, so it is automatic
+    assert {i.kind: i.auto for i in _issues("FROM x\nRUN huggingface-cli download o/m\n", drop_baked=True)} == \
+        {"baked-weights": True}
+
+
+def test_fly_toml_items_are_auto_only_where_apply_writes_them():
+    app = FlyApp("fly.toml", app="x", processes=(("app", "python serve.py --host ::"),),
+                 files=(FileInjection("/start.sh", "start.sh", where="fly.toml:9"),
+                        FileInjection("/etc/tls.pem", None, secret_name="TLS", where="fly.toml:12")),
+                 env=(("HOST", "::"),))
+    with_df = {(i.kind, i.where): i.auto for i in _issues("FROM x\n", app=app)}
+    assert with_df[("processes", "fly.toml")] and with_df[("files", "fly.toml:9")]
+    assert with_df[("files", "fly.toml:12")] is False  # a secret file is mounted by hand
+    assert with_df[("ipv6-bind", "fly.toml")] is True  # the --host :: inside the [processes] command
+    # no Dockerfile and no [build] image: nothing is written, so nothing is automatic
+    without = {(i.kind, i.where): i.auto for i in _issues(None, app=app)}
+    assert without[("processes", "fly.toml")] is False and without[("files", "fly.toml:9")] is False
+
+
+def test_registry_image_is_manual():
+    from flymigrate.model import Build
+
+    app = FlyApp("fly.toml", app="x", build=Build(image="registry.fly.io/x:1", where="fly.toml:3"))
+    (issue,) = [i for i in _issues(None, app=app) if i.kind == "registry"]
+    assert issue.auto is False
+
+
+@pytest.mark.parametrize("text", [
+    "FROM x\nCMD serve --host  ::\n", "FROM x\nCMD serve --host=::\n", "FROM x\nCMD serve --bind [::]:8000\n",
+    'FROM x\nENV HOST="::"\n', "FROM x\nENV HOST=::\n", "FROM x\nCMD serve --host=[::]\n",
+    "FROM x\nENV BIND_ADDR fly-local-6pn\n", 'FROM x\nENV ERL="-proto_dist inet6_tcp"\n',
+    'FROM x\nCMD ["serve", "--host", "::"]\n',
+])
+def test_ipv6_forms_are_found_and_fixed(text):
+    issues = _issues(text)
+    assert [(i.kind, i.auto) for i in issues] == [("ipv6-bind", True)]
+
+
+@pytest.mark.parametrize("text", ["FROM x\nCMD serve --host 0.0.0.0\n", "FROM x\nCMD serve --host ::1\n",
+                                  "FROM x\nENV URL=http://[::1]:8000\n", "FROM x\nRUN echo std::string\n"])
+def test_not_ipv6_only(text):
+    assert _issues(text) == []
+
+
+def test_old_names_stay_importable():
+    from flymigrate.apply.rewrite import (  # noqa: F401
+        CUDA_BASE, MARK, RewriteContext, effective_command, fix_env_value, rewrite_dockerfile, rewrite_script,
+        thin_dockerfile)
+    from flymigrate.dockerplan import BAKED_RE, FLY_ENTRYPOINT_D_RE, IPV6_RE, SHIM_RE, needs_cuda_base  # noqa: F401
+
+    assert SHIM_RE.search("/usr/bin/nvidia-smi -L") and IPV6_RE.search("--host  ::")

@@ -11,7 +11,8 @@ Routes:
 * ``GET /api/models/{repo}/tree/{rev}``: file listing;
 * ``HEAD|GET /{repo}/resolve/{rev}/{path}``: with ``Range``, and the headers ``hf_hub_download``
   needs: ``ETag``, ``X-Repo-Commit``, ``Content-Length``, ``X-Linked-Size`` / ``X-Linked-Etag`` for LFS.
-The revision may be ``main`` (a branch) or the commit sha. ``bytes_served`` counts body bytes sent.
+The revision may be ``main`` (a branch) or the commit sha. ``bytes_served`` counts body bytes sent, as they are written (a counting source
+server: a body cut off by a killed client counts what went out).
 ``corrupt`` is a set of paths served with one byte flipped (for verify tests). ``conn_rate`` limits each
 connection's body to that many bytes/s (a CDN's per-stream speed); ``max_active`` and ``ranges`` record
 how many resolve GETs were sending at once and which ranges were asked for. ``fail_every``: every
@@ -219,23 +220,27 @@ class FakeHub:
                     hub.active += 1
                     hub.max_active = max(hub.max_active, hub.active)
                 try:
-                    if hub.conn_rate:
-                        import time
+                    # counted as it is written (a body cut off by a killed client counts what went out)
+                    import time
 
-                        t0 = time.monotonic()
-                        step = 64 * 1024
-                        for i in range(0, len(body), step):
-                            self.wfile.write(body[i : i + step])
+                    t0 = time.monotonic()
+                    step = 64 * 1024 if hub.conn_rate else 1024 * 1024
+                    for i in range(0, len(body), step):
+                        piece = body[i : i + step]
+                        try:
+                            self.wfile.write(piece)
+                        except (BrokenPipeError, ConnectionResetError):
+                            self.close_connection = True
+                            return None  # the client is gone (killed): what it got is counted
+                        with hub._mu:
+                            hub.bytes_served += len(piece)
+                        if hub.conn_rate:
                             ahead = (i + step) / hub.conn_rate - (time.monotonic() - t0)
                             if ahead > 0:
                                 time.sleep(ahead)
-                    else:
-                        self.wfile.write(body)
                 finally:
                     with hub._mu:
                         hub.active -= 1
-                with hub._mu:
-                    hub.bytes_served += len(body)
                 return None
 
         self._srv = ThreadingHTTPServer(("127.0.0.1", 0), H)

@@ -82,7 +82,8 @@ def test_sigterm_saves_state_and_exits_130(tmp_path: Path, moto, bucket: str, ba
         assert "run the same command again" in err.lower()
         st = run_cli(["status"], base_env)
         assert "incomplete" in st.stdout and "1 in flight" in st.stdout, st.stdout
-        assert f"continue with: flymigrate transfer {src} runpod-volume://{bucket}/m --endpoint-url {proxy.url} --yes" \
+        assert f"continue with: flymigrate transfer {src} runpod-volume://{bucket}/m --endpoint-url {proxy.url} " \
+            "--part-size 1MiB --parallel 2 --yes" \
             in st.stdout, st.stdout
         r = subprocess.run(args, env=base_env, cwd=str(ROOT), capture_output=True, text=True, timeout=120)
         assert r.returncode == 0, r.stderr

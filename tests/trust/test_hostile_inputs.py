@@ -212,6 +212,30 @@ def test_fly_toml_that_is_not_a_file(sandbox: Sandbox, app: Path, kind: str) -> 
     assert_no_writes(sandbox, before)
 
 
+@pytest.mark.parametrize("kind,needle", [("symlink-loop", "symbolic link loop"), ("dangling", "dangling link"),
+                                         ("empty", "the file is empty"), ("comments", "only comments"),
+                                         ("dup-app", "`app` is set twice")])
+def test_fly_toml_found_in_the_app_folder_that_is_broken(sandbox: Sandbox, app: Path, kind: str, needle: str) -> None:
+    """The same shapes without --config (issue 16): each is named for what it is, exit 2, nothing written."""
+    cfg = app / "fly.toml"
+    cfg.unlink()
+    if kind == "symlink-loop":
+        cfg.symlink_to("fly.toml")
+    elif kind == "dangling":
+        cfg.symlink_to("gone/fly.toml")
+    elif kind == "empty":
+        cfg.write_bytes(b"")
+    elif kind == "comments":
+        cfg.write_text("# app = 'x'\n\n   # nothing else\n")
+    else:
+        cfg.write_text('app = "again"\n' + FLY)  # twice in the top-level table
+    before = sandbox.snap()
+    m = plan(sandbox, label=f"app-dir:{kind}", timeout=60)
+    check(m, codes=(2,), max_s=30)
+    assert needle in m.stderr, m.stderr
+    assert_no_writes(sandbox, before)
+
+
 # ------------------------------------------------------------------------------------------------ secrets
 @pytest.mark.parametrize("kind", ["sparse-200MB", "dev-zero", "fifo", "dir", "binary", "utf16", "latin1",
                                   "crlf-bom", "one-huge-line", "many-lines", "50k-lines", "json-1M",

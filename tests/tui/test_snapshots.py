@@ -54,8 +54,25 @@ class TestScreens:
         assert snap_compare(make_app(), terminal_size=SIZE, run_before=settle_then("5", "r"))
 
     def test_error_panel(self, snap_compare: Any, make_app: Any) -> None:
-        """A blocked step is a readable panel with what to do, never a traceback."""
-        assert snap_compare(make_app(target="runpod"), terminal_size=SIZE, run_before=settle_then("1", "r", "y"))
+        """A blocked step is a readable panel with what to do (no Run offered), never a traceback."""
+        assert snap_compare(make_app(target="runpod"), terminal_size=SIZE, run_before=settle_then("1", "r"))
 
     def test_help(self, snap_compare: Any, make_app: Any) -> None:
+        """The whole dialog, Close button included, fits at 80x24 (the keys scroll inside it)."""
         assert snap_compare(make_app(), terminal_size=SIZE, run_before=settle_then("question_mark"))
+
+    def test_target_chosen(self, snap_compare: Any, make_app: Any) -> None:
+        """A chosen target: the choices say "chosen" / "cheapest" in words, not only in colour."""
+        assert snap_compare(make_app(target="runpod"), terminal_size=SIZE, run_before=settle_then("t"))
+
+    def test_secrets_step_blocked(self, snap_compare: Any, make_app: Any) -> None:
+        """Step 3 with a value missing: blocked, and Run is dimmed in the footer."""
+        assert snap_compare(make_app(), terminal_size=SIZE, run_before=settle_then("3"))
+
+    def test_base_urls_step(self, snap_compare: Any, make_app: Any) -> None:
+        """Step 4: every occurrence, old -> new."""
+        assert snap_compare(make_app(), terminal_size=SIZE, run_before=settle_then("4"))
+
+    def test_scaling_step(self, snap_compare: Any, make_app: Any) -> None:
+        """Step 5 for Cloud Run: the generated service's scaling, spelled as YAML spells it."""
+        assert snap_compare(make_app(target="cloudrun"), terminal_size=SIZE, run_before=settle_then("5"))

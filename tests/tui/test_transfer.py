@@ -171,13 +171,13 @@ async def test_blocked_weights_step_is_a_readable_error(make_app: Any) -> None:
     app = make_app(target="runpod")  # no volume id yet: apply says the step is blocked
     async with app.run_test(size=SIZE) as pilot:
         await settle(app, pilot)
-        await pilot.press("1", "r", "y")
+        await pilot.press("1", "r")  # blocked: no confirmation with a Run button, the panel says what is missing
         await wait_until(pilot, lambda: type(app.screen).__name__ == "ErrorScreen")
         assert "placeholder" in plain(app.screen.query_one("#error-message"))
         assert "Fill in the fields above" in plain(app.screen.query_one("#error-hint"))
         await pilot.press("escape")
         await settle(app, pilot)
-        assert app.saved.progress("runpod").steps["weights"].status == "failed"
+        assert app.saved.progress("runpod").steps["weights"].status == "todo"  # nothing ran
 
 
 async def test_retries_are_counted_live(make_app: Any, volume: dict[str, Any]) -> None:

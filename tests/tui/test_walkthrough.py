@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import HF_TOKEN_VALUE, ROOT, SIZE, plain, screen_text, settle
+from .conftest import HF_TOKEN_VALUE, ROOT, SECRETS, SIZE, plain, screen_text, settle
 
 pytestmark = pytest.mark.anyio
 
@@ -105,7 +105,10 @@ async def test_step_preview_confirm_run_result_checks(make_app: Any, workdir: Pa
     expected_preview = {"dockerfile": "-RUN ldconfig", "secrets": "API_KEY",
                         "base_urls": "client/chat.py:5: https://acme-chat.fly.dev",
                         "scaling": "scaledown_window=300"}[step]
-    app = make_app()
+    extra = workdir / "extra.env"  # every value known: a blocked step offers no Run (test_first_contact.py)
+    extra.write_text("API_KEY=sk-test-not-a-real-key\n")
+    extra.chmod(0o600)
+    app = make_app(secrets=[*SECRETS, "extra.env"])
     async with app.run_test(size=SIZE) as pilot:
         await settle(app, pilot)
         await pilot.press(str(["weights", "dockerfile", "secrets", "base_urls", "scaling"].index(step) + 1))
@@ -141,7 +144,7 @@ async def test_step_without_executor_shows_a_readable_panel(make_app: Any, monke
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
         await settle(app, pilot)
-        await pilot.press("3", "r", "y")
+        await pilot.press("2", "r", "y")  # (step 3 is blocked here: it would explain that instead)
         await settle(app, pilot)
         assert type(app.screen).__name__ == "ErrorScreen"
         text = screen_text(app)
@@ -149,7 +152,7 @@ async def test_step_without_executor_shows_a_readable_panel(make_app: Any, monke
         assert "mark the step done" in plain(app.screen.query_one("#error-hint"))
         await pilot.press("escape")
         await pilot.pause()
-        assert app.saved.progress("modal").steps["secrets"].status == "todo"
+        assert app.saved.progress("modal").steps["dockerfile"].status == "todo"
 
 
 async def test_missing_fly_toml_is_an_error_panel_not_a_traceback(make_app: Any, workdir: Path) -> None:
@@ -224,6 +227,8 @@ async def test_dockerfile_step_runs_flymigrate_apply_for_real(make_app: Any, wor
         await settle(app, pilot)
         assert type(app.screen).__name__ != "ErrorScreen"
         assert "Done" in plain(app.query_one("#page-dockerfile .step-result"))
+        head = plain(app.query_one("#page-dockerfile .step-head"))
+        assert "[done]" in head and "Before this step ran: Dockerfile" in head  # not "[ready]", "5 to fix"
         # the preview now shows what is left to change: nothing
         assert "-RUN ldconfig" not in plain(app.query_one("#page-dockerfile .step-preview"))
     assert "\nRUN ldconfig" not in dockerfile.read_text()

@@ -1,0 +1,1 @@
+"""Stand-in inference servers for the serve harness (see tests/serve/harness.py)."""
