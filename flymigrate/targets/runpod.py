@@ -315,7 +315,8 @@ def _app_key_names(dep: Deployment) -> list[str]:
 def auth_collisions(dep: Deployment) -> list[Finding]:
     """The app checks its own key in the ``Authorization`` header RunPod's gateway already uses."""
     argv = " ".join(dep.command or ())
-    text = (dep.dockerfile_text or "") + "\n" + argv
+    # the Dockerfile, the command and the app's scripts flymigrate rewrites (start.sh often holds --api-key)
+    text = "\n".join([dep.dockerfile_text or "", argv, *(t for _, t in dep.script_rewrites)])
     is_vllm = "vllm" in text
     vllm_key = bool(re.search(r"--api-key\b", text)) or "VLLM_API_KEY" in dict(dep.env) or \
         "VLLM_API_KEY" in dep.secret_names
