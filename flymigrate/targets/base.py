@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ..deployment import Deployment
-    from ..model import FlyApp
+    from ..model import Finding, FlyApp
 
 
 @dataclass(frozen=True)
@@ -152,6 +152,10 @@ class BaseTarget:
 
     def render(self, dep: Deployment, *, dockerfile_rel: str | None = None,
                context_rel: str | None = None) -> list[GeneratedFile]:
+        return []
+
+    def findings(self, dep: Deployment, app: FlyApp) -> list[Finding]:
+        """Findings only the target can see once the Deployment is decided (the planner adds them to the plan)."""
         return []
 
     def plan_notes(self, dep: Deployment) -> dict[str, list[str]]:

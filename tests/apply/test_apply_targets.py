@@ -1,5 +1,5 @@
-"""RunPod (weights into a network volume via moto, endpoint via a loopback GraphQL fake reached through
-RUNPOD_API_BASE_URL) and Cloud Run (weights into GCS via the emulator, create-secrets.sh and deploy through a fake
+"""RunPod (weights into a network volume via moto, endpoint and secrets via a loopback fake of RunPod's REST API v2
+reached through RUNPOD_API_BASE_URL) and Cloud Run (weights into GCS via the emulator, create-secrets.sh and deploy through a fake
 gcloud that records its argv and stdin): values only ever travel on stdin."""
 
 from __future__ import annotations
@@ -8,8 +8,6 @@ import json
 import os
 import stat
 import subprocess
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -22,48 +20,6 @@ from .conftest import CANARIES, HF_FILES, assert_no_canary, run_cli, tree
 SNAP = "models--Qwen--Qwen2.5-7B-Instruct"
 
 
-class RunPodGraphQL:
-    """POST /graphql: answers saveTemplate / saveEndpoint / updateEndpointTemplate, records the queries (loopback only)."""
-
-    def __init__(self) -> None:
-        self.queries: list[str] = []
-        self.auth: list[str] = []
-        self.templates = 0
-        fake = self
-
-        class H(BaseHTTPRequestHandler):
-            def log_message(self, *a: Any) -> None:
-                pass
-
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                q = body["query"]
-                fake.queries.append(q)
-                fake.auth.append(self.headers.get("Authorization", ""))
-                if "saveTemplate" in q:
-                    fake.templates += 1
-                    data = {"saveTemplate": {"id": f"tpl-{122 + fake.templates}", "name": "x"}}
-                elif "updateEndpointTemplate" in q:
-                    data = {"updateEndpointTemplate": {"id": "ep-456", "templateId": "?"}}
-                elif "saveEndpoint" in q:
-                    data = {"saveEndpoint": {"id": "ep-456", "name": "x"}}
-                else:
-                    data = {}
-                out = json.dumps({"data": data}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(out)))
-                self.end_headers()
-                self.wfile.write(out)
-
-        self.srv = ThreadingHTTPServer(("127.0.0.1", 0), H)
-        threading.Thread(target=self.srv.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.srv.server_address[1]}"
-
-    def stop(self) -> None:
-        self.srv.shutdown()
-
-
 @pytest.fixture(scope="module")
 def moto() -> Any:
     m = MotoS3()
@@ -72,9 +28,13 @@ def moto() -> Any:
 
 
 def test_runpod_apply_weights_secrets_deploy(acme: Path, cli_env: dict[str, str], moto, hf_hub) -> None:
+    """Weights into the volume, secrets and a load-balancing endpoint through RunPod's REST API v2 (loopback fake;
+    the detailed endpoint/secret checks are in tests/targets/test_runpod_deploy.py)."""
+    from targets.runpod_api_fake import RunPodFake
+
     moto.client().create_bucket(Bucket="vol7x2k9")
-    gql = RunPodGraphQL()
-    env = dict(cli_env, RUNPOD_API_BASE_URL=gql.url, RUNPOD_API_KEY="rp-test-key",
+    api = RunPodFake()
+    env = dict(cli_env, RUNPOD_API_BASE_URL=api.url, RUNPOD_API_KEY="rp-test-key",
                RUNPOD_S3_ACCESS_KEY_ID="AKIDRUNPOD", RUNPOD_S3_SECRET_ACCESS_KEY="runpod-s3-secret")
     args = ["apply", str(acme), "--to", "runpod", "--yes", "--secrets", str(acme / "fly-secrets.json"),
             "--secrets", str(acme / "full.env"), "--volume-id", "vol7x2k9", "--datacenter", "EU-RO-1",
@@ -82,8 +42,8 @@ def test_runpod_apply_weights_secrets_deploy(acme: Path, cli_env: dict[str, str]
     try:
         r = run_cli(args, env)
         assert r.returncode == 0, r.stderr
-        # the exact command/API call is shown before it runs
-        assert "runpod.create_template" in r.stderr
+        # the exact API call is shown before it runs
+        assert "POST /v2/serverless" in r.stderr
         # weights in the network volume under /runpod-volume/acme-chat, as the app's HF cache
         c = moto.client()
         keys = {o["Key"] for o in c.list_objects_v2(Bucket="vol7x2k9")["Contents"]}
@@ -91,46 +51,31 @@ def test_runpod_apply_weights_secrets_deploy(acme: Path, cli_env: dict[str, str]
         for name in HF_FILES:
             assert f"acme-chat/hf/hub/{SNAP}/snapshots/{commit}/{name}" in keys
         assert f"acme-chat/hf/hub/{SNAP}/refs/main" in keys
-        # the endpoint was created with secret references, never values
-        q = "\n".join(gql.queries)
-        assert "saveTemplate" in q and "saveEndpoint" in q
-        assert "{{ RUNPOD_SECRET_HF_TOKEN }}" in q and "{{ RUNPOD_SECRET_API_KEY }}" in q
-        assert "vol7x2k9" in q and "EU-RO-1" in q and "REQUEST_COUNT" in q
-        assert all(a == "Bearer rp-test-key" for a in gql.auth)
-        assert_no_canary(q, r.stdout, r.stderr, where="runpod run")
-        # the exact list of secrets the user must add in the console is printed
-        assert "HF_TOKEN" in r.stderr and "API_KEY" in r.stderr
+        # a load-balancing endpoint with secret references, never values, in its env
+        (create,) = api.calls("POST", "/v2/serverless")
+        body = create["body"]
+        assert body["type"] == "LOAD_BALANCER" and body["scaling"]["type"] == "REQUEST_COUNT"
+        assert body["env"]["HF_TOKEN"] == "{{ RUNPOD_SECRET_flymigrate-acme-chat-HF_TOKEN }}"
+        assert body["networkVolumes"] == ["vol7x2k9"] and body["dataCenterIds"] == ["EU-RO-1"]
+        assert all(q["auth"] == "Bearer rp-test-key" for q in api.requests)
+        assert_no_canary(json.dumps(body), r.stdout, r.stderr, where="runpod run")
+        # the secrets went to RunPod's secrets API
+        assert {s["name"] for s in api.secrets.values()} == {"flymigrate-acme-chat-HF_TOKEN",
+                                                              "flymigrate-acme-chat-API_KEY"}
         # the base URLs were rewritten with the deployed endpoint's URL
-        assert "https://ep-456.api.runpod.ai" in (acme / "client" / "chat.py").read_text()
+        eid = next(iter(api.endpoints))
+        assert f"https://{eid}.api.runpod.ai" in (acme / "client" / "chat.py").read_text()
         spec = json.loads((acme / "runpod-endpoint.json").read_text())
-        assert spec["endpoint"]["networkVolumeId"] == "vol7x2k9"
+        assert spec["endpoint"]["networkVolumes"] == ["vol7x2k9"]
         # re-run: nothing created twice, nothing rewritten
-        n = len(gql.queries)
+        n = len(api.requests)
         before = tree(acme)
         r2 = run_cli(args, env)
         assert r2.returncode == 0, r2.stderr
-        assert len(gql.queries) == n
+        assert not [q for q in api.requests[n:] if q["method"] in ("POST", "PATCH")]
         assert {k: v for k, v in tree(acme).items()} == before
-        # a new image: a new template version, the endpoint pointed at it, no second endpoint
-        r3 = run_cli([a if a != "registry.example.com/acme-chat:1" else "registry.example.com/acme-chat:2" for a in args], env)
-        assert r3.returncode == 0, r3.stderr
-        new = gql.queries[n:]
-        assert sum("saveTemplate" in q for q in new) == 1 and not any("saveEndpoint" in q for q in new), new
-        assert any("updateEndpointTemplate" in q and "ep-456" in q and "tpl-124" in q for q in new), new
-        assert "acme-chat:2" in "".join(new) and "the template changed" in r3.stderr
-        assert "https://ep-456.api.runpod.ai" in (acme / "client" / "chat.py").read_text()
-        # endpoint settings changed in fly.toml: said plainly (the SDK cannot edit an endpoint), nothing created
-        fly = acme / "fly.toml"
-        text = fly.read_text()
-        assert "min_machines_running = 0" in text
-        fly.write_text(text.replace("min_machines_running = 0", "min_machines_running = 1"))
-        m = len(gql.queries)
-        r4 = run_cli([a if a != "registry.example.com/acme-chat:1" else "registry.example.com/acme-chat:2" for a in args], env)
-        assert r4.returncode == 0, r4.stderr
-        assert not any("saveEndpoint" in q for q in gql.queries[m:])
-        assert "WARNING: endpoint ep-456 was created with other settings" in r4.stderr and "workersMin 0 -> 1" in r4.stderr
     finally:
-        gql.stop()
+        api.stop()
 
 
 FAKE_GCLOUD = r"""#!/usr/bin/env python3

@@ -62,6 +62,18 @@ def _modal_env(modal_fake, tmp_path, monkeypatch):  # type: ignore[no-untyped-de
     monkeypatch.setenv("FLYMIGRATE_STATE_DIR", str(tmp_path / "state"))
 
 
+@pytest.fixture(autouse=True)
+def _runpod_env(monkeypatch):  # type: ignore[no-untyped-def]
+    """RunPod creates the secrets through its API: a loopback fake of it (tests/targets/runpod_api_fake.py)."""
+    from targets.runpod_api_fake import RunPodFake
+
+    fake = RunPodFake()
+    monkeypatch.setenv("RUNPOD_API_BASE_URL", fake.url)
+    monkeypatch.setenv("RUNPOD_API_KEY", fake.key)
+    yield
+    fake.stop()
+
+
 @pytest.mark.parametrize("target", names())
 @pytest.mark.parametrize("name,app_dir", APPS, ids=[a[0] for a in APPS])
 def test_apply_does_what_the_plan_says(name: str, app_dir: Path, target: str, tmp_path: Path) -> None:

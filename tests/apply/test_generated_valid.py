@@ -14,7 +14,7 @@ from pathlib import Path
 import yaml
 
 from flymigrate.targets.modal_files import REMOVED_PARAMS
-from flymigrate.targets.runpod_files import ENDPOINT_FIELDS, TEMPLATE_FIELDS
+from flymigrate.targets.runpod_files import ENDPOINT_FIELDS
 
 GOLDEN = Path(__file__).parent / "golden"
 
@@ -88,14 +88,10 @@ def test_runpod_spec_field_names() -> None:
     assert files
     for p in files:
         spec = json.loads(p.read_text())
-        assert set(spec["template"]) <= set(TEMPLATE_FIELDS), p
-        assert set(spec["endpoint"]) <= set(ENDPOINT_FIELDS), p
-        assert spec["template"]["isServerless"] is True
-        assert spec["endpoint"]["scalerType"] in ("QUEUE_DELAY", "REQUEST_COUNT")
-        assert spec["endpoint"]["gpuIds"] in ("AMPERE_16", "AMPERE_24", "ADA_24", "AMPERE_48", "ADA_48_PRO",
-                                              "AMPERE_80", "ADA_80_PRO", "HOPPER_141")
-        keys = [e["key"] for e in spec["template"]["env"]]
-        assert "PORT" in keys and "PORT_HEALTH" in keys
-        for e in spec["template"]["env"]:
-            assert set(e) == {"key", "value"}
-            assert not any(ch in e["value"] for ch in '"\\\n'), (p, e)
+        ep = spec["endpoint"]
+        assert set(ep) <= set(ENDPOINT_FIELDS), p  # REST API v2 CreateEndpointRequest fields
+        assert ep["type"] == "LOAD_BALANCER" and ep["scaling"]["type"] == "REQUEST_COUNT"
+        assert ep["gpu"]["pools"][0] in ("AMPERE_16", "AMPERE_24", "ADA_24", "AMPERE_48", "ADA_48_PRO",
+                                         "AMPERE_80", "ADA_80_PRO", "HOPPER_141")
+        assert "PORT" in ep["env"] and "PORT_HEALTH" in ep["env"]
+        assert all(isinstance(v, str) for v in ep["env"].values()), p

@@ -1,10 +1,10 @@
-"""Fixtures for the target translators: small apps written per test, planned through the public API."""
+"""Fixtures for the target tests: small apps written per test and planned through the public API (Cloud Run,
+Modal); the apply fixtures (acme-chat copy, canary secrets, loopback HF Hub / Modal fakes, CLI runner) and a
+loopback fake of RunPod's REST API v2 (:mod:`.runpod_api_fake`)."""
 
 from __future__ import annotations
 
-import shutil
 import sys
-import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -14,12 +14,16 @@ TESTS = Path(__file__).resolve().parents[1]
 if str(TESTS) not in sys.path:
     sys.path.insert(0, str(TESTS))
 
+from apply.conftest import acme, cli_env, hf_hub, modal_fake, tmp_path  # noqa: E402,F401  (fixtures)
+
+from .runpod_api_fake import RunPodFake  # noqa: E402
+
 
 @pytest.fixture
-def tmp_path() -> Iterator[Path]:
-    d = Path(tempfile.mkdtemp(prefix="fm-targets-"))
-    yield d
-    shutil.rmtree(d, ignore_errors=True)
+def runpod_api() -> Iterator[RunPodFake]:
+    f = RunPodFake()
+    yield f
+    f.stop()
 
 
 FLY_TOML = """app = "{name}"

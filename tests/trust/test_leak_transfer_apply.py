@@ -151,6 +151,10 @@ def test_apply_every_target_leaks_nothing(sandbox: Sandbox, example_app: Path, c
     canaries.values["MODAL_TOKEN_SECRET"] = env["MODAL_TOKEN_SECRET"]
     secrets = canaries.write_secrets(sandbox.root / "secrets.env")
     names = canaries.write_secrets(sandbox.root / "names.json", "fly-json")
+    from targets.runpod_api_fake import RunPodFake  # RunPod's secrets API, on loopback, taking the canary key
+
+    runpod = RunPodFake(key=env["RUNPOD_API_KEY"])
+    env["RUNPOD_API_BASE_URL"] = runpod.url
     for target in ("modal", "runpod", "cloudrun"):
         out = sandbox.root / f"out-{target}"
         run = run_watched(flymigrate("apply", str(example_app), "--to", target, "--yes", "--skip", "weights",
@@ -162,6 +166,10 @@ def test_apply_every_target_leaks_nothing(sandbox: Sandbox, example_app: Path, c
     # the secret did reach Modal (through the API, not argv)
     vals = modal_fake.secret_values("flymigrate-acme-chat-secrets")  # type: ignore[attr-defined]
     assert vals.get("OPENAI_API_KEY") == canaries.values["OPENAI_API_KEY"]
+    # and to RunPod's secrets API (in the request body only)
+    rp = {s["name"]: s["value"] for s in runpod.secrets.values()}
+    runpod.stop()
+    assert rp.get("flymigrate-acme-chat-OPENAI_API_KEY") == canaries.values["OPENAI_API_KEY"]
 
 
 def test_fly_volume_source_children_argv_hold_no_token(sandbox: Sandbox, moto, canaries: Canaries,

@@ -1,0 +1,182 @@
+"""What the RunPod plan decides: when the server needs the health adapter (and which build), the auth-header
+collision, the load-balancer limits, and regressions (queue endpoints, "no secrets API", MAX_CONCURRENCY)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from flymigrate.api import load_inputs, plan
+from flymigrate.deployment import DeployOptions
+from flymigrate.targets import get_target
+from flymigrate.targets import runpod_health as rh
+from flymigrate.targets.runpod_files import runpod_spec
+
+ROOT = Path(__file__).resolve().parents[2]
+FIXTURES = ROOT / "tests" / "fixtures" / "apps"
+
+FLY = """app = "{name}"
+primary_region = "ord"
+{build}
+{extra}
+[http_service]
+  internal_port = {port}
+  auto_stop_machines = "stop"
+  min_machines_running = 0
+{checks}
+[[vm]]
+  size = "a100-80gb"
+"""
+CHECK = """  [[http_service.checks]]
+    grace_period = "{grace}"
+    interval = "15s"
+    timeout = "5s"
+    method = "GET"
+    path = "{path}"
+"""
+
+
+def app(tmp_path: Path, name: str, *, image: str | None = None, dockerfile: str | None = None, extra: str = "",
+        port: int = 8000, check: str | None = None, grace: str = "30s", secrets: dict[str, str] | None = None,
+        opts: DeployOptions | None = None):  # type: ignore[no-untyped-def]
+    d = tmp_path / name
+    d.mkdir()
+    build = f'[build]\n  image = "{image}"' if image else '[build]\n  dockerfile = "Dockerfile"'
+    if dockerfile is not None:
+        (d / "Dockerfile").write_text(dockerfile)
+    checks = CHECK.format(grace=grace, path=check) if check else ""
+    (d / "fly.toml").write_text(FLY.format(name=name, build=build, extra=extra, port=port, checks=checks))
+    paths = None
+    if secrets:
+        (d / "secrets.env").write_text("".join(f'{k}="{v}"\n' for k, v in secrets.items()))
+        paths = [str(d / "secrets.env")]
+    p = plan(d, "runpod", secrets_paths=paths, options=opts or DeployOptions())
+    return p, d
+
+
+def test_vllm_06_image_gets_python_adapter_and_api_key_collision(tmp_path: Path) -> None:
+    p, d = app(tmp_path, "old-vllm", image="vllm/vllm-openai:v0.6.3",
+               extra='[experimental]\n  cmd = ["--model", "Qwen/Qwen2.5-7B-Instruct", "--api-key", "$VLLM_KEY"]',
+               check="/health")
+    dep = p.deployment
+    env = dep.env_map()
+    assert env["PORT"] == "8000" and env["PORT_HEALTH"] == "18080"
+    assert dep.dockerfile_is_thin and dep.dockerfile_text.startswith("# flymigrate: generated")
+    assert f"COPY {rh.ADAPTER_PY} /opt/flymigrate/runpod-health.py" in dep.dockerfile_text
+    assert list(dep.command[:9]) == ["python3", "/opt/flymigrate/runpod-health.py", "--app-port", "8000",
+                                     "--check-path", "/health", "--health-port", "18080", "--"]
+    assert list(dep.command[9:12]) == ["python3", "-m", "vllm.entrypoints.openai.api_server"]
+    assert dep.image_ref == "<REGISTRY>/old-vllm:latest"  # it must be built now
+    assert dep.auth_header == "Authorization: Bearer $RUNPOD_API_KEY"
+    steps = {s.id: s for s in p.steps}
+    text = " ".join(steps["dockerfile"].changes)
+    assert "vLLM 0.6.3 has no /ping" in text and "vLLM's --api-key / VLLM_API_KEY checks the same header" in text
+    found = get_target("runpod").findings(dep, load_inputs(d).app)
+    coll = [f for f in found if f.code == "auth-header-collision"]
+    assert coll and coll[0].severity == "warning" and "drop the app's own key" in coll[0].message
+    files = get_target("runpod").render(dep, dockerfile_rel="Dockerfile", context_rel=".")
+    assert {g.name: g.step for g in files} == {"runpod-endpoint.json": "scaling", rh.ADAPTER_PY: rh.ADAPTER_STEP}
+
+
+def test_current_vllm_answers_ping_itself(tmp_path: Path) -> None:
+    p, d = app(tmp_path, "new-vllm", image="vllm/vllm-openai:v0.8.5",
+               extra='[experimental]\n  cmd = ["--model", "Qwen/Qwen2.5-7B-Instruct"]', check="/health")
+    dep = p.deployment
+    assert dep.env_map()["PORT_HEALTH"] == "8000"
+    assert rh.BEGIN not in (dep.dockerfile_text or "")
+    assert "vLLM 0.8.5 answers /ping" in " ".join(next(s for s in p.steps if s.id == "dockerfile").changes)
+    assert runpod_spec(dep)["endpoint"]["ports"] == ["8000/http"]
+    assert not [f for f in get_target("runpod").findings(dep, load_inputs(d).app)
+                if f.code == "auth-header-collision"]
+
+
+def test_ollama_gets_static_adapter_in_a_build_stage(tmp_path: Path) -> None:
+    p, _ = app(tmp_path, "llama", image="ollama/ollama:0.3.6", port=11434,
+               opts=DeployOptions(image="registry.example.com/llama:1"))
+    dep = p.deployment
+    text = dep.dockerfile_text
+    stage = text.index(f"FROM {rh.BUILD_BASE} AS {rh.BUILD_STAGE}")
+    assert stage < text.index("FROM ollama/ollama:0.3.6")  # the build stage is not the final one
+    assert f"COPY --from={rh.BUILD_STAGE} /runpod-health /opt/flymigrate/runpod-health" in text
+    assert list(dep.command) == ["/opt/flymigrate/runpod-health", "--app-port", "11434", "--health-port", "18080",
+                                 "--", "/bin/ollama", "serve"]
+    assert dep.image_ref == "registry.example.com/llama:1"
+    names = {g.name for g in get_target("runpod").render(dep, dockerfile_rel="Dockerfile", context_rel="app")}
+    assert f"app/{rh.ADAPTER_C}" in names  # rendered into the build context
+
+
+def test_tgi_polls_its_health_route_through_the_adapter(tmp_path: Path) -> None:
+    p, _ = app(tmp_path, "tgi", image="ghcr.io/huggingface/text-generation-inference:2.0.4", port=80,
+               extra='[experimental]\n  cmd = ["--model-id", "org/m"]', check="/health")
+    dep = p.deployment
+    assert "--check-path" in dep.command and "/health" in dep.command
+    assert dep.command[dep.command.index("--") + 1] == "text-generation-launcher"
+    assert f"COPY {rh.ADAPTER_PY} " in dep.dockerfile_text  # TGI's image runs Python shards: python3 is there
+
+
+@pytest.mark.parametrize("fixture", ["dotted-services-table", "nogpu-hint"])
+def test_adapter_block_is_idempotent(tmp_path: Path, fixture: str) -> None:
+    d = tmp_path / fixture
+    shutil.copytree(FIXTURES / fixture, d)
+    first = plan(d, "runpod").deployment
+    (d / "Dockerfile").write_text(first.dockerfile_text)  # what apply wrote
+    again = plan(d, "runpod").deployment
+    assert again.dockerfile_text == first.dockerfile_text
+    assert again.command == first.command
+    assert first.dockerfile_text.count(rh.BEGIN) == 1
+
+
+def test_lb_limits_are_findings(tmp_path: Path) -> None:
+    p, d = app(tmp_path, "whisper-slow", dockerfile='FROM python:3.11-slim\nRUN pip install faster-whisper\n'
+               'CMD ["python3", "transcribe_server.py"]\n', check="/health", grace="5m")
+    found = {f.code: f for f in get_target("runpod").findings(p.deployment, load_inputs(d).app)}
+    assert "lb-cold-start-400" in found and "400" in found["lb-cold-start-400"].message
+    assert "lb-payload-limit" in found and "30 MB" in found["lb-payload-limit"].message
+    # in the plan itself too (from fly.toml, through the scaling translation)
+    assert "lb-cold-start-400" in {f.code for f in p.findings}
+    p2, d2 = app(tmp_path, "fast", dockerfile='FROM python:3.11-slim\nCMD ["python3", "s.py"]\n', check="/h")
+    assert not get_target("runpod").findings(p2.deployment, load_inputs(d2).app)
+    assert not {f.code for f in p2.findings} & {"lb-cold-start-400", "lb-payload-limit", "lb-processing-cap"}
+
+
+def test_regressions_queue_secrets_api_max_concurrency() -> None:
+    p = plan(ROOT / "examples" / "acme-chat", "runpod",
+             secrets_paths=[str(ROOT / "examples" / "acme-chat" / "fly-secrets.json")])
+    # the plan's own text (steps and findings; the price data in data/prices.toml belongs to compare)
+    text = json.dumps([s.__dict__ for s in p.steps], default=str) + json.dumps([f.to_json() for f in p.findings])
+    text += json.dumps(p.deployment.to_json())
+    assert "no secrets API" not in text and "add them in the console" not in text
+    assert "MAX_CONCURRENCY" not in text
+    spec = runpod_spec(p.deployment)
+    assert spec["endpoint"]["type"] == "LOAD_BALANCER" and "QUEUE_DELAY" not in json.dumps(spec)
+    assert spec["endpoint"]["env"]["HF_TOKEN"] == "{{ RUNPOD_SECRET_flymigrate-acme-chat-HF_TOKEN }}"
+    assert "POST /v2/account/secrets" in next(s for s in p.steps if s.id == "secrets").changes[0]
+
+
+def test_no_concurrency_means_flys_default_soft_limit(tmp_path: Path) -> None:
+    p, _ = app(tmp_path, "plain", dockerfile='FROM python:3.11-slim\nCMD ["python3", "s.py"]\n')
+    assert runpod_spec(p.deployment)["endpoint"]["scaling"] == {"type": "REQUEST_COUNT", "requestCount": 20}
+
+
+def test_secret_names_are_valid_for_runpod() -> None:
+    from flymigrate.targets.runpod import _SECRET_NAME_RE, secret_name
+
+    for app_name, name in (("acme-chat", "HF_TOKEN"), ("9lives", "X"), ("runpod-app", "RUNPOD_KEY"),
+                           ("a" * 300, "B")):
+        n = secret_name(app_name, name)
+        assert _SECRET_NAME_RE.match(n) and len(n) <= 191 and not n.lower().startswith("runpod"), n
+    assert secret_name("A", "K") != secret_name("B", "K")
+
+
+def test_arguments_to_an_unknown_entrypoint_are_not_wrapped(tmp_path: Path) -> None:
+    """`cmd = ["--port", ...]` on an image whose ENTRYPOINT flymigrate does not know: wrapping would run "--port"."""
+    p, _ = app(tmp_path, "llamacpp", image="ghcr.io/ggerganov/llama.cpp:server",
+               extra='[experimental]\n  cmd = ["-m", "/models/m.gguf", "--port", "8000"]', check="/health")
+    dep = p.deployment
+    assert rh.BEGIN not in (dep.dockerfile_text or "")
+    env = dep.env_map()
+    assert env["HEALTH_CHECK_PATH"] == "/health" and env["PORT_HEALTH"] == "8000"
+    assert "HEALTH_CHECK_PATH" in " ".join(next(s for s in p.steps if s.id == "dockerfile").changes)
