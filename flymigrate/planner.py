@@ -244,6 +244,11 @@ def build_plan(inp: PlanInputs, target_name: str, *, base_url: str | None = None
                                                                   if c not in dep.blockers))
         plan = replace(plan, findings=plan.findings + tuple(
             Finding("error", "target-blocked", b, None, "scaling") for b in dep.blockers))
+    extra = [f for f in target.findings(dep, app) if (f.severity, f.code, f.message, f.where) not in
+             {(x.severity, x.code, x.message, x.where) for x in plan.findings}]
+    if extra:
+        plan = replace(plan, findings=tuple(sorted(plan.findings + tuple(extra),
+                                                   key=lambda f: _SEVERITY_ORDER[f.severity])))
     if dep.auth_header and url_step.status != "nothing_to_do":
         # flymigrate rewrites where clients call, not how they authenticate: say what they must send
         url_step = replace(url_step, needs=url_step.needs + (

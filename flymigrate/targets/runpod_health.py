@@ -41,7 +41,7 @@ BUILD_BASE = "alpine:3.20"
 # the apply step that writes the adapter source. "dockerfile" is where it belongs, but today's engine writes a
 # target's generated files only in the secrets and scaling steps (apply/engine.py preview_dockerfile has no
 # generated_configs(ctx, "dockerfile")); until it does, the scaling step writes it so a default apply is buildable.
-ADAPTER_STEP = "scaling"
+ADAPTER_STEP = "dockerfile"
 HEALTH_PORT = 18080  # the adapter's own port (PORT_HEALTH); 18081 when the app itself uses 18080
 BEGIN = f"{MARK} RunPod health adapter >>>"
 END = f"{MARK} RunPod health adapter <<<"

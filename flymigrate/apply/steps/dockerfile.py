@@ -6,7 +6,7 @@ from __future__ import annotations
 from ...errors import ResumableError
 from ..context import TITLES, Context, FileChange, StepPreview
 from ..state import sha256_text
-from .scaling import _shown
+from .scaling import _shown, generated_configs
 
 
 def preview_dockerfile(ctx: Context) -> StepPreview:
@@ -36,6 +36,7 @@ def preview_dockerfile(ctx: Context) -> StepPreview:
             continue
         cur = path.read_text("utf-8")
         p.changes.append(FileChange(rel, path, cur, new, original=ctx.inputs.scripts.get(rel)))
+    p.changes += generated_configs(ctx, "dockerfile")  # files the target renders for the image (a health adapter)
     p.notes += list(spec.notes) + ctx.target.plan_notes(spec).get("dockerfile", [])
     for i in ctx.plan.docker_issues:
         if i.kind == "registry":
