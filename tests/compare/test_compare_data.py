@@ -39,7 +39,8 @@ def test_every_kind_and_target_has_a_price_or_says_not_offered(prices, kind, cou
             assert r.reason, (kind, count, r.key)
             assert "not offered" in render(c, "text")
     # the facts we know: Cloud Run has one GPU per instance, Modal at most 4 x A10
-    assert c.row("cloudrun").offered is (count == 1)
+    if count != 1:  # one GPU per instance (with one, Cloud Run may still block on the image's stack)
+        assert not c.row("cloudrun").offered
     if kind == "a10":
         assert c.row("modal").offered is (count <= 4)
 

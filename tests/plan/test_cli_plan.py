@@ -94,7 +94,7 @@ def test_plan_steps_order_and_content():
     r = run_cli("plan", str(EXAMPLE), "--to", "cloudrun", "--format", "json", *example_args(EXAMPLE))
     d = json.loads(r.stdout)
     steps = {s["id"]: s for s in d["steps"]}
-    assert d["gpu"]["fly_kind"] == "a100-pcie-40gb" and d["gpu"]["target_gpu"] == "nvidia-rtx-pro-6000"
+    assert d["gpu"]["fly_kind"] == "a100-pcie-40gb" and d["gpu"]["target_gpu"] == "nvidia-l4"  # a 7B model fits in 24 GB (issue 15)
     assert steps["weights"]["status"] == "ready" and "hf://Qwen/Qwen2.5-7B-Instruct" in steps["weights"]["changes"][0]
     assert steps["secrets"]["status"] == "blocked"
     assert {s["name"]: s["has_value"] for s in d["secrets"]} == {"HF_TOKEN": True, "API_KEY": False}

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from ...errors import ResumableError
 from ..context import TITLES, Context, FileChange, StepPreview
-from ..state import sha256_text
-from .scaling import _shown, generated_configs
+from .scaling import _shown, generated_configs, thin_dockerfile_path
 
 
 def preview_dockerfile(ctx: Context) -> StepPreview:
@@ -21,10 +20,7 @@ def preview_dockerfile(ctx: Context) -> StepPreview:
         cur = path.read_text("utf-8") if path.exists() else None
         p.changes.append(FileChange(df.path, path, cur, new, original=ctx.original_text(path)))
     elif spec.dockerfile_is_thin and spec.dockerfile_text:
-        cand = ctx.out_dir / "Dockerfile"
-        ours = cand.exists() and sha256_text(cand.read_text("utf-8")) in ctx.state.written(ctx.rel_app(cand))
-        name = "Dockerfile" if not cand.exists() or ours else "Dockerfile.flymigrate"
-        path = ctx.out_dir / name
+        path = thin_dockerfile_path(ctx)
         cur = path.read_text("utf-8") if path.exists() else None
         p.changes.append(FileChange(_shown(ctx, path), path, cur, spec.dockerfile_text, generated=True))
         p.notes.append(f"[build] image {app.build.image}: a thin Dockerfile FROM it carries what Fly added at deploy "

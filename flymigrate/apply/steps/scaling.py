@@ -6,7 +6,16 @@ import os
 from pathlib import Path
 
 from ..context import TITLES, Context, FileChange, StepPreview, _PLACEHOLDER_RE
+from ..state import sha256_text
 
+
+
+def thin_dockerfile_path(ctx: Context) -> Path:
+    """Where the thin Dockerfile of a ``[build] image`` app goes: ``Dockerfile``, unless one the user owns is
+    already there (then ``Dockerfile.flymigrate``)."""
+    cand = ctx.out_dir / "Dockerfile"
+    ours = cand.exists() and sha256_text(cand.read_text("utf-8")) in ctx.state.written(ctx.rel_app(cand))
+    return ctx.out_dir / ("Dockerfile" if not cand.exists() or ours else "Dockerfile.flymigrate")
 
 
 def generated_configs(ctx: Context, step: str | None = "scaling") -> list[FileChange]:
@@ -18,10 +27,7 @@ def generated_configs(ctx: Context, step: str | None = "scaling") -> list[FileCh
         if ctx.inputs.dockerfile is not None:
             df_path = ctx.app_dir / ctx.inputs.dockerfile.path
         else:
-            from .dockerfile import preview_dockerfile
-
-            thin = [c for c in preview_dockerfile(ctx).changes if c.generated]
-            df_path = thin[0].path if thin else ctx.out_dir / "Dockerfile"
+            df_path = thin_dockerfile_path(ctx)
         df_rel = os.path.relpath(df_path, ctx.out_dir).replace(os.sep, "/")
         ctx_rel = os.path.relpath(ctx.app_dir, ctx.out_dir).replace(os.sep, "/")
     for g in ctx.target.render(spec, dockerfile_rel=df_rel, context_rel=ctx_rel):
