@@ -64,6 +64,7 @@ class DeployOptions:
     region: str | None = None
     image: str | None = None
     gpu_type: str | None = None  # the target's own GPU id, overriding the mapped one
+    access: str | None = None  # "public" | "private"; None: as the app was on Fly (public *.fly.dev or private)
     weights_on_volume: bool = True  # False: the weights step does not run now (--skip weights), keep baked downloads
 
 
@@ -117,6 +118,8 @@ class Deployment:
     # files are relative to the output folder (--out, default the app folder), the rest to the app folder.
     files: tuple[tuple[str, str, str], ...] = ()
     dockerfile_path: str | None = None  # the Dockerfile apply writes, relative to the app folder
+    # reachable without the platform's auth, as the app was on Fly at APP.fly.dev (decided by the planner)
+    public: bool = False
     # environment reads clients must change: (old, new), e.g. the app key they sent as Bearer -> the platform's key
     client_env_renames: tuple[tuple[str, str], ...] = ()
     # the target cannot run this deployment as is: each entry says why and the fix (the plan shows BLOCKED)
@@ -157,6 +160,7 @@ class Deployment:
             "url": self.url,
             "url_is_placeholder": self.url_is_placeholder,
             "auth_header": self.auth_header,
+            "public": self.public,
             "client_env_renames": [{"old": o, "new": n} for o, n in self.client_env_renames],
             "blockers": list(self.blockers),
             "notes": list(self.notes),
@@ -410,6 +414,7 @@ def build_deployment(plan: Plan, app: FlyApp, dockerfile_text: str | None, opts:
     if dest is None and weights_source:
         dest = fill_destination(target.weights_destination(app_name), opts)
     url = base_url or target.placeholder_url(app_name)
+    public = exposure(app, plan, opts)
     dep = Deployment(
         app_name=app_name, slug=s, target=target.name, port=port, health_path=health, startup_timeout_s=startup,
         env=tuple(sorted(env.items())), secret_names=tuple(sp.name for sp in plan.secrets), secret_refs=refs,
@@ -421,7 +426,7 @@ def build_deployment(plan: Plan, app: FlyApp, dockerfile_text: str | None, opts:
         build_args=app.build.args, weights_source=weights_source, url=url, url_is_placeholder=base_url is None,
         gpu_reason=str(plan.gpu.get("reason") or "") if plan.gpu else "",
         gpu_label=str(plan.gpu.get("target_label") or "") if plan.gpu else "",
-        script_rewrites=tuple(script_rewrites),
+        script_rewrites=tuple(script_rewrites), public=public,
         dockerfile_path=(dockerfile_path or "Dockerfile") if df_text is not None else None,
         gpu_type_override=opts.gpu_type, weights_size_bytes=plan.weights.size_bytes,
     )
@@ -449,6 +454,21 @@ def planned_files(dep: Deployment, plan: Plan, target, original_dockerfile: str 
     for g in target.render(dep, dockerfile_rel=df_rel, context_rel="." if df_rel else None):
         out.append((g.name, "write", g.step))
     return out
+
+
+def exposure(app: FlyApp, plan: Plan, opts: DeployOptions) -> bool:
+    """Public on the target when the app was public on Fly: an HTTP service whose clients call APP.fly.dev (or,
+    with no client found, a service with ports, which fly deploy gives a public address). Private when its clients
+    only used .flycast / .internal / fdaa: addresses. ``--access`` decides when given."""
+    if opts.access:
+        return opts.access == "public"
+    svc = app.primary_service
+    if svc is None:
+        return False
+    kinds = {h.kind for h in plan.base_urls}
+    if kinds:
+        return "fly.dev" in kinds
+    return svc.origin == "http_service" or bool(svc.ports)
 
 
 def env_has_placeholder(value: str) -> bool:

@@ -244,6 +244,19 @@ def build_plan(inp: PlanInputs, target_name: str, *, base_url: str | None = None
                                                                   if c not in dep.blockers))
         plan = replace(plan, findings=plan.findings + tuple(
             Finding("error", "target-blocked", b, None, "scaling") for b in dep.blockers))
+    spec = getattr(target, "verify_spec", None)
+    if spec is not None and spec.auth in ("header-pair", "identity-token") and app.primary_service is not None:
+        if dep.public:
+            findings_pub = Finding("warning", "public-endpoint", f"the endpoint is public on {target.label}, as the app "
+                                   "was on Fly (clients call APP.fly.dev with no platform credentials): anyone can call "
+                                   "it and start GPU instances, and the app's own key, if it checks one, is the only "
+                                   "guard. Plan with --access private to require the platform's auth instead (then "
+                                   "every client must send it).", app.config_path, "base_urls")
+        else:
+            findings_pub = Finding("info", "private-endpoint", f"the endpoint is private on {target.label} (its "
+                                   "clients used private Fly addresses, or --access private): every client must send "
+                                   f"{dep.auth_header or 'the platform credentials'}.", app.config_path, "base_urls")
+        plan = replace(plan, findings=plan.findings + (findings_pub,))
     extra = [f for f in target.findings(dep, app) if (f.severity, f.code, f.message, f.where) not in
              {(x.severity, x.code, x.message, x.where) for x in plan.findings}]
     if extra:

@@ -29,9 +29,10 @@ class ApplyOptions:
     image: str | None = None
     state_dir: str | None = None  # transfer journals (default: the global state dir)
     gpu_type: str | None = None
+    access: str | None = None
 
     def deploy_options(self, base_url: str | None = None) -> DeployOptions:
         return DeployOptions(weights_from=self.weights_from, base_url=base_url or self.base_url,
                              volume_id=self.volume_id, datacenter=self.datacenter, bucket=self.bucket,
                              endpoint_url=self.endpoint_url, region=self.region, image=self.image,
-                             gpu_type=self.gpu_type)
+                             gpu_type=self.gpu_type, access=self.access)

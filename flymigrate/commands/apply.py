@@ -129,7 +129,8 @@ def run(args: argparse.Namespace) -> int:
                         weights_from=args.weights_from, base_url=args.base_url, out_dir=args.out, deploy=args.deploy,
                         volume_id=args.volume_id, datacenter=args.datacenter, bucket=args.bucket,
                         endpoint_url=args.endpoint_url, region=args.region, image=args.image,
-                        state_dir=args.state_dir, gpu_type=args.gpu_type)
+                        state_dir=args.state_dir, gpu_type=args.gpu_type,
+                        access=args.access)
     if args.out:
         import os
 

@@ -34,6 +34,9 @@ def add_deploy_options(p: Any) -> None:
     p.add_argument("--region", metavar="REGION", help="Cloud Run region (default: nearest to primary_region)")
     p.add_argument("--image", metavar="REF", help="the pushed image Cloud Run / RunPod pull (fills <REGISTRY>...)")
     p.add_argument("--endpoint-url", metavar="URL", help="S3 endpoint for the weights destination/source")
+    p.add_argument("--access", choices=("public", "private"), help="who may call the new endpoint: public (no "
+                   "platform auth, as an APP.fly.dev app was) or private (the platform's auth: Modal proxy-auth "
+                   "tokens, Cloud Run identity tokens). Default: as the app was on Fly")
     p.add_argument("--gpu-type", metavar="ID", help="the target's own GPU id, overriding the one flymigrate maps "
                    "from the Fly GPU (e.g. nvidia-l4 on Cloud Run, AMPERE_80 on RunPod, H100 on Modal)")
 
@@ -45,4 +48,4 @@ def deploy_options(args: Any):  # type: ignore[no-untyped-def]
                          volume_id=getattr(args, "volume_id", None), datacenter=getattr(args, "datacenter", None),
                          bucket=getattr(args, "bucket", None), endpoint_url=getattr(args, "endpoint_url", None),
                          region=getattr(args, "region", None), image=getattr(args, "image", None),
-                         gpu_type=getattr(args, "gpu_type", None))
+                         gpu_type=getattr(args, "gpu_type", None), access=getattr(args, "access", None))

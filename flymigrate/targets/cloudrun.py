@@ -192,8 +192,9 @@ class CloudRunTarget(BaseTarget):
                          f"its startup probe (initialDelaySeconds <= {PROBE_INITIAL_DELAY_MAX_S} + failureThreshold x "
                          f"periodSeconds <= {PROBE_WINDOW_MAX_S}); the app was given {dep.startup_timeout_s} s. "
                          "A model that loads slower is restarted: keep minScale >= 1 or load faster")
-        auth = ("X-Serverless-Authorization: Bearer $(gcloud auth print-identity-token) (the service is private; "
-                "Authorization stays for the app's own key)")
+        auth = None if dep.public else (
+            "X-Serverless-Authorization: Bearer $(gcloud auth print-identity-token) (the service is private; "
+            "Authorization stays for the app's own key)")
         return replace(dep, hf_offline=hf_offline, region=region, gpu=gpu, gpu_label=label or dep.gpu_label,
                        gpu_reason=reason or dep.gpu_reason, blockers=tuple(dep.blockers) + tuple(blockers),
                        notes=tuple(dict.fromkeys(notes)), auth_header=auth)

@@ -46,9 +46,15 @@ def render_service_yaml(spec: Any) -> str:
     for b in s.blockers:
         w("# BLOCKED: " + " ".join(b.split()))
     w(f"# Deploy: gcloud run services replace service.yaml --region {s.region}")
-    w("# The service is private: callers send an identity token in X-Serverless-Authorization (Cloud Run checks only")
-    w("# that header when both are present, so Authorization stays for the app's own key). To make it public")
-    w("# (anyone on the Internet can call it and start GPU instances), uncomment invoker-iam-disabled below.")
+    if s.public:
+        w("# The service is public, as the app was on Fly (APP.fly.dev): invoker-iam-disabled lets anyone call it and")
+        w("# start GPU instances; the app's own key (if it checks one) is the only guard. For a private service")
+        w("# (callers send an identity token in X-Serverless-Authorization), remove that annotation or plan with")
+        w("# --access private.")
+    else:
+        w("# The service is private: callers send an identity token in X-Serverless-Authorization (Cloud Run checks")
+        w("# only that header when both are present, so Authorization stays for the app's own key). To make it")
+        w("# public (anyone on the Internet can call it and start GPU instances), uncomment invoker-iam-disabled.")
     w("apiVersion: serving.knative.dev/v1")
     w("kind: Service")
     w("metadata:")
@@ -56,7 +62,9 @@ def render_service_yaml(spec: Any) -> str:
     w("  labels:")
     w(f"    cloud.googleapis.com/location: {_q(s.region)}")
     w("  annotations:")
-    w('    # run.googleapis.com/invoker-iam-disabled: "true"')
+    # public services skip the invoker IAM check (cloud.google.com/run/docs/securing/managing-access,
+    # "Disable the Cloud Run Invoker IAM check"; gcloud run services update --no-invoker-iam-check)
+    w(f'    {"" if s.public else "# "}run.googleapis.com/invoker-iam-disabled: "true"')
     if s.gpu == "nvidia-rtx-pro-6000":
         w('    run.googleapis.com/launch-stage: "BETA"')
     w("spec:")

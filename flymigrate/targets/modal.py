@@ -158,7 +158,7 @@ class ModalTarget(BaseTarget):
         # Auth Token's id and secret in Modal-Key / Modal-Secret (modal.com/docs/guide/webhook-proxy-auth), which
         # leaves Authorization to the app's own key (vLLM's --api-key)
         auth = ("Modal-Key: $MODAL_KEY, Modal-Secret: $MODAL_SECRET (a Proxy Auth Token from modal.com/settings/"
-                "proxy-auth-tokens)") if serves_http else None
+                "proxy-auth-tokens)") if serves_http and not dep.public else None
         if not serves_http:
             notes.append("fly.toml has no HTTP service: modal_app.py runs the command as a function (no web "
                          "endpoint); start it with `modal run modal_app.py` or spawn it after `modal deploy`")

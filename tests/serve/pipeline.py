@@ -99,6 +99,7 @@ class Fakes:
     gcs: Any
     home: Path
     stops: list[Any] = field(default_factory=list)
+    runpod: Any = None  # a loopback fake of RunPod's REST API v2 (secrets, endpoints)
 
     @classmethod
     def start(cls) -> Fakes:
@@ -116,7 +117,10 @@ class Fakes:
         moto = MotoS3()
         gcs = GcsEmulator(bucket=BUCKET).start()
         home = Path(tempfile.mkdtemp(prefix="serve-home-"))
-        return cls(hub, modal, moto, gcs, home, [hub, modal, moto, gcs])
+        from targets.runpod_api_fake import RunPodFake
+
+        runpod = RunPodFake()
+        return cls(hub, modal, moto, gcs, home, [hub, modal, moto, gcs, runpod], runpod)
 
     def stop(self) -> None:
         for s in self.stops:
@@ -134,6 +138,8 @@ class Fakes:
         env.update(FLYMIGRATE_STATE_DIR=str(work / "state"), HF_ENDPOINT=self.hub.url, HF_HUB_DISABLE_TELEMETRY="1",
                    FLYMIGRATE_BACKOFF_BASE="0.05", PYTHONPATH=str(ROOT), NO_COLOR="1",
                    RUNPOD_S3_ACCESS_KEY_ID="AKIDHARNESS", RUNPOD_S3_SECRET_ACCESS_KEY="harness-s3-secret")
+        if self.runpod is not None:  # apply creates the RunPod secrets through its API, as a user's run would
+            env.update(RUNPOD_API_KEY=self.runpod.key, RUNPOD_API_BASE_URL=self.runpod.url)
         return env
 
 
