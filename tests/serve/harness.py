@@ -133,18 +133,25 @@ def read_runpod(app: Path, secrets: dict[str, str]) -> Deployment:
     tpl, ep = spec.get("template", {}), spec.get("endpoint", {})
     img = dockerimage.load(_dockerfile_path(app))
     env = dict(img.env)
-    for item in tpl.get("env") or []:
-        v = str(item.get("value", ""))
+    # the v1 shape (a template with an env list) or REST v2's (the endpoint carries image, env object, args)
+    items = [(i["key"], i.get("value", "")) for i in tpl.get("env") or []] if tpl else list((ep.get("env") or {}).items())
+    for key, value in items:
+        v = str(value)
         for m in re.finditer(r"\{\{\s*RUNPOD_SECRET_(\w+)\s*\}\}", v):
-            v = v.replace(m.group(0), _secret_value(secrets, m.group(1), "RunPod template env"))
-        env[item["key"]] = v
-    cmd = shlex.split(tpl["dockerArgs"]) if tpl.get("dockerArgs") else None
+            name = m.group(1)
+            # a namespaced secret (flymigrate-<app>-NAME) holds the export's NAME
+            short = re.sub(r"^flymigrate-[a-z0-9-]+?-(?=[A-Z_])", "", name)
+            v = v.replace(m.group(0), _secret_value(secrets, short if short in secrets else name, "RunPod env"))
+        env[key] = v
+    args = tpl.get("dockerArgs") if tpl else ep.get("args")
+    cmd = (shlex.split(args) if isinstance(args, str) else list(args)) if args else None
     argv = img.argv(cmd=cmd) if cmd is not None else img.argv()
     port = int(env.get("PORT") or 80)
     health = int(env.get("PORT_HEALTH") or port)
     d = Deployment("runpod", img, argv, env, img.workdir, [], port, {"kind": "runpod-ping", "port": health},
-                   gpu_kind=str(ep.get("gpuIds", "")), gpu_count=int(ep.get("gpuCount") or 1), auth="runpod-key")
-    if ep.get("networkVolumeId"):
+                   gpu_kind=str(ep.get("gpuIds", "") or (ep.get("gpu") or {}).get("pools", "")),
+                   gpu_count=int(ep.get("gpuCount") or (ep.get("gpu") or {}).get("count") or 1), auth="runpod-key")
+    if ep.get("networkVolumeId") or ep.get("networkVolumes"):
         d.mounts.append(("/runpod-volume", "volume", False))
     kind = next((str(v) for k, v in ep.items() if k.lower() in ("type", "endpointtype")), "")
     if kind.upper() not in ("LB", "LOAD_BALANCER", "LOADBALANCER"):
