@@ -31,7 +31,7 @@ import re
 from dataclasses import dataclass
 from importlib import resources
 
-from ..apply.rewrite import MARK, effective_command
+from ..rewrite import MARK, effective_command
 
 ADAPTER_PY = "flymigrate-runpod-health.py"  # file names in the build context (rendered next to the Dockerfile)
 ADAPTER_C = "flymigrate-runpod-health.c"

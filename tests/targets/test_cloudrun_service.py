@@ -150,8 +150,15 @@ def test_weights_mount_is_writable_and_hf_cache_is_offline(make_app) -> None:
     assert "roles/storage.objectUser" in rendered(p, "service.yaml")
 
 
-def test_private_by_default_with_the_identity_token_beside_the_apps_key(make_app) -> None:
-    p = plan_for(make_app(dockerfile=VLLM_OLD, size="a10", env=SMALL), "cloudrun")
+def test_private_with_the_identity_token_beside_the_apps_key(make_app) -> None:
+    app = make_app(dockerfile=VLLM_OLD, size="a10", env=SMALL)
+    # an http_service app was public on Fly (APP.fly.dev): by default it stays public, warned
+    pub = plan_for(app, "cloudrun")
+    assert pub.deployment.public and pub.deployment.auth_header is None
+    ann = service(pub)["metadata"].get("annotations") or {}
+    assert ann.get("run.googleapis.com/invoker-iam-disabled") == "true"
+    assert any(f.code == "public-endpoint" for f in pub.findings)
+    p = plan_for(app, "cloudrun", access="private")
     assert p.deployment.auth_header.startswith("X-Serverless-Authorization: Bearer ")
     svc = service(p)
     ann = svc["metadata"].get("annotations") or {}

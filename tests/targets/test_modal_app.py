@@ -68,14 +68,19 @@ def import_with_modal(app_dir: Path, src: str, env: dict[str, str]) -> str:
 def test_http_server_uses_app_server_with_proxy_auth_and_flys_default_concurrency(make_app, modal_env) -> None:
     app = make_app(dockerfile=VLLM, size="a10", env={"MODEL": "Qwen/Qwen2.5-7B-Instruct"})
     (app / "start.sh").write_text("#!/bin/sh\nexec python3 -m vllm.entrypoints.openai.api_server --port 8000\n")
-    p = plan_for(app, "modal")
+    public = plan_for(app, "modal")  # an http_service app was public on Fly: it stays public, with a warning
+    assert public.deployment.public and public.deployment.auth_header is None
+    assert decorators(rendered(public, "modal_app.py"))["app.server"]["unauthenticated"] is True
+    assert any(f.code == "public-endpoint" for f in public.findings)
+    p = plan_for(app, "modal", access="private")
     src = rendered(p, "modal_app.py")
     decs = decorators(src)
     assert set(decs) == {"app.server", "modal.enter", "modal.exit"}  # not web_server / concurrent / function
     kw = decs["app.server"]
     assert kw["port"] == "PORT" and kw["startup_timeout"] == "STARTUP_TIMEOUT" and kw["unauthenticated"] is False
     assert kw["target_concurrency"] == 20 and "max_concurrency" not in kw  # Fly's default: soft 20, no hard limit
-    assert kw["gpu"] == "A10" and kw["volumes"] == "{'/models': weights}"
+    # vLLM with no --download-dir reads the default Hugging Face cache: the volume is mounted there
+    assert kw["gpu"] == "A10" and kw["volumes"] == "{'/root/.cache/huggingface': weights}"
     assert p.deployment.auth_header.startswith("Modal-Key: ") and "Modal-Secret: " in p.deployment.auth_header
     assert ".modal.direct" in p.deployment.url
     assert "created them through the Modal API" not in src

@@ -48,7 +48,15 @@ async def test_always_on_app_shows_the_warm_cost_and_no_vllm_advice_for_whisper(
         await pilot.press("t")
         await settle(app, pilot)
         facts = plain(app.query_one("#target-facts"))
-        assert "always on" in facts and "scaling to zero" in facts
+        # the cost of the deployment as planned: min_machines_running = 1 keeps an instance warm, so the row is
+        # the warm cost (compare's row for the Deployment), never the scale-to-zero price alone
+        from flymigrate.tui import core
+
+        session = core.load_session(workdir / "whisper")
+        cost = dict(core.target_facts(session))["Cost (as planned)"]["runpod"]
+        row = session.comparison.row_for("runpod") if session.comparison is not None else None
+        assert "Cost (as planned)" in facts and row is not None and row.warm_instances >= 1
+        assert cost == f"${row.monthly:,.0f}/month" and cost.split("/")[0] in facts
         assert "vLLM" not in facts and "max-num-seqs" not in facts
         await pilot.press("o")
         await settle(app, pilot)

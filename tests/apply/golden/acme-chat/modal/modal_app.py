@@ -3,8 +3,9 @@
 Deploy:  modal deploy modal_app.py      Try it first:  modal serve modal_app.py
 Needs the Modal secret 'flymigrate-acme-chat-secrets' (flymigrate apply creates it when it has
 Modal credentials; else: modal secret create NAME KEY=VALUE ...).
-Clients send a Proxy Auth Token in the Modal-Key / Modal-Secret headers (modal.com/settings/proxy-auth-tokens);
-to make the endpoint public instead, set unauthenticated=True below.
+The endpoint is public, as the app was on Fly (APP.fly.dev): anyone can call it and start GPU containers;
+the app's own key (if it checks one) is the only guard. To require a Proxy Auth Token (Modal-Key /
+Modal-Secret headers) instead, set unauthenticated=False below (flymigrate plan/apply --access private).
 """
 
 import socket
@@ -46,7 +47,7 @@ secrets = [modal.Secret.from_name('flymigrate-acme-chat-secrets')]
     max_concurrency=16,
     port=PORT,
     startup_timeout=STARTUP_TIMEOUT,
-    unauthenticated=False,  # proxy auth: clients send Modal-Key / Modal-Secret
+    unauthenticated=True,  # public, as on Fly (--access private: proxy auth instead)
 )
 class Serve:
     """The original server; Modal routes HTTP to PORT once it accepts connections."""
