@@ -179,7 +179,7 @@ def _cli(args: list[str], env: dict[str, str], timeout: float = 180) -> subproce
 
 
 def secrets_file(app_dir: Path) -> Path:
-    return app_dir / "secrets.env"
+    return app_dir / "harness-secrets.env"
 
 
 def parsed_secrets(path: Path) -> dict[str, str]:
