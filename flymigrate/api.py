@@ -468,6 +468,16 @@ def _apply_setup(app_dir: str | Path, target: str, options, *, config_path=None,
     root = app_root(d, config_path)
     inp = pristine_inputs(inp, root)
     dopts = options.deploy_options()
+    if dopts.access is None:
+        # who may call the endpoint was decided on the first apply (from the clients' Fly URLs, which that run
+        # rewrote): keep it, or a second run would decide again from the rewritten clients
+        from dataclasses import replace as _r
+
+        from .apply.state import read_state
+
+        recorded = (((read_state(root) or {}).get("targets") or {}).get(target) or {}).get("access")
+        if recorded in ("public", "private"):
+            dopts = _r(dopts, access=recorded)
     if not _weights_will_be_on_volume(root, target, options):
         from dataclasses import replace as _replace
 

@@ -120,6 +120,7 @@ class Deployment:
     dockerfile_path: str | None = None  # the Dockerfile apply writes, relative to the app folder
     # reachable without the platform's auth, as the app was on Fly at APP.fly.dev (decided by the planner)
     public: bool = False
+    serves_http: bool = True  # fly.toml has an HTTP service (else the command runs as a worker, no endpoint)
     # environment reads clients must change: (old, new), e.g. the app key they sent as Bearer -> the platform's key
     client_env_renames: tuple[tuple[str, str], ...] = ()
     # the target cannot run this deployment as is: each entry says why and the fix (the plan shows BLOCKED)
@@ -426,7 +427,7 @@ def build_deployment(plan: Plan, app: FlyApp, dockerfile_text: str | None, opts:
         build_args=app.build.args, weights_source=weights_source, url=url, url_is_placeholder=base_url is None,
         gpu_reason=str(plan.gpu.get("reason") or "") if plan.gpu else "",
         gpu_label=str(plan.gpu.get("target_label") or "") if plan.gpu else "",
-        script_rewrites=tuple(script_rewrites), public=public,
+        script_rewrites=tuple(script_rewrites), public=public, serves_http=app.primary_service is not None,
         dockerfile_path=(dockerfile_path or "Dockerfile") if df_text is not None else None,
         gpu_type_override=opts.gpu_type, weights_size_bytes=plan.weights.size_bytes,
     )

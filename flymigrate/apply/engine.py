@@ -57,6 +57,10 @@ def run(ctx: Context, confirm: Callable[[StepPreview], bool] | None = None) -> A
         order.append("deploy")
     result = ApplyResult(ctx.plan.target)
     target = ctx.plan.target
+    access = "public" if ctx.dep.public else "private"
+    if ctx.state.target(target).get("access") != access:
+        ctx.state.target(target)["access"] = access  # decided from the clients' Fly URLs, about to be rewritten
+        ctx.state.save()
     if ctx.plan.app and any(f.code == "app-name-derived" for f in ctx.plan.findings) \
             and ctx.state.data.get("app_name") != ctx.plan.app:
         ctx.state.data["app_name"] = ctx.plan.app  # the URLs it came from are about to be rewritten
