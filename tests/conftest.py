@@ -9,5 +9,19 @@ from __future__ import annotations
 
 import json
 import os
+import sys
+
+import pytest
 
 os.environ.setdefault("FLYMIGRATE_RUNPOD_S3_ENDPOINTS", json.dumps({"EU-RO-1": "http://127.0.0.1:9"}))
+
+
+@pytest.fixture(autouse=True)
+def _fresh_modal_client():  # type: ignore[no-untyped-def]
+    """The modal SDK keeps one client per process (``Client.from_env`` is a singleton). Tests that call it
+    in-process each point MODAL_SERVER_URL at their own loopback fake, so the cached client must not outlive a
+    test (a later test would talk to an earlier test's fake)."""
+    yield
+    mod = sys.modules.get("modal.client")
+    if mod is not None and getattr(mod._Client, "_client_from_env", None) is not None:
+        mod._Client._client_from_env = None
