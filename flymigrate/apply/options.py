@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from ..deployment import DeployOptions
 
@@ -32,7 +32,7 @@ class ApplyOptions:
     access: str | None = None
 
     def deploy_options(self, base_url: str | None = None) -> DeployOptions:
-        return DeployOptions(weights_from=self.weights_from, base_url=base_url or self.base_url,
-                             volume_id=self.volume_id, datacenter=self.datacenter, bucket=self.bucket,
-                             endpoint_url=self.endpoint_url, region=self.region, image=self.image,
-                             gpu_type=self.gpu_type, access=self.access)
+        """The options that shape the deployment: every DeployOptions field this run was given (one list, the
+        dataclass's own)."""
+        given = {f.name: getattr(self, f.name) for f in fields(DeployOptions) if hasattr(self, f.name)}
+        return DeployOptions(**{**given, "base_url": base_url or self.base_url})

@@ -42,10 +42,9 @@ def add_deploy_options(p: Any) -> None:
 
 
 def deploy_options(args: Any):  # type: ignore[no-untyped-def]
+    """DeployOptions from the parsed arguments: each of its fields the command defines (argparse dests match)."""
+    from dataclasses import fields
+
     from ..deployment import DeployOptions
 
-    return DeployOptions(weights_from=getattr(args, "weights_from", None), base_url=getattr(args, "base_url", None),
-                         volume_id=getattr(args, "volume_id", None), datacenter=getattr(args, "datacenter", None),
-                         bucket=getattr(args, "bucket", None), endpoint_url=getattr(args, "endpoint_url", None),
-                         region=getattr(args, "region", None), image=getattr(args, "image", None),
-                         gpu_type=getattr(args, "gpu_type", None), access=getattr(args, "access", None))
+    return DeployOptions(**{f.name: getattr(args, f.name) for f in fields(DeployOptions) if hasattr(args, f.name)})

@@ -15,14 +15,6 @@ _HEADERS = ("Option", "GPU", "Fits", "$/GPU-s", "Scale-to-zero", "Warm", "Break-
             "Cold start", "Manual steps")
 
 
-def _share(u: float) -> str:
-    if u >= 0.1:
-        return f"{u:.0%}"
-    if u >= 0.001:
-        return f"{u:.1%}"
-    return "<0.1%"
-
-
 def _pct(u: float | None, note: str) -> str:
     if u is not None:
         return _share(u)
