@@ -22,8 +22,7 @@ Platform facts used here, with their sources (each checked against the stored co
   AMPERE_16 = RTX A4000 / A4500 / RTX 4000 Ada / RTX 2000 Ada; AMPERE_24 = RTX A5000 / L4 / RTX 3090; ADA_24 =
   RTX 4090 only; ADA_32_PRO = RTX 5090; AMPERE_48 = A40 / RTX A6000; ADA_48_PRO = RTX 6000 Ada / L40 / L40S;
   AMPERE_80 = A100 80GB PCIe / SXM4; ADA_80_PRO = H100 PCIe / HBM3 / NVL; HOPPER_141 = H200; BLACKWELL_96 = RTX PRO
-  6000 Blackwell; BLACKWELL_180 = B200. (``flymigrate/gpus.py`` labels AMPERE_24 "A5000 / A4500 / 3090": the A4500
-  is in AMPERE_16 and the L4 in AMPERE_24.)
+  6000 Blackwell; BLACKWELL_180 = B200. (The A4500 is in AMPERE_16, not AMPERE_24.)
 
 The control-plane base URL is ``RUNPOD_API_BASE_URL`` (default ``https://api.runpod.io``, the variable the runpod
 SDK and Flash read for the same host); tests point it at a loopback fake. HTTP is plain ``urllib``: no vendor SDK.
@@ -72,7 +71,7 @@ def secret_name(app_name: str, name: str) -> str:
 
 # Fly kind -> (RunPod GPU pool id, label, VRAM GB, reason). Pools: research/users.md 4a, research/destinations.md.
 _GPUS = {
-    "a10": ("AMPERE_24", "RunPod pool AMPERE_24 (A5000 / A4500 / 3090, 24 GB)", 24,
+    "a10": ("AMPERE_24", "RunPod pool AMPERE_24 (A5000 / L4 / 3090, 24 GB)", 24,
             "RunPod has no A10 pool; AMPERE_24 is the same architecture (sm_86) and VRAM"),
     "l40s": ("ADA_48_PRO", "RunPod pool ADA_48_PRO (L40S / L40 / RTX 6000 Ada, 48 GB)", 48, "same GPU family"),
     "a100-pcie-40gb": ("AMPERE_48", "RunPod pool AMPERE_48 (A40 / A6000, 48 GB)", 48,
