@@ -32,7 +32,9 @@ from .shell import Command, ShellSyntaxError, command_words, parse, remove_comma
 MARK = "# flymigrate:"
 # CUDA 12.8 runs on Blackwell (sm_120: Cloud Run's RTX PRO 6000) as well as on Ampere/Ada/Hopper, with cuDNN 9 and
 # cuBLAS for CUDA 12 (what faster-whisper / ctranslate2 need: faster-whisper README "GPU"); needs an R570+
-# driver, or R525+ through CUDA minor-version compatibility (docs.nvidia.com/deploy/cuda-compatibility)
+# driver, or R525+ through CUDA minor-version compatibility (docs.nvidia.com/deploy/cuda-compatibility). The tag is
+# used verbatim as a base by public Dockerfiles and Modal ``Image.from_registry`` calls (public code search,
+# 2026-11-29); it could not be pulled here (no network).
 CUDA_BASE = "nvidia/cuda:12.8.1-cudnn-runtime-ubuntu22.04"
 
 # ------------------------------------------------------------------ detectors (patterns)
