@@ -34,6 +34,10 @@ KNOWN_IMAGE_COMMANDS: tuple[tuple[str, tuple[tuple[str, ...], tuple[str, ...]]],
     ("vllm/vllm-openai", (("python3", "-m", "vllm.entrypoints.openai.api_server"), ())),
     ("ghcr.io/huggingface/text-generation-inference", (("text-generation-launcher",), ())),
 )
+# the command of an image Cog built (replicate/cog pkg/dockerfile generator: `WORKDIR /src`, `EXPOSE 5000`,
+# `CMD ["python", "-m", "cog.server.http"]`, behind `ENTRYPOINT ["/sbin/tini", "--"]` in newer releases); its HTTP
+# server answers GET /health-check
+COG_COMMAND = ("python", "-m", "cog.server.http")
 # names an app's own API key goes by (what its clients send as a Bearer token; what verify sends)
 APP_KEY_NAMES = ("VLLM_API_KEY", "OPENAI_API_KEY", "API_KEY", "LLM_API_KEY", "INFERENCE_API_KEY")
 PYTHON_IMAGE_HINTS = ("python", "pytorch", "vllm", "huggingface", "cog", "jupyter", "colab", "tensorflow")
@@ -322,8 +326,8 @@ def _dockerfile_runs(df_text: str | None) -> list[str]:
 
 
 def build_deployment(plan: Plan, app: FlyApp, dockerfile_text: str | None, opts: DeployOptions,  # type: ignore[no-untyped-def]
-                     *, target, scripts: dict[str, str] | None = None, dockerfile_path: str | None = None
-                     ) -> Deployment:
+                     *, target, scripts: dict[str, str] | None = None, dockerfile_path: str | None = None,
+                     image_builder: str | None = None) -> Deployment:
     """Decide the deployment. ``target`` is the :class:`~flymigrate.targets.Target`; it adjusts what only it
     knows (reserved env names, its URL and auth, its region) in :meth:`finalize`."""
     from .rewrite import RewriteContext, fix_env_value, rewrite_dockerfile, rewrite_script, thin_dockerfile
@@ -344,6 +348,8 @@ def build_deployment(plan: Plan, app: FlyApp, dockerfile_text: str | None, opts:
     lookup_env = {**image_env(app.build.image or _final_base(dockerfile_text)), **_dockerfile_env(dockerfile_text),
                   **app.env_map}
     pre_cmd = server_command(dockerfile_text, app.build.image, thin_or_registry=bool(app.build.image))
+    if pre_cmd is None and image_builder == "cog":
+        pre_cmd = COG_COMMAND
     if app.experimental_cmd or app.experimental_entrypoint or app.processes:
         from .rewrite import explicit_command_lines
 
@@ -375,6 +381,8 @@ def build_deployment(plan: Plan, app: FlyApp, dockerfile_text: str | None, opts:
             reg = app.build.image
     notes += ctx.notes
     command = server_command(df_text, app.build.image, thin_or_registry=bool(app.build.image and (thin or reg)))
+    if command is None and image_builder == "cog":
+        command = COG_COMMAND
     base_url = opts.base_url.rstrip("/") if opts.base_url else None
     # this app's Fly URLs in the texts flymigrate writes anyway, through the one rewriter
     if df_text is not None and base_url:

@@ -209,11 +209,12 @@ class RunPodTarget(BaseTarget):
             return self.with_env(dep, {"PORT": str(dep.port), "PORT_HEALTH": str(dep.port)},
                                  "platform (RunPod load-balancing worker)")
         if not command:
-            # the image's command is unknown: no wrapper; RunPod can at least poll the app's own route
-            add = {"PORT": str(dep.port), "PORT_HEALTH": str(dep.port)}
-            if dep.health_path:
-                add["HEALTH_CHECK_PATH"] = dep.health_path
-            return self.with_env(dep, add, "platform (RunPod load-balancing worker)")
+            # the image's command is unknown, so no adapter can wrap it; RunPod polls only GET /ping on PORT_HEALTH
+            # (no configurable path: docs.runpod.io serverless/load-balancing/overview "Health checks"), so the
+            # worker would never be routed to: blocked, with the fixes
+            dep = self.with_env(dep, {"PORT": str(dep.port), "PORT_HEALTH": str(dep.port)},
+                                "platform (RunPod load-balancing worker)")
+            return replace(dep, blockers=tuple(dep.blockers) + (no_ping_blocker(ps.reason, image),))
         python = rh.has_python3(base_text, image, command)
         hport = rh.health_port_for(dep.port)
         text = base_text
@@ -254,7 +255,7 @@ class RunPodTarget(BaseTarget):
     def plan_notes(self, dep: Deployment) -> dict[str, list[str]]:
         env = dep.env_map()
         lines = [f"RunPod load-balancing endpoint (type LOAD_BALANCER): the server listens on PORT={dep.port}; "
-                 f"RunPod polls GET {env.get('HEALTH_CHECK_PATH', '/ping')} on PORT_HEALTH="
+                 f"RunPod polls GET /ping on PORT_HEALTH="
                  f"{env.get('PORT_HEALTH', dep.port)} (200 ready, 204 loading)"]
         lines.append(health_line(dep))
         lines += [f.message for f in auth_collisions(dep)]
@@ -343,11 +344,16 @@ def health_line(dep: Deployment) -> str:
                 f"the model loads, 200 once {how}")
     if ps.has_ping:
         return f"RunPod health: the server answers GET /ping itself ({ps.reason})"
-    if env.get("HEALTH_CHECK_PATH"):
-        return (f"RunPod health: {ps.reason} and the image's command is unknown, so no adapter can wrap it: RunPod "
-                f"polls the app's {env['HEALTH_CHECK_PATH']} instead (HEALTH_CHECK_PATH; no 204 while it loads)")
-    return (f"RunPod health: {ps.reason} and the image's command is unknown: add a /ping route (200 ready, 204 "
-            "loading) to the server, or pass the image's command")
+    return "RunPod health: " + no_ping_blocker(ps.reason, dep.registry_image)
+
+
+def no_ping_blocker(reason: str, image: str | None) -> str:
+    """Why a worker whose server has no /ping and whose command flymigrate cannot see is never routed to."""
+    return (f"RunPod routes only to workers that answer GET /ping on PORT_HEALTH, and {reason}; the image's command "
+            f"is unknown{f' ({image} is not an image flymigrate knows)' if image else ''}, so the health adapter "
+            "cannot start the server. Fix: give the server's command in fly.toml (`[processes] app = \"...\"` or "
+            "`[experimental] cmd`) or a Dockerfile ENTRYPOINT/CMD, so flymigrate wraps it; or add a /ping route "
+            "(200 ready, 204 loading) to the server.")
 
 
 

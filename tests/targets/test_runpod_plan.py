@@ -178,5 +178,24 @@ def test_arguments_to_an_unknown_entrypoint_are_not_wrapped(tmp_path: Path) -> N
     dep = p.deployment
     assert rh.BEGIN not in (dep.dockerfile_text or "")
     env = dep.env_map()
-    assert env["HEALTH_CHECK_PATH"] == "/health" and env["PORT_HEALTH"] == "8000"
-    assert "HEALTH_CHECK_PATH" in " ".join(next(s for s in p.steps if s.id == "dockerfile").changes)
+    # RunPod polls only /ping (the path is not configurable): no worker would ever be routed to, so it is blocked
+    assert "HEALTH_CHECK_PATH" not in env and env["PORT_HEALTH"] == "8000"
+    assert dep.blockers and "GET /ping" in dep.blockers[0] and "[processes]" in dep.blockers[0]
+    assert next(s for s in p.steps if s.id == "scaling").status == "blocked"
+    assert runpod_spec(dep)["health"]["path"] == "/ping"
+
+
+def test_an_image_cog_built_is_wrapped_with_cogs_own_command(tmp_path: Path) -> None:
+    """[build] image built by Cog (cog.yaml beside fly.toml): its command is Cog's, so the adapter can wrap it."""
+    d = tmp_path / "cogapp"
+    d.mkdir()
+    (d / "cog.yaml").write_text("build:\n  gpu: true\npredict: predict.py:Predictor\n")
+    (d / "fly.toml").write_text(FLY.format(name="cogapp", build='[build]\n  image = "ghcr.io/acme/cogapp:latest"',
+                                           extra="", port=5000, checks=CHECK.format(grace="60s", path="/health-check")))
+    dep = plan(d, "runpod", options=DeployOptions()).deployment
+    assert not dep.blockers
+    assert list(dep.command[-3:]) == ["python", "-m", "cog.server.http"]
+    assert rh.BEGIN in dep.dockerfile_text and "--check-path" in dep.command
+    # without cog.yaml the same image's command is unknown: blocked on RunPod, with the fix
+    (d / "cog.yaml").unlink()
+    assert plan(d, "runpod", options=DeployOptions()).deployment.blockers
