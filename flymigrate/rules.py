@@ -167,6 +167,10 @@ class TextRule:
     def active(self, ctx: RewriteContext) -> bool:
         return True
 
+    def shown(self, m: re.Match[str]) -> str:
+        """The matched text as the plan shows it."""
+        return m.group(0).strip()
+
     # removal rules answer this; substitution rules answer substitute()
     def removes(self, cmd: Command, text: str) -> str | None:
         return None
@@ -375,6 +379,14 @@ class _AppKey(TextRule):
         if not self.active(ctx) or not self.detect(text):
             return text
         return drop_key_flags(text)
+
+    def shown(self, m: re.Match[str]) -> str:
+        """``--api-key "$VLLM_API_KEY"`` as written; a literal key is never shown (it is a secret)."""
+        text = m.group(0).strip()
+        value = re.sub(r'^--api-key(?:=|\s+|"\s*,\s*")', "", text).strip("\"' ")
+        if not value or re.fullmatch(r"\$\{?[A-Za-z_][A-Za-z0-9_]*\}?", value):
+            return f"--api-key {value}" if '",' in text else text
+        return "--api-key <a literal key, not shown>"
 
 
 _SHELL_KW = frozenset({"RUN", "CMD", "ENTRYPOINT"})
@@ -599,7 +611,7 @@ def check_instruction(keyword: str, args: str, line: int, fixed: list[str] | Non
             continue
         found = r.detect(args)
         if found:
-            out.append(Check(r, line, found[0].group(0).strip(), not r.detect(after)))
+            out.append(Check(r, line, r.shown(found[0]), not r.detect(after)))
     return out
 
 
@@ -730,5 +742,5 @@ def check_script(text: str, ctx: RewriteContext, rel: str) -> list[Check]:
                 continue
             auto = not r.detect(fixed)
             for m in found:
-                out.append(Check(r, lines.at(start + m.start()), m.group(0).strip(), auto))
+                out.append(Check(r, lines.at(start + m.start()), r.shown(m), auto))
     return out

@@ -397,7 +397,8 @@ def auth_collisions(dep: Deployment) -> list[Finding]:
                         "RunPod load-balancing endpoints take the caller's RunPod API key in `Authorization: Bearer "
                         "...`; vLLM's --api-key / VLLM_API_KEY checks the same header, so no request can satisfy "
                         "both. Fix: drop the app's own key (remove --api-key / VLLM_API_KEY; RunPod's key already "
-                        "guards the endpoint) and send the RunPod API key from clients. Keep a second key only in "
+                        "guards the endpoint; flymigrate does it unless --keep-app-auth is given) and send the RunPod "
+                        "API key from clients. Keep a second key only in "
                         "another header your own proxy checks.", None, "secrets")]
     generic = _app_key_names(dep)
     if generic:

@@ -15,6 +15,7 @@ versions decide stand-in behaviour such as vLLM's /ping) and replaced by the sta
 from __future__ import annotations
 
 import json
+import posixpath
 import re
 import shlex
 from dataclasses import dataclass, field
@@ -288,7 +289,11 @@ def _stages(instrs: list[Instr], froms: list[int], args: dict[str, str]) -> dict
                 if not any(p.startswith("--from") for p in parts):
                     parts = [p for p in parts if not p.startswith("--")]
                     if len(parts) >= 2:
-                        st.copies.append((parts[:-1], parts[-1], ins.line))
+                        dest = parts[-1]
+                        if not dest.startswith("/"):  # relative to the stage's WORKDIR
+                            dest = posixpath.normpath(posixpath.join(st.workdir, dest)) + (
+                                "/" if dest.endswith("/") or dest in (".", "./") else "")
+                        st.copies.append((parts[:-1], dest, ins.line))
             elif ins.op == "RUN":
                 st.runs.append((ins.args, ins.line))
         out[st.name] = st
@@ -313,13 +318,13 @@ def compile_step(stage: Stage, path: str) -> tuple[list[str], list[str], int] | 
             k = toks.index("-o")
             out = toks[k + 1] if k + 1 < len(toks) else ""
             if not out.startswith("/"):
-                out = str(Path(stage.workdir) / out)
+                out = posixpath.normpath(posixpath.join(stage.workdir, out))
             if out.rstrip("/") != path.rstrip("/"):
                 continue
             args, sources = [], []
             for t in toks[1:k] + toks[k + 2:]:
                 if t.endswith(".c"):
-                    where = t if t.startswith("/") else str(Path(stage.workdir) / t)
+                    where = t if t.startswith("/") else posixpath.normpath(posixpath.join(stage.workdir, t))
                     src = next((srcs[0] for srcs, dest, _l in stage.copies if len(srcs) == 1 and
                                 (dest == where or dest.endswith("/") and dest + Path(srcs[0]).name == where)), None)
                     if src is None:

@@ -80,7 +80,7 @@ def test_vllm_06_image_gets_python_adapter_and_drops_its_own_api_key(tmp_path: P
     steps = {s.id: s for s in p.steps}
     text = " ".join(steps["dockerfile"].changes)
     assert "vLLM 0.6.3 has no /ping" in text
-    assert "fly.toml: fly.toml's command uses `--api-key\", \"$VLLM_KEY\"`" in text  # rules.APP_KEY, a "will change"
+    assert "fly.toml: fly.toml's command uses `--api-key $VLLM_KEY`" in text  # rules.APP_KEY, a "will change"
     assert "VLLM_API_KEY is not passed to the worker" in text and "--keep-app-auth" in text
     assert not [i for i in p.docker_issues if i.kind == "app-auth" and not i.auto]
     found = get_target("runpod").findings(dep, load_inputs(d).app)
@@ -150,6 +150,17 @@ def test_the_key_flag_goes_from_each_form(tmp_path: Path, dockerfile: str, kept:
     assert "--api-key" not in " ".join(p.deployment.command)
     issue = next(i for i in p.docker_issues if i.kind == "app-auth")
     assert issue.auto, issue
+
+
+def test_a_literal_key_is_dropped_and_never_shown(tmp_path: Path) -> None:
+    from flymigrate.render import render
+
+    p, _ = app(tmp_path, "lit", dockerfile='FROM vllm/vllm-openai:v0.6.3\nCMD ["--model", "m", "--api-key", '
+               '"sk-literal-4242"]\n')
+    assert "sk-literal-4242" not in " ".join(p.deployment.command)
+    for fmt in ("text", "json", "markdown"):
+        out = render(p, fmt, color=False)
+        assert "sk-literal-4242" not in out and "--api-key <a literal key, not shown>" in out
 
 
 def test_a_key_check_in_another_program_is_left_alone(tmp_path: Path) -> None:
