@@ -208,6 +208,11 @@ def build_plan(inp: PlanInputs, target_name: str, *, base_url: str | None = None
     dep = build_deployment(plan, app, inp.dockerfile.text if inp.dockerfile else None, opts, target=target,
                            scripts=inp.scripts, dockerfile_path=inp.dockerfile.path if inp.dockerfile else None,
                            image_builder=inp.image_builder)
+    if dep.app_auth_dropped:
+        # the Deployment drops the server's own key check (rules.APP_KEY): the plan lists that rule's findings too
+        issues = dockerplan.analyze(app, inp.dockerfile, inp.scripts, uses_gpu=uses_gpu, drop_baked=drop_baked,
+                                    drop_app_auth=dep.app_auth_dropped)
+        plan = replace(plan, docker_issues=tuple(issues))
     notes = target.plan_notes(dep)
     weights_step = _weights_step(wplan, dep, target, steps_info["weights"].checks(target_name))
     docker_step = _docker_step(app, inp.dockerfile, issues, notes.get("dockerfile", []),
@@ -219,7 +224,7 @@ def build_plan(inp: PlanInputs, target_name: str, *, base_url: str | None = None
         # Bearer token send the platform key instead (read from the same kind of place: the environment)
         from .deployment import APP_KEY_NAMES
 
-        have = set(dep.secret_names) | {k for k, _ in dep.env}
+        have = set(dep.secret_names) | {k for k, _ in dep.env} | set(dep.app_key_envs_dropped)
         renames = tuple((n, spec.key_env[0]) for n in APP_KEY_NAMES if n in have)
         if renames:
             dep = replace(dep, client_env_renames=renames)

@@ -105,6 +105,11 @@ class RunPodTarget(BaseTarget):
                    "Deploy it as a load-balancing endpoint and verify https://ENDPOINT_ID.api.runpod.ai "
                    "(docs.runpod.io/serverless/load-balancing/overview)."))
 
+    def app_auth_collision(self, public: bool) -> str:
+        # a load-balancing endpoint always wants the RunPod API key as the Bearer token (overview page above)
+        return ("RunPod load-balancing endpoints take the caller's RunPod API key in `Authorization: Bearer ...`, "
+                "the header the server checks its own key in; the RunPod key guards the endpoint")
+
     def map_gpu(self, kind: str, count: int) -> TargetGpu:
         gid, label, vram, reason = _GPUS[kind]
         if count > _MAX_GPUS_PER_WORKER:
@@ -259,6 +264,7 @@ class RunPodTarget(BaseTarget):
                  f"{env.get('PORT_HEALTH', dep.port)} (200 ready, 204 loading)"]
         lines.append(health_line(dep))
         lines += [f.message for f in auth_collisions(dep)]
+        lines += app_auth_lines(dep)
         return {"dockerfile": lines}
 
     def weights_needs(self) -> list[str]:
@@ -362,8 +368,29 @@ def _app_key_names(dep: Deployment) -> list[str]:
     return [n for n in dict.fromkeys(names) if _APP_KEY_NAMES.match(n) and not n.startswith(_VENDOR_KEY_PREFIX)]
 
 
+def app_auth_lines(dep: Deployment) -> list[str]:
+    """What the plan says about the server's own key check the Deployment drops (``rules.APP_KEY`` lists the
+    ``--api-key`` flags it removes, with where they are)."""
+    if not dep.app_auth_dropped:
+        return []
+    out = []
+    for name in dep.app_key_envs_dropped:
+        server = "TGI" if name == "API_KEY" else "vLLM"
+        out.append(f"{name} is not passed to the worker: {server} reads it as its key when --api-key is absent "
+                   "and would check it in Authorization again (" + (
+                       "vllm api_server.py build_app: args.api_key or [envs.VLLM_API_KEY]" if server == "vLLM" else
+                       "text-generation-launcher: #[clap(long, env)] api_key") + ")")
+    out.append(f"the server's own API key check goes: {dep.app_auth_dropped}. Clients send RUNPOD_API_KEY as "
+               "their Bearer token now (step 4); to keep the app's key instead, plan/apply with --keep-app-auth "
+               "(then no request passes both checks unless a proxy of yours moves one key to another header)")
+    return out
+
+
 def auth_collisions(dep: Deployment) -> list[Finding]:
-    """The app checks its own key in the ``Authorization`` header RunPod's gateway already uses."""
+    """The app checks its own key in the ``Authorization`` header RunPod's gateway already uses (and the
+    Deployment did not drop that check: ``--keep-app-auth``, or a server flymigrate cannot edit)."""
+    if dep.app_auth_dropped:
+        return []
     argv = " ".join(dep.command or ())
     # the Dockerfile, the command and the app's scripts flymigrate rewrites (start.sh often holds --api-key)
     text = "\n".join([dep.dockerfile_text or "", argv, *(t for _, t in dep.script_rewrites)])
@@ -375,7 +402,8 @@ def auth_collisions(dep: Deployment) -> list[Finding]:
                         "RunPod load-balancing endpoints take the caller's RunPod API key in `Authorization: Bearer "
                         "...`; vLLM's --api-key / VLLM_API_KEY checks the same header, so no request can satisfy "
                         "both. Fix: drop the app's own key (remove --api-key / VLLM_API_KEY; RunPod's key already "
-                        "guards the endpoint) and send the RunPod API key from clients. Keep a second key only in "
+                        "guards the endpoint; flymigrate does it unless --keep-app-auth is given) and send the RunPod "
+                        "API key from clients. Keep a second key only in "
                         "another header your own proxy checks.", None, "secrets")]
     generic = _app_key_names(dep)
     if generic:

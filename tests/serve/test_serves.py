@@ -18,14 +18,13 @@ from serve import pipeline
 # (app, target) -> reasons the harness gives today (any of them still present keeps the case an expected failure).
 # What is left is RunPod: the endpoint is a load-balancing one and /ping answers, but clients that sent no key
 # to the public APP.fly.dev must now send the RunPod API key (the plan lists it under "needs"; flymigrate rewrites
-# the URL and an env read of the app's key, not code that builds no Authorization header at all); a vLLM app that
-# checks its own key in Authorization collides with it (a plan warning proposes dropping that key); the harness
-# cannot build the static health adapter's C stage (ollama has no python3).
+# the URL and an env read of the app's key, not code that builds no Authorization header at all). (A vLLM app that
+# checks its own key in Authorization serves: the RunPod Deployment drops that check, rules.APP_KEY; the ollama
+# app's static health adapter is built by the harness from its C stage and answers /ping.)
 RP_KEY = "RunPod LB wants Authorization: Bearer <RunPod API key>"
 KNOWN: dict[tuple[str, str], tuple[str, ...]] = {
-    ("serve-vllm-key", "runpod"): ("-> 401 (from the app)",),
     ("serve-whisper-baked", "runpod"): (RP_KEY,),
-    ("serve-ollama-vol", "runpod"): ("exec '/opt/flymigrate/runpod-health': executable file not found",),
+    ("serve-ollama-vol", "runpod"): (RP_KEY,),
     ("serve-tgi", "runpod"): (RP_KEY,),
     ("serve-vllm-2x80", "runpod"): (RP_KEY,),
 }
@@ -81,3 +80,18 @@ def test_a_generated_deployment_fixed_by_hand_serves(fakes: pipeline.Fakes, work
     r = case.rerun()
     assert r.serves, r
     assert any("GET /ping on PORT_HEALTH 8000 -> 200" in x for x in r.log)
+
+
+def test_the_static_health_adapter_is_built_from_its_stage_and_answers_ping(fakes: pipeline.Fakes,
+                                                                             work: Path) -> None:
+    """ollama's image has no python3, so RunPod's /ping comes from the static C adapter the generated Dockerfile
+    builds in an Alpine stage and copies in (``COPY --from=``). The harness plays that stage with this host's
+    compiler (from the stage's own RUN line) and the adapter answers /ping: 204 while the server loads, then 200."""
+    case = pipeline.run_case("serve-ollama-vol", "runpod", fakes, work)
+    assert case.result is not None
+    log = case.result.log
+    assert "COPY --from=flymigrate-runpod-health" in (case.dir / "Dockerfile").read_text()
+    assert any("stage flymigrate-runpod-health (alpine:3.20) played with this host's compiler: gcc" in x
+               for x in log), log
+    ping = next((x for x in log if "GET /ping on PORT_HEALTH 18080 -> 200" in x), None)
+    assert ping is not None and "x 204 while the server loaded" in ping, log
