@@ -8,12 +8,16 @@ timeout, cpus / memory and the step statuses are read from ``plan.deployment`` a
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .. import gpus
 from ..errors import UserError
 from ..model import GpuSpec
+
+if TYPE_CHECKING:  # type checkers see the standard decorator
+    from dataclasses import dataclass
+else:  # start-up time: no exec per generated method (flymigrate/_dataclass.py)
+    from .._dataclass import dataclass
 
 if TYPE_CHECKING:
     from ..model import Plan
