@@ -377,7 +377,6 @@ def best_key(inp: Inputs, prices: Prices) -> str | None:
     best: tuple[tuple[float, int, float, int], str] | None = None
     order = 0
     for pl in inp.planned:
-        manual = -1
         for cr in pl.costs:
             order += 1
             if not cr.offered or _fits_no(inp, pl.vram_gb, pl.gpu_count, prices):
@@ -386,9 +385,7 @@ def best_key(inp: Inputs, prices: Prices) -> str | None:
             t = _option_terms(c)  # type: ignore[arg-type]
             if t is None:
                 continue
-            if manual < 0:
-                manual = sum(1 for _, m, _ in pl.effort if m)
-            rank = _rank(t[1], manual, t[2], order)
+            rank = _rank(t[1], pl.manual_count, t[2], order)
             if best is None or rank < best[0]:
                 best = (rank, c.key)
     return None if best is None else best[1]
@@ -540,14 +537,15 @@ def _flip(prices: Prices, base_best: str, make, factors, lo_lim: float, hi_lim: 
             break
         w = best_key(make(f), prices)
         if w != base_best:
-            a, b = prev, f
+            a, b = prev, f  # w: the winner at b
             for _ in range(30):
                 mid = math.sqrt(a * b)
-                if best_key(make(mid), prices) != base_best:
-                    b = mid
+                m = best_key(make(mid), prices)
+                if m != base_best:
+                    b, w = mid, m
                 else:
                     a = mid
-            return b, best_key(make(b), prices) or "none"
+            return b, w or "none"
         prev = f
     return None
 
