@@ -84,6 +84,48 @@ def classify_host(host: str, app: str | None) -> tuple[str, bool] | None:
     return None
 
 
+_NEEDLE_WORDS = ("fly.dev", ".flycast", ".internal", "fdaa:")  # _NEEDLES, lower-case
+
+
+def _needle_lines(text: str) -> list[tuple[int, int]]:
+    """(start, end) of each line of an ASCII ``text`` that holds a needle, in order. A hostname or 6PN address never
+    spans a newline, and every one :func:`classify_host` accepts (or ``_FDAA_RE`` matches) holds a needle, so the
+    patterns run on these lines find what they find on the whole text (the rest of a 27 MB file is never matched)."""
+    low = text.lower()  # ASCII: same offsets as text
+    starts: set[int] = set()
+    for word in _NEEDLE_WORDS:
+        i = low.find(word)
+        while i >= 0:
+            ls = text.rfind("\n", 0, i) + 1
+            starts.add(ls)
+            le = text.find("\n", i)
+            if le < 0:
+                break
+            i = low.find(word, le)
+    out = []
+    for ls in sorted(starts):
+        le = text.find("\n", ls)
+        out.append((ls, len(text) if le < 0 else le))
+    return out
+
+
+class _LineCol:
+    """Line and column (1-based) of offsets asked in increasing order: newlines counted once, in C."""
+
+    def __init__(self, text: str) -> None:
+        self.text, self.off, self.line, self.start = text, 0, 1, 0
+
+    def __call__(self, offset: int) -> tuple[int, int]:
+        if offset < self.off:  # never expected (hits come in order); start over rather than be wrong
+            self.off, self.line, self.start = 0, 1, 0
+        n = self.text.count("\n", self.off, offset)
+        if n:
+            self.line += n
+            self.start = self.text.rfind("\n", self.off, offset) + 1
+        self.off = offset
+        return self.line, offset - self.start + 1
+
+
 def find_in_text(text: str, app: str | None, path: str, *, limit: int | None = None
                  ) -> tuple[list[BaseUrlHit], list[BaseUrlHit]]:
     """All Fly base-URL occurrences in one text. Returns (this app's, other apps').
@@ -91,48 +133,49 @@ def find_in_text(text: str, app: str | None, path: str, *, limit: int | None = N
     ``limit``: stop after that many hits in all (the plan's report lists a bounded number; apply rewrites all)."""
     mine: list[BaseUrlHit] = []
     others: list[BaseUrlHit] = []
-    if not _NEEDLES.search(text):
-        return mine, others
-    line_starts = [0]
-    for m in re.finditer("\n", text):
-        line_starts.append(m.end())
-
-    def pos(offset: int) -> tuple[int, int]:
-        import bisect
-
-        i = bisect.bisect_right(line_starts, offset) - 1
-        return i + 1, offset - line_starts[i] + 1
-
-    for m in _HOST_RE.finditer(text):
-        host = m.group(0)
-        cls = classify_host(host, app)
-        if cls is None:
-            continue
-        kind, is_mine = cls
-        start, end = m.start(), m.end()
-        sm = _SCHEME_BEFORE.search(text[max(0, start - 8): start])
-        if sm:
-            start -= len(sm.group(0))
-        pm = _PORT_AFTER.match(text[end: end + 7])
-        if pm:
-            end += len(pm.group(0))
-        line, col = pos(start)
-        hit = BaseUrlHit(path, line, col, text[start:end], kind)
-        (mine if is_mine else others).append(hit)
-        if limit is not None and len(mine) + len(others) >= limit:
+    if text.isascii():
+        spans = _needle_lines(text)
+        if not spans:
             return mine, others
-    for m in _FDAA_RE.finditer(text):
-        start, end = m.start(), m.end()
-        sm = _SCHEME_BEFORE.search(text[max(0, start - 8): start])
-        if sm:
-            start -= len(sm.group(0))
-        pm = _PORT_AFTER.match(text[end: end + 7])
-        if pm and m.group(0).endswith("]"):
-            end += len(pm.group(0))
-        line, col = pos(start)
-        mine.append(BaseUrlHit(path, line, col, text[start:end], "fdaa"))
-        if limit is not None and len(mine) + len(others) >= limit:
-            break
+    else:  # lower() may change lengths outside ASCII: the whole text, as before
+        if not _NEEDLES.search(text):
+            return mine, others
+        spans = [(0, len(text))]
+
+    pos = _LineCol(text)
+    for s, e in spans:
+        for m in _HOST_RE.finditer(text, s, e):
+            host = m.group(0)
+            cls = classify_host(host, app)
+            if cls is None:
+                continue
+            kind, is_mine = cls
+            start, end = m.start(), m.end()
+            sm = _SCHEME_BEFORE.search(text[max(0, start - 8): start])
+            if sm:
+                start -= len(sm.group(0))
+            pm = _PORT_AFTER.match(text[end: end + 7])
+            if pm:
+                end += len(pm.group(0))
+            line, col = pos(start)
+            hit = BaseUrlHit(path, line, col, text[start:end], kind)
+            (mine if is_mine else others).append(hit)
+            if limit is not None and len(mine) + len(others) >= limit:
+                return mine, others
+    pos = _LineCol(text)
+    for s, e in spans:
+        for m in _FDAA_RE.finditer(text, s, e):
+            start, end = m.start(), m.end()
+            sm = _SCHEME_BEFORE.search(text[max(0, start - 8): start])
+            if sm:
+                start -= len(sm.group(0))
+            pm = _PORT_AFTER.match(text[end: end + 7])
+            if pm and m.group(0).endswith("]"):
+                end += len(pm.group(0))
+            line, col = pos(start)
+            mine.append(BaseUrlHit(path, line, col, text[start:end], "fdaa"))
+            if limit is not None and len(mine) + len(others) >= limit:
+                return mine, others
     return mine, others
 
 
