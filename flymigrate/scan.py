@@ -87,26 +87,27 @@ def classify_host(host: str, app: str | None) -> tuple[str, bool] | None:
 _NEEDLE_WORDS = ("fly.dev", ".flycast", ".internal", "fdaa:")  # _NEEDLES, lower-case
 
 
-def _needle_lines(text: str) -> list[tuple[int, int]]:
-    """(start, end) of each line of an ASCII ``text`` that holds a needle, in order. A hostname or 6PN address never
-    spans a newline, and every one :func:`classify_host` accepts (or ``_FDAA_RE`` matches) holds a needle, so the
-    patterns run on these lines find what they find on the whole text (the rest of a 27 MB file is never matched)."""
+def _needle_lines(text: str) -> Iterator[tuple[int, int]]:
+    """(start, end) of each line of an ASCII ``text`` that holds a needle, in order, found as they are asked for (a
+    caller that stops after N hits never looks further). A hostname or 6PN address never spans a newline, and every
+    one :func:`classify_host` accepts (or ``_FDAA_RE`` matches) holds a needle, so the patterns run on these lines
+    find what they find on the whole text (the rest of a 27 MB file is never matched)."""
     low = text.lower()  # ASCII: same offsets as text
-    starts: set[int] = set()
-    for word in _NEEDLE_WORDS:
-        i = low.find(word)
-        while i >= 0:
-            ls = text.rfind("\n", 0, i) + 1
-            starts.add(ls)
-            le = text.find("\n", i)
-            if le < 0:
-                break
-            i = low.find(word, le)
-    out = []
-    for ls in sorted(starts):
-        le = text.find("\n", ls)
-        out.append((ls, len(text) if le < 0 else le))
-    return out
+    nxt = [low.find(w) for w in _NEEDLE_WORDS]  # each word's next occurrence (-1: no more)
+    cur = 0
+    while True:
+        for k, i in enumerate(nxt):
+            if 0 <= i < cur:
+                nxt[k] = low.find(_NEEDLE_WORDS[k], cur)
+        found = [i for i in nxt if i >= 0]
+        if not found:
+            return
+        i = min(found)
+        le = text.find("\n", i)
+        yield text.rfind("\n", 0, i) + 1, len(text) if le < 0 else le
+        if le < 0:
+            return
+        cur = le + 1
 
 
 class _LineCol:
@@ -133,17 +134,15 @@ def find_in_text(text: str, app: str | None, path: str, *, limit: int | None = N
     ``limit``: stop after that many hits in all (the plan's report lists a bounded number; apply rewrites all)."""
     mine: list[BaseUrlHit] = []
     others: list[BaseUrlHit] = []
-    if text.isascii():
-        spans = _needle_lines(text)
-        if not spans:
-            return mine, others
-    else:  # lower() may change lengths outside ASCII: the whole text, as before
-        if not _NEEDLES.search(text):
-            return mine, others
-        spans = [(0, len(text))]
+    ascii_text = text.isascii()
+    if not ascii_text and not _NEEDLES.search(text):  # lower() may change lengths outside ASCII: the whole text
+        return mine, others
+
+    def spans() -> Iterable[tuple[int, int]]:
+        return _needle_lines(text) if ascii_text else ((0, len(text)),)
 
     pos = _LineCol(text)
-    for s, e in spans:
+    for s, e in spans():
         for m in _HOST_RE.finditer(text, s, e):
             host = m.group(0)
             cls = classify_host(host, app)
@@ -163,7 +162,7 @@ def find_in_text(text: str, app: str | None, path: str, *, limit: int | None = N
             if limit is not None and len(mine) + len(others) >= limit:
                 return mine, others
     pos = _LineCol(text)
-    for s, e in spans:
+    for s, e in spans():
         for m in _FDAA_RE.finditer(text, s, e):
             start, end = m.start(), m.end()
             sm = _SCHEME_BEFORE.search(text[max(0, start - 8): start])
