@@ -207,8 +207,25 @@ def _thread_id() -> int:
     return _thread.get_ident()
 
 
+def _params_fit() -> bool:
+    """The stand-in writes ``__dataclass_params__`` through a private constructor whose signature changed in
+    Python 3.12 (match_args, kw_only, slots, weakref_slot were added): use it only where it has the shape this
+    module was written and tested against; everywhere else the standard decorator is used, unchanged."""
+    try:
+        _PARAMS(True, True, True, False, False, False)
+    except TypeError:
+        return False
+    return True
+
+
+# True on 3.10 / 3.11; False from 3.12 on (tests/test_dataclass_shim.py runs the package on every installed Python)
+FAST = _params_fit()
+
+
 def dataclass(cls: type | None = None, /, *, init: bool = True, repr: bool = True, eq: bool = True,  # noqa: A002
               frozen: bool = False, **unsupported: Any) -> Any:
+    if not FAST:
+        return dataclasses.dataclass(cls, init=init, repr=repr, eq=eq, frozen=frozen, **unsupported)  # type: ignore[call-overload]
     if any(unsupported.values()):
         raise TypeError(f"flymigrate._dataclass does not support {sorted(k for k, v in unsupported.items() if v)}")
 

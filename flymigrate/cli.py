@@ -13,7 +13,6 @@ import importlib.util
 import os
 import sys
 import time
-import traceback
 from collections.abc import Sequence
 
 from . import __version__
@@ -52,6 +51,8 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
 def _crash_log(exc: BaseException) -> str | None:
     from .paths import ensure_private_dir, state_dir
+    import traceback  # start-up time: only a crash needs it
+
     from .redact import redact
 
     try:
@@ -119,6 +120,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                   "(or point FLYMIGRATE_STATE_DIR at a bigger disk) and run the same command again.", file=sys.stderr)
             return EXIT_RESUMABLE
         if args.debug:
+            import traceback
+
             from .redact import redact
 
             print(redact(traceback.format_exc()), file=sys.stderr, end="")

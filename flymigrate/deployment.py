@@ -19,12 +19,19 @@ from __future__ import annotations
 import math
 import posixpath
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
 from .model import FlyApp, Plan, ScalingPlan
 from .naming import slug
 from .scan import apply_hits, find_in_text
 from .servers import WeightsLookup, find_lookup, image_env
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # type checkers see the standard decorator
+    from dataclasses import dataclass, field
+else:  # start-up time: no exec per generated method (flymigrate/_dataclass.py)
+    from ._dataclass import dataclass, field
 
 DEFAULT_STARTUP_S = 1200  # model servers load tens of GB before they answer; 20 min like the research examples
 HF_DEFAULT_HOME = "/root/.cache/huggingface"

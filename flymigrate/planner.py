@@ -8,7 +8,7 @@ what will change, what it needs from the user, what cannot translate, and the ma
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from . import dockerplan, weights
 from .checklists import load_steps
@@ -31,6 +31,11 @@ from .deployment import DeployOptions, build_deployment, under
 from .naming import slug as _slug
 from .scan import ScanResult, rewrite_url
 from .targets import get_target
+
+if TYPE_CHECKING:  # type checkers see the standard decorator
+    from dataclasses import dataclass, field
+else:  # start-up time: no exec per generated method (flymigrate/_dataclass.py)
+    from ._dataclass import dataclass, field
 
 SECRETY_NAME_RE = re.compile(r"(TOKEN|SECRET|PASSWORD|PASSWD|API_KEY|APIKEY|PRIVATE_KEY|COOKIE|CREDENTIALS?)$",
                              re.I)

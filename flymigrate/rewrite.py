@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
-from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from .model import Dockerfile, FileInjection, FlyApp
 from .parse.dockerfile import parse_dockerfile_text
@@ -44,6 +44,11 @@ from .rules import (
     fly_value,
     needs_cuda_base,
 )
+
+if TYPE_CHECKING:  # type checkers see the standard decorator
+    from dataclasses import dataclass
+else:  # start-up time: no exec per generated method (flymigrate/_dataclass.py)
+    from ._dataclass import dataclass
 
 __all__ = [
     "CUDA_BASE", "MARK", "RewriteContext", "effective_command", "fix_env_value", "fix_fly_vars", "fix_ipv6",

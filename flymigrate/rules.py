@@ -23,11 +23,18 @@ import bisect
 import json
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
 
 from .model import Dockerfile, FlyApp
 from .parse.dockerfile import parse_dockerfile_text
 from .shell import Command, ShellSyntaxError, command_words, parse, remove_commands, rewrite_andor, unquote
+
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # type checkers see the standard decorator
+    from dataclasses import dataclass, field
+else:  # start-up time: no exec per generated method (flymigrate/_dataclass.py)
+    from ._dataclass import dataclass, field
 
 MARK = "# flymigrate:"
 # CUDA 12.8 runs on Blackwell (sm_120: Cloud Run's RTX PRO 6000) as well as on Ampere/Ada/Hopper, with cuDNN 9 and

@@ -14,10 +14,16 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 from .model import BaseUrlHit, Finding
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # type checkers see the standard decorator
+    from dataclasses import dataclass
+else:  # start-up time: no exec per generated method (flymigrate/_dataclass.py)
+    from ._dataclass import dataclass
 
 SKIP_DIRS = {".git", ".hg", ".svn", "node_modules", ".venv", "venv", "env", ".env.d", "__pycache__", ".tox",
              ".nox", ".mypy_cache", ".pytest_cache", ".ruff_cache", "site-packages", ".flymigrate", ".next",
@@ -78,6 +84,49 @@ def classify_host(host: str, app: str | None) -> tuple[str, bool] | None:
     return None
 
 
+_NEEDLE_WORDS = ("fly.dev", ".flycast", ".internal", "fdaa:")  # _NEEDLES, lower-case
+
+
+def _needle_lines(text: str) -> Iterator[tuple[int, int]]:
+    """(start, end) of each line of an ASCII ``text`` that holds a needle, in order, found as they are asked for (a
+    caller that stops after N hits never looks further). A hostname or 6PN address never spans a newline, and every
+    one :func:`classify_host` accepts (or ``_FDAA_RE`` matches) holds a needle, so the patterns run on these lines
+    find what they find on the whole text (the rest of a 27 MB file is never matched)."""
+    low = text.lower()  # ASCII: same offsets as text
+    nxt = [low.find(w) for w in _NEEDLE_WORDS]  # each word's next occurrence (-1: no more)
+    cur = 0
+    while True:
+        for k, i in enumerate(nxt):
+            if 0 <= i < cur:
+                nxt[k] = low.find(_NEEDLE_WORDS[k], cur)
+        found = [i for i in nxt if i >= 0]
+        if not found:
+            return
+        i = min(found)
+        le = text.find("\n", i)
+        yield text.rfind("\n", 0, i) + 1, len(text) if le < 0 else le
+        if le < 0:
+            return
+        cur = le + 1
+
+
+class _LineCol:
+    """Line and column (1-based) of offsets asked in increasing order: newlines counted once, in C."""
+
+    def __init__(self, text: str) -> None:
+        self.text, self.off, self.line, self.start = text, 0, 1, 0
+
+    def __call__(self, offset: int) -> tuple[int, int]:
+        if offset < self.off:  # never expected (hits come in order); start over rather than be wrong
+            self.off, self.line, self.start = 0, 1, 0
+        n = self.text.count("\n", self.off, offset)
+        if n:
+            self.line += n
+            self.start = self.text.rfind("\n", self.off, offset) + 1
+        self.off = offset
+        return self.line, offset - self.start + 1
+
+
 def find_in_text(text: str, app: str | None, path: str, *, limit: int | None = None
                  ) -> tuple[list[BaseUrlHit], list[BaseUrlHit]]:
     """All Fly base-URL occurrences in one text. Returns (this app's, other apps').
@@ -85,48 +134,47 @@ def find_in_text(text: str, app: str | None, path: str, *, limit: int | None = N
     ``limit``: stop after that many hits in all (the plan's report lists a bounded number; apply rewrites all)."""
     mine: list[BaseUrlHit] = []
     others: list[BaseUrlHit] = []
-    if not _NEEDLES.search(text):
+    ascii_text = text.isascii()
+    if not ascii_text and not _NEEDLES.search(text):  # lower() may change lengths outside ASCII: the whole text
         return mine, others
-    line_starts = [0]
-    for m in re.finditer("\n", text):
-        line_starts.append(m.end())
 
-    def pos(offset: int) -> tuple[int, int]:
-        import bisect
+    def spans() -> Iterable[tuple[int, int]]:
+        return _needle_lines(text) if ascii_text else ((0, len(text)),)
 
-        i = bisect.bisect_right(line_starts, offset) - 1
-        return i + 1, offset - line_starts[i] + 1
-
-    for m in _HOST_RE.finditer(text):
-        host = m.group(0)
-        cls = classify_host(host, app)
-        if cls is None:
-            continue
-        kind, is_mine = cls
-        start, end = m.start(), m.end()
-        sm = _SCHEME_BEFORE.search(text[max(0, start - 8): start])
-        if sm:
-            start -= len(sm.group(0))
-        pm = _PORT_AFTER.match(text[end: end + 7])
-        if pm:
-            end += len(pm.group(0))
-        line, col = pos(start)
-        hit = BaseUrlHit(path, line, col, text[start:end], kind)
-        (mine if is_mine else others).append(hit)
-        if limit is not None and len(mine) + len(others) >= limit:
-            return mine, others
-    for m in _FDAA_RE.finditer(text):
-        start, end = m.start(), m.end()
-        sm = _SCHEME_BEFORE.search(text[max(0, start - 8): start])
-        if sm:
-            start -= len(sm.group(0))
-        pm = _PORT_AFTER.match(text[end: end + 7])
-        if pm and m.group(0).endswith("]"):
-            end += len(pm.group(0))
-        line, col = pos(start)
-        mine.append(BaseUrlHit(path, line, col, text[start:end], "fdaa"))
-        if limit is not None and len(mine) + len(others) >= limit:
-            break
+    pos = _LineCol(text)
+    for s, e in spans():
+        for m in _HOST_RE.finditer(text, s, e):
+            host = m.group(0)
+            cls = classify_host(host, app)
+            if cls is None:
+                continue
+            kind, is_mine = cls
+            start, end = m.start(), m.end()
+            sm = _SCHEME_BEFORE.search(text[max(0, start - 8): start])
+            if sm:
+                start -= len(sm.group(0))
+            pm = _PORT_AFTER.match(text[end: end + 7])
+            if pm:
+                end += len(pm.group(0))
+            line, col = pos(start)
+            hit = BaseUrlHit(path, line, col, text[start:end], kind)
+            (mine if is_mine else others).append(hit)
+            if limit is not None and len(mine) + len(others) >= limit:
+                return mine, others
+    pos = _LineCol(text)
+    for s, e in spans():
+        for m in _FDAA_RE.finditer(text, s, e):
+            start, end = m.start(), m.end()
+            sm = _SCHEME_BEFORE.search(text[max(0, start - 8): start])
+            if sm:
+                start -= len(sm.group(0))
+            pm = _PORT_AFTER.match(text[end: end + 7])
+            if pm and m.group(0).endswith("]"):
+                end += len(pm.group(0))
+            line, col = pos(start)
+            mine.append(BaseUrlHit(path, line, col, text[start:end], "fdaa"))
+            if limit is not None and len(mine) + len(others) >= limit:
+                return mine, others
     return mine, others
 
 

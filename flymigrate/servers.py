@@ -21,7 +21,12 @@ from __future__ import annotations
 
 import re
 import shlex
-from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # type checkers see the standard decorator
+    from dataclasses import dataclass
+else:  # start-up time: no exec per generated method (flymigrate/_dataclass.py)
+    from ._dataclass import dataclass
 
 HF_DEFAULT_HOME = "/root/.cache/huggingface"
 OLLAMA_DEFAULT_MODELS = "/root/.ollama/models"

@@ -8,12 +8,17 @@ timeout, cpus / memory and the step statuses are read from ``plan.deployment`` a
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from .. import gpus
 from ..errors import UserError
 from ..model import GpuSpec
+
+if TYPE_CHECKING:  # type checkers see the standard decorator
+    from dataclasses import dataclass
+else:  # start-up time: no exec per generated method (flymigrate/_dataclass.py)
+    from .._dataclass import dataclass
 
 if TYPE_CHECKING:
     from ..model import Plan
@@ -65,6 +70,11 @@ class Planned:
     def effort(self) -> tuple[tuple[str, bool, str], ...]:
         """(step, manual?, note) from the plan's step statuses: manual = needs you (manual or blocked)."""
         return tuple((sid, status in ("manual", "blocked"), summary) for sid, status, summary in self.steps)
+
+    @cached_property
+    def manual_count(self) -> int:
+        """How many steps need you (the sensitivity's tie-break asks ~1000 times per comparison)."""
+        return sum(1 for _, manual, _ in self.effort if manual)
 
 
 def deployment_concurrency(plan: Plan) -> int | None:
@@ -126,7 +136,10 @@ class Inputs:
     concurrency_override: int | None = None  # every option at this concurrency (--concurrency, sensitivity)
 
     def scale_for(self, key: str) -> float:
-        return dict(self.price_scale).get(key, 1.0)
+        for k, v in reversed(self.price_scale):  # the last one wins, as dict(price_scale) would have it
+            if k == key:
+                return v
+        return 1.0
 
     def concurrency_for(self, p: Planned) -> int:
         """Requests one instance of ``p`` serves at once: --concurrency, else the Deployment's, else 1."""

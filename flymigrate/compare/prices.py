@@ -8,12 +8,16 @@ The only I/O of the comparison. Each target reads its own section through its ``
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import UserError
+
+if TYPE_CHECKING:  # type checkers see the standard decorator
+    from dataclasses import dataclass
+else:  # start-up time: no exec per generated method (flymigrate/_dataclass.py)
+    from .._dataclass import dataclass
 
 SCHEMA = "flymigrate/prices/v1"
 REQUIRED_SECTIONS = ("meta", "common", "fly")

@@ -11,16 +11,21 @@ always-on is never cheaper there) and against the Fly reference price.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import gpus
 from ..targets.base import CostRow, price_per_s, used_start
 from .inputs import Inputs, Planned
 from .prices import Prices, resolve_today
 from .queueing import DAY_S, instances_needed, over_capacity, scale_to_zero_day, solve_break_even, warm_day
+
+if TYPE_CHECKING:  # type checkers see the standard decorator
+    from dataclasses import dataclass, field
+else:  # start-up time: no exec per generated method (flymigrate/_dataclass.py)
+    from .._dataclass import dataclass, field
 
 SCHEMA = "flymigrate/compare/v2"
 REFERENCE_KEY = "fly"  # the "stay always-on at Fly's price" row: a reference, not a target
@@ -129,6 +134,13 @@ def money(v: float | None) -> str:
     return f"${v:,.0f}" if v >= 100 else f"${v:,.2f}"
 
 
+def _fits_no(inp: Inputs, vram_gb: int | None, count: int, prices: Prices) -> bool:
+    """``_fits(...)[0] == "no"`` without the note's text (the sensitivity's fast path)."""
+    if vram_gb is None or inp.weights_bytes is None:
+        return False
+    return not inp.weights_bytes * prices.common("vram_overhead_factor") / 1e9 <= vram_gb * count
+
+
 def _fits(inp: Inputs, vram_gb: int | None, count: int, mapping_fits: bool, prices: Prices) -> tuple[str, str]:
     if vram_gb is None:
         return "n/a", ""
@@ -145,13 +157,17 @@ def _fits(inp: Inputs, vram_gb: int | None, count: int, mapping_fits: bool, pric
     return "no", f"needs ~{need:.1f} GB (weights x {factor:g}), has only {have} GB"
 
 
+def _cold_start_s(inp: Inputs, cr: CostRow, prices: Prices) -> float:
+    return cr.platform_start_s + prices.common("engine_init_s") + inp.load_bytes / (cr.store_mb_per_s * 1e6)
+
+
 def _cold_start(inp: Inputs, cr: CostRow, prices: Prices) -> tuple[float, tuple[tuple[str, float], ...]]:
     init = prices.common("engine_init_s")
     load = inp.load_bytes / (cr.store_mb_per_s * 1e6)
     size_txt = f"{inp.load_bytes / 1e9:.1f} GB" + ("" if inp.weights_bytes is not None else " (assumed)")
     parts = (("platform start", cr.platform_start_s), ("engine init", init),
              (f"load {size_txt} from {cr.store_label} at {cr.store_mb_per_s:g} MB/s", load))
-    return cr.platform_start_s + init + load, parts
+    return _cold_start_s(inp, cr, prices), parts
 
 
 def _monthly(prices: Prices, per_day: float) -> float:
@@ -179,6 +195,32 @@ def reference_rate(inp: Inputs, prices: Prices) -> float:
         * inp.gpu_count
 
 
+def _priced(inp: Inputs, pl: Planned, cr: CostRow, prices: Prices):  # type: ignore[no-untyped-def]
+    """The numbers of one offered cost row (rates, idle timeout, instances, cold start, monthly costs): shared by
+    :func:`price_row` and the sensitivity's fast path (:func:`best_key`), so both price alike."""
+    R, S, H = inp.requests_per_day, inp.seconds_per_request, inp.busy_hours
+    P = inp.concurrency_for(pl)
+    n = pl.gpu_count
+    scale = inp.scale_for(cr.key)
+    warm_gpu = (cr.warm_per_gpu_s or 0.0) * scale
+    od_gpu = (cr.ondemand_per_gpu_s if cr.ondemand_per_gpu_s is not None else cr.warm_per_gpu_s or 0.0) * scale
+    warm_rate, od_rate = warm_gpu * n + cr.host_per_s, od_gpu * n + cr.host_per_s
+    idle = pl.idle_timeout_s if pl.idle_timeout_s is not None else (cr.default_idle_s or 0.0)
+    W = max(cr.min_warm, pl.min_instances)
+    mx = max(pl.max_instances, W, 1)
+    cold = _cold_start_s(inp, cr, prices)
+    s2z = billed = colds = None
+    if "scale-to-zero" in cr.modes:
+        billed, colds = scale_to_zero_day(R, S, H, P, idle, cold, mx)
+        s2z = _monthly(prices, billed * od_rate)
+    warm_m = None
+    over = 0.0
+    if "warm" in cr.modes and W >= 1:
+        on, over = warm_day(R, S, H, P, idle, cold, W, mx)
+        warm_m = _monthly(prices, on * warm_rate + over * od_rate)
+    return P, warm_gpu, od_gpu, warm_rate, od_rate, idle, W, mx, cold, s2z, warm_m, billed, colds, over
+
+
 def price_row(inp: Inputs, pl: Planned, cr: CostRow, prices: Prices, *, with_break_even: bool = True) -> Row:
     """One cost row of one target's Deployment, priced for the traffic."""
     W_dep = pl.min_instances
@@ -190,26 +232,11 @@ def price_row(inp: Inputs, pl: Planned, cr: CostRow, prices: Prices, *, with_bre
     if not cr.offered:
         return Row(offered=False, reason=cr.reason or pl.reason, **base)  # type: ignore[arg-type]
     R, S, H = inp.requests_per_day, inp.seconds_per_request, inp.busy_hours
-    P = inp.concurrency_for(pl)
     n = pl.gpu_count
-    scale = inp.scale_for(cr.key)
-    warm_gpu = (cr.warm_per_gpu_s or 0.0) * scale
-    od_gpu = (cr.ondemand_per_gpu_s if cr.ondemand_per_gpu_s is not None else cr.warm_per_gpu_s or 0.0) * scale
-    warm_rate, od_rate = warm_gpu * n + cr.host_per_s, od_gpu * n + cr.host_per_s
-    idle = pl.idle_timeout_s if pl.idle_timeout_s is not None else (cr.default_idle_s or 0.0)
-    W = max(cr.min_warm, W_dep)
-    mx = max(pl.max_instances, W, 1)
-    cold, parts = _cold_start(inp, cr, prices)
+    P, warm_gpu, od_gpu, warm_rate, od_rate, idle, W, mx, cold, s2z, warm_m, billed, colds, over = \
+        _priced(inp, pl, cr, prices)
+    _, parts = _cold_start(inp, cr, prices)
     fits, fnote = _fits(inp, pl.vram_gb, n, pl.mapping_fits, prices)
-    s2z = billed = colds = None
-    if "scale-to-zero" in cr.modes:
-        billed, colds = scale_to_zero_day(R, S, H, P, idle, cold, mx)
-        s2z = _monthly(prices, billed * od_rate)
-    warm_m = None
-    over = 0.0
-    if "warm" in cr.modes and W >= 1:
-        on, over = warm_day(R, S, H, P, idle, cold, W, mx)
-        warm_m = _monthly(prices, on * warm_rate + over * od_rate)
     ref_rate = reference_rate(inp, prices)
     u_max = H / 24.0 * P  # what one instance can take in the busy window
     same = abs(warm_rate - od_rate) < 1e-15
@@ -291,32 +318,88 @@ class Option:
     order: int
 
 
+def _option_terms(r: Row) -> tuple[str, float, float] | None:
+    """How a row competes as an option: (mode, monthly cost, cold start s), or None when it is not one."""
+    if r.reference or not r.offered or r.fits == "no" or r.blocked:
+        return None
+    if not r.scales_to_zero:
+        cost, mode = r.monthly_warm, "warm"
+    elif (r.min_instances or 0) >= 1:
+        if "warm" not in r.modes:
+            return None  # it cannot keep instances up: another row of the target prices that
+        cost, mode = r.monthly_warm, "warm"
+    else:
+        cost, mode = r.monthly_scale_to_zero, "scale-to-zero"
+    if cost is None:
+        return None
+    cs = 0.0 if mode == "warm" and r.scales_to_zero else (r.cold_start_s or 0.0)
+    return mode, cost, cs
+
+
+def _rank(monthly: float, manual: int, cold_start_s: float, order: int) -> tuple[float, int, float, int]:
+    """Options compare by cost, then fewer manual steps, then shorter cold start, then table order."""
+    return round(monthly, 6), manual, cold_start_s, order
+
+
 def options(rows: list[Row]) -> list[Option]:
     """Each row that can run the app, at the cost of its deployment as planned (warm when the plan keeps
     instances up, else scale-to-zero; rows that only keep instances up, like RunPod active, always warm)."""
     opts = []
     for i, r in enumerate(rows):
-        if r.reference or not r.offered or r.fits == "no" or r.blocked:
-            continue
-        if not r.scales_to_zero:
-            cost, mode = r.monthly_warm, "warm"
-        elif (r.min_instances or 0) >= 1:
-            if "warm" not in r.modes:
-                continue  # it cannot keep instances up: another row of the target prices that
-            cost, mode = r.monthly_warm, "warm"
-        else:
-            cost, mode = r.monthly_scale_to_zero, "scale-to-zero"
-        if cost is None:
-            continue
-        cs = 0.0 if mode == "warm" and r.scales_to_zero else (r.cold_start_s or 0.0)
-        opts.append(Option(r.key, mode, cost, len(r.manual_steps), cs, i))
-    opts.sort(key=lambda o: (round(o.monthly, 6), o.manual, o.cold_start_s, o.order))
+        t = _option_terms(r)
+        if t is not None:
+            opts.append(Option(r.key, t[0], t[1], len(r.manual_steps), t[2], i))
+    opts.sort(key=lambda o: _rank(o.monthly, o.manual, o.cold_start_s, o.order))
     return opts
 
 
+class _Costed:
+    """What :func:`_option_terms` reads of a :class:`Row`, for :func:`best_key`: the same numbers
+    (:func:`_priced`) without the texts, notes and break-even searches a full Row carries (the sensitivity asks
+    ~300 times per comparison)."""
+
+    __slots__ = ("key", "modes", "scales_to_zero", "min_instances", "monthly_warm", "monthly_scale_to_zero",
+                 "cold_start_s")
+    reference = False
+    offered = True
+    fits = "yes"  # rows that do not fit are left out
+    blocked = ""  # blocked deployments are left out
+
+    def __init__(self, inp: Inputs, pl: Planned, cr: CostRow, prices: Prices) -> None:
+        *_, cold, s2z, warm_m, _b, _c, over = _priced(inp, pl, cr, prices)
+        self.key, self.modes, self.min_instances = cr.key, cr.modes, pl.min_instances
+        self.scales_to_zero = "scale-to-zero" in cr.modes
+        self.monthly_warm, self.monthly_scale_to_zero = warm_m, s2z
+        self.cold_start_s = cold if self.scales_to_zero or over else 0.0
+
+
 def best_key(inp: Inputs, prices: Prices) -> str | None:
-    opts = options(build_rows(inp, prices, with_break_even=False))
-    return opts[0].key if opts else None
+    """The recommended row's key for ``inp``: ``options(build_rows(inp, prices))[0].key``, computed from the
+    numbers only (rows not offered or that do not fit are never options; the others keep their order)."""
+    best: tuple[tuple[float, int, float, int], str] | None = None
+    order = 0
+    for pl in inp.planned:
+        for cr in pl.costs:
+            order += 1
+            if not cr.offered or pl.blocked or _fits_no(inp, pl.vram_gb, pl.gpu_count, prices):
+                continue
+            c = _Costed(inp, pl, cr, prices)
+            t = _option_terms(c)  # type: ignore[arg-type]
+            if t is None:
+                continue
+            rank = _rank(t[1], pl.manual_count, t[2], order)
+            if best is None or rank < best[0]:
+                best = (rank, c.key)
+    return None if best is None else best[1]
+
+
+def _probe(inp: Inputs, **changes: Any) -> Inputs:
+    """``dataclasses.replace(inp, **changes)`` for the sensitivity's probes (Inputs has no ``__post_init__``),
+    without re-running ``__init__`` over its twenty fields each time."""
+    new = object.__new__(Inputs)
+    new.__dict__.update(inp.__dict__)
+    new.__dict__.update(changes)
+    return new
 
 
 @dataclass(frozen=True)
@@ -456,14 +539,15 @@ def _flip(prices: Prices, base_best: str, make, factors, lo_lim: float, hi_lim: 
             break
         w = best_key(make(f), prices)
         if w != base_best:
-            a, b = prev, f
+            a, b = prev, f  # w: the winner at b
             for _ in range(30):
                 mid = math.sqrt(a * b)
-                if best_key(make(mid), prices) != base_best:
-                    b = mid
+                m = best_key(make(mid), prices)
+                if m != base_best:
+                    b, w = mid, m
                 else:
                     a = mid
-            return b, best_key(make(b), prices) or "none"
+            return b, w or "none"
         prev = f
     return None
 
@@ -496,20 +580,20 @@ def sensitivity(inp: Inputs, prices: Prices, best: str, rows: list[Row]) -> tupl
     P = int(brow.concurrency or 1)
     if R > 0:
         line("requests_per_day", "requests/day", R, lambda v: f"{v:,.0f}",
-             lambda f: replace(inp, requests_per_day=R * f), 0.0, math.inf)
+             lambda f: _probe(inp, requests_per_day=R * f), 0.0, math.inf)
     line("seconds_per_request", "seconds/request", S, lambda v: f"{v:.3g} s",
-         lambda f: replace(inp, seconds_per_request=S * f), 0.0, math.inf)
+         lambda f: _probe(inp, seconds_per_request=S * f), 0.0, math.inf)
     line("busy_hours", "busy hours/day", H, lambda v: f"{v:.3g} h",
-         lambda f: replace(inp, busy_hours=min(24.0, H * f)), 0.25 / H, 24.0 / H)
+         lambda f: _probe(inp, busy_hours=min(24.0, H * f)), 0.25 / H, 24.0 / H)
     line("concurrency", "concurrency (every option)", float(P), lambda v: f"{v:.0f}",
-         lambda f: replace(inp, concurrency_override=max(1, round(P * f))), 1.0 / P, math.inf, integer=True)
+         lambda f: _probe(inp, concurrency_override=max(1, round(P * f))), 1.0 / P, math.inf, integer=True)
     line("weights", "weights size" + ("" if inp.weights_bytes is not None else " (assumed)"), inp.load_bytes / 1e9,
          lambda v: f"{v:.3g} GB",
-         lambda f: replace(inp, load_bytes=inp.load_bytes * f,
+         lambda f: _probe(inp, load_bytes=inp.load_bytes * f,
                            weights_bytes=None if inp.weights_bytes is None else int(inp.weights_bytes * f)),
          0.0, math.inf)
     line("price", f"{short_labels(rows)[best]} price", 1.0, lambda v: f"{(v - 1) * 100:+.0f}%",
-         lambda f: replace(inp, price_scale=((best, f),)), 0.0, math.inf, show_factor=False)
+         lambda f: _probe(inp, price_scale=((best, f),)), 0.0, math.inf, show_factor=False)
     return tuple(out)
 
 

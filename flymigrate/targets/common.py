@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 from ..model import Finding, Service
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # type checkers see the standard decorator
+    from dataclasses import dataclass
+else:  # start-up time: no exec per generated method (flymigrate/_dataclass.py)
+    from .._dataclass import dataclass
 
 # Fly Proxy stops idle machines "every few minutes"; 300 s is what users saw in practice and the most
 # faithful idle timeout to carry over (research/users.md P5). Targets default far lower (5-60 s).

@@ -30,7 +30,6 @@ SDK and Flash read for the same host); tests point it at a loopback fake. HTTP i
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -64,6 +63,8 @@ def secret_name(app_name: str, name: str) -> str:
     same account is never overwritten; valid for RunPod's name rule (never starts with ``RUNPOD``)."""
     full = f"flymigrate-{slug(app_name)}-{name}"
     if len(full) > SECRET_NAME_MAX or not _SECRET_NAME_RE.match(full):
+        import hashlib  # start-up time: plan never needs it (OpenSSL loads with it)
+
         h = hashlib.sha256(full.encode()).hexdigest()[:8]
         full = f"flymigrate-{h}-" + re.sub(r"[^a-zA-Z0-9_.\-/]", "_", name)[: SECRET_NAME_MAX - 20]
     return full
@@ -575,6 +576,8 @@ def _runpod_deploy(ctx: Any) -> str:
     spec = runpod_spec(ctx.dep)
     body = spec["endpoint"]
     st = ctx.state.target("runpod")
+    import hashlib
+
     digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
     eid = st.get("endpoint_id")
     if eid and st.get("endpoint_type") != "LOAD_BALANCER":

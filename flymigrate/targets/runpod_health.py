@@ -28,10 +28,16 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
 from importlib import resources
 
 from ..rewrite import MARK, effective_command
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # type checkers see the standard decorator
+    from dataclasses import dataclass
+else:  # start-up time: no exec per generated method (flymigrate/_dataclass.py)
+    from .._dataclass import dataclass
 
 ADAPTER_PY = "flymigrate-runpod-health.py"  # file names in the build context (rendered next to the Dockerfile)
 ADAPTER_C = "flymigrate-runpod-health.c"

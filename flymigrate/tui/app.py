@@ -498,10 +498,11 @@ class FlymigrateApp(App[int]):
         if action == "pause":
             return self.transfer_stop is not None or False
         if action == "verify":
-            from ..verify import deployed_url
+            if self.page != STEP_IDS[-1] or self.session is None or self.target is None:
+                return False
+            from ..verify import deployed_url  # imported on the last step only: not before the first paint
 
-            return (self.page == STEP_IDS[-1] and self.session is not None and self.target is not None
-                    and deployed_url(self.session.app_dir, self.target) is not None) or False
+            return deployed_url(self.session.app_dir, self.target) is not None
         return True
 
     def action_help(self) -> None:

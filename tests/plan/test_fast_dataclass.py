@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+from pathlib import Path
 
 import pytest
 
@@ -97,3 +99,42 @@ def test_the_plan_path_uses_it_and_a_plan_still_replaces_fields(tmp_path):
     assert model.dataclass is _dataclass.dataclass
     f = model.Finding("info", "x", "m")
     assert dataclasses.replace(f, where="fly.toml:1").where == "fly.toml:1"
+
+
+def _other_pythons() -> list[str]:
+    """Every other CPython >= 3.11 on this machine (PATH and pyenv): the core needs only the standard library there."""
+    import glob
+    import shutil
+    import subprocess
+    import sys
+
+    found: dict[str, str] = {}
+    cands = [shutil.which(f"python3.{m}") for m in range(11, 16)]
+    cands += glob.glob(os.path.expanduser("~/.pyenv/versions/3.1[1-9]*/bin/python3"))
+    for c in filter(None, cands):
+        try:
+            v = subprocess.run([c, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"], capture_output=True,
+                               text=True, timeout=30).stdout.strip()
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+        if v and v != "%d.%d" % sys.version_info[:2] and v not in found:
+            found[v] = c
+    return sorted(found.values())
+
+
+@pytest.mark.parametrize("python", _other_pythons() or [pytest.param(None, marks=pytest.mark.skip(
+    reason="no other Python >= 3.11 installed"))])
+def test_plan_is_the_same_on_every_python(python: str) -> None:
+    """The stand-in writes a private stdlib structure whose shape changed in 3.12: on such a Python it must step
+    aside for the standard decorator, and `plan` must print the same JSON as on this one (3.12 crashed before)."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    args = ["-m", "flymigrate", "plan", str(root / "examples" / "acme-chat"), "--to", "runpod", "--format", "json"]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    here = subprocess.run([sys.executable, *args], capture_output=True, text=True, env=env, timeout=120)
+    there = subprocess.run([python, *args], capture_output=True, text=True, env=env, timeout=120)
+    assert here.returncode == 0, here.stderr
+    assert there.returncode == 0, there.stderr
+    assert there.stdout == here.stdout

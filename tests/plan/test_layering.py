@@ -39,6 +39,7 @@ def test_core_modules_import_nothing_heavy():
 # ---------------------------------------------------------------- the import rules, read from the source (ast)
 
 import ast  # noqa: E402
+import functools  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 PKG = REPO / "flymigrate"
@@ -51,9 +52,10 @@ UPPER = ("apply/", "tui/", "commands/", "transfer/", "targets/", "verify/", "cli
 KNOWN_CORE_TO_APPLY: set[tuple[str, str]] = set()  # the rewrite moved into the core (flymigrate/rewrite.py)
 
 
-def _modules() -> list[tuple[str, ast.Module]]:
-    return [(str(p.relative_to(PKG)), ast.parse(p.read_text(encoding="utf-8"), str(p)))
-            for p in sorted(PKG.rglob("*.py"))]
+@functools.lru_cache(maxsize=1)  # parsed once for the checks below (they only read the trees)
+def _modules() -> tuple[tuple[str, ast.Module], ...]:
+    return tuple((str(p.relative_to(PKG)), ast.parse(p.read_text(encoding="utf-8"), str(p)))
+                 for p in sorted(PKG.rglob("*.py")))
 
 
 def _imports(rel: str, tree: ast.Module) -> list[tuple[str, bool]]:
