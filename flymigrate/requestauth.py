@@ -260,56 +260,53 @@ class _Py:
     # bindings
     def _collect(self, node: ast.AST, scope: int) -> None:
         for child in ast.iter_child_nodes(node):
-            self.scope_of[id(child)] = scope
-            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
-                sid = id(child)
-                self.binds[sid] = {}
-                if not isinstance(child, ast.Lambda):
-                    self.funcs.setdefault(child.name, []).append(child)
-                    self.binds[scope].setdefault(child.name, []).append(None)
-                    for d in child.decorator_list:
-                        self.scope_of[id(d)] = scope
-                        self._collect(d, scope)
-                a = child.args
-                for d in a.defaults + [x for x in a.kw_defaults if x is not None]:
-                    self.scope_of[id(d)] = scope
-                    self._collect(d, scope)
-                for p in a.posonlyargs + a.args + a.kwonlyargs + [x for x in (a.vararg, a.kwarg) if x]:
-                    self.binds[sid].setdefault(p.arg, [])
-                if isinstance(child, ast.Lambda):
-                    self.scope_of[id(child.body)] = sid
-                    self._collect(child.body, sid)
-                else:
-                    for st in child.body:
-                        self.scope_of[id(st)] = sid
-                        self._collect(st, sid)
-                continue
-            if isinstance(child, ast.ClassDef):
+            self._node(child, scope)
+
+    def _node(self, child: ast.AST, scope: int) -> None:
+        """Record ``child`` (its scope, what it binds) and walk into it."""
+        self.scope_of[id(child)] = scope
+        if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+            sid = id(child)
+            self.binds[sid] = {}
+            if not isinstance(child, ast.Lambda):
+                self.funcs.setdefault(child.name, []).append(child)
                 self.binds[scope].setdefault(child.name, []).append(None)
-            if isinstance(child, ast.Global):
-                for n in child.names:
-                    self.binds[scope].setdefault(n, [])
-            if isinstance(child, (ast.Assign, ast.AnnAssign)):
-                targets = child.targets if isinstance(child, ast.Assign) else [child.target]
-                for t in targets:
-                    self._bind_target(t, child.value, scope)
-            elif isinstance(child, ast.NamedExpr):
-                self._bind_target(child.target, child.value, scope)
-            elif isinstance(child, (ast.For, ast.AsyncFor, ast.comprehension)):
-                self._bind_target(child.target, None, scope)
-            elif isinstance(child, (ast.With, ast.AsyncWith)):
-                for it in child.items:
-                    if it.optional_vars is not None:
-                        self._bind_target(it.optional_vars, None, scope)
-            elif isinstance(child, (ast.Import, ast.ImportFrom)):
-                for a in child.names:
-                    name = (a.asname or a.name).split(".")[0]
-                    if name == "os" and isinstance(child, ast.Import) and scope == 0:
-                        self.imports_os = True
-                    self.binds[scope].setdefault(name, []).append(None)
-            elif isinstance(child, ast.ExceptHandler) and child.name:
-                self.binds[scope].setdefault(child.name, []).append(None)
-            self._collect(child, scope)
+                for d in child.decorator_list:
+                    self._node(d, scope)
+            a = child.args
+            for d in a.defaults + [x for x in a.kw_defaults if x is not None]:
+                self._node(d, scope)
+            for p in a.posonlyargs + a.args + a.kwonlyargs + [x for x in (a.vararg, a.kwarg) if x]:
+                self.binds[sid].setdefault(p.arg, [])
+            for st in ([child.body] if isinstance(child, ast.Lambda) else child.body):
+                self._node(st, sid)
+            return
+        if isinstance(child, ast.ClassDef):
+            self.binds[scope].setdefault(child.name, []).append(None)
+        if isinstance(child, ast.Global):
+            for n in child.names:
+                self.binds[scope].setdefault(n, [])
+        if isinstance(child, (ast.Assign, ast.AnnAssign)):
+            targets = child.targets if isinstance(child, ast.Assign) else [child.target]
+            for t in targets:
+                self._bind_target(t, child.value, scope)
+        elif isinstance(child, ast.NamedExpr):
+            self._bind_target(child.target, child.value, scope)
+        elif isinstance(child, (ast.For, ast.AsyncFor, ast.comprehension)):
+            self._bind_target(child.target, None, scope)
+        elif isinstance(child, (ast.With, ast.AsyncWith)):
+            for it in child.items:
+                if it.optional_vars is not None:
+                    self._bind_target(it.optional_vars, None, scope)
+        elif isinstance(child, (ast.Import, ast.ImportFrom)):
+            for a in child.names:
+                name = (a.asname or a.name).split(".")[0]
+                if name == "os" and isinstance(child, ast.Import) and scope == 0:
+                    self.imports_os = True
+                self.binds[scope].setdefault(name, []).append(None)
+        elif isinstance(child, ast.ExceptHandler) and child.name:
+            self.binds[scope].setdefault(child.name, []).append(None)
+        self._collect(child, scope)
 
     def _bind_target(self, t: ast.AST, value: ast.AST | None, scope: int) -> None:
         if isinstance(t, ast.Name):
@@ -716,6 +713,7 @@ def _shell(text: str, path: str, spans: list[tuple[int, int]], headers: Sequence
                 continue
             missing = [h for h in headers if not present[h[0]]]
             if not missing:
+                fa.sites.append(AuthSite(path, line, "has", ""))
                 continue
             if before.count("'") % 2 == 1:
                 fa.sites.append(AuthSite(path, line, "manual", f"add `{want}` to this curl by hand: it is inside "
