@@ -102,6 +102,8 @@ def is_client_code(path: str, text: str | None = None) -> str | None:
         return "js"
     if low.endswith(OTHER_CODE_EXT):
         return "other"
+    if low.endswith((".md", ".markdown", ".rst")):
+        return "md"  # documentation: its fenced shell examples (curl) are rewritten like a script
     if text is not None and "." not in low.rsplit("/", 1)[-1]:
         first = text.split("\n", 1)[0]
         if first.startswith("#!"):
@@ -175,6 +177,12 @@ def analyze(text: str, path: str, hits: Sequence[BaseUrlHit], headers: Sequence[
             fa.edits = []
     elif lang == "sh":
         _shell(text, path, spans, headers, renames, fa)
+    elif lang == "md":
+        # only inside fenced code blocks (``` / ~~~), read as shell; prose never needs a header
+        masked = _fenced_only(text)
+        _shell(masked, path, [sp for sp in spans if masked[sp[0]: sp[1]] == text[sp[0]: sp[1]]], headers, renames,
+               fa)
+        fa.prose_only = True
     else:
         kind = "JavaScript/TypeScript" if lang == "js" else "this language's"
         read = {"js": "process.env.{}"}.get(lang, "the environment variable {}")
@@ -651,6 +659,18 @@ class _Py:
 
 
 # ------------------------------------------------------------------------------------------------ shell
+_FENCE = re.compile(r"^[ \t]*(```|~~~)[^\n]*\n(.*?)^[ \t]*\1[ \t]*$", re.M | re.S)
+
+
+def _fenced_only(text: str) -> str:
+    """``text`` with everything outside fenced code blocks blanked (same length, newlines kept: offsets hold)."""
+    keep = [False] * len(text)
+    for m in _FENCE.finditer(text):
+        for i in range(m.start(2), m.end(2)):
+            keep[i] = True
+    return "".join(c if k or c == "\n" else " " for c, k in zip(text, keep))
+
+
 _SH_ASSIGN = re.compile(r"^[ \t]*(?:export[ \t]+|local[ \t]+|readonly[ \t]+)?([A-Za-z_][A-Za-z0-9_]*)=", re.M)
 _CURL = re.compile(r"(?<![\w./-])curl(?=[ \t])")
 _OTHER_HTTP = re.compile(r"(?<![\w./-])(wget|xh)(?=[ \t])|(?:^|[;&|(]\s*)(http)(?=[ \t])", re.M)

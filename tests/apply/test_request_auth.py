@@ -291,3 +291,12 @@ def test_the_rewritten_client_sends_the_key_read_from_its_environment(tmp_path: 
     finally:
         srv.shutdown()
         srv.server_close()
+
+
+def test_readme_curl_examples_in_fenced_blocks() -> None:
+    src = ("# Demo\nCall it at https://myapp.fly.dev/ (prose: untouched).\n\n```sh\n"
+           "❯ curl https://myapp.fly.dev/v1/completions \\\n  -d '{}'\n```\n\nInline `curl https://myapp.fly.dev/x`.\n")
+    fa, new = run(src, path="README.md")
+    assert [s.line for s in fa.changes] == [5] and not fa.manual
+    assert '❯ curl -H "Authorization: Bearer $RUNPOD_API_KEY" https://myapp.fly.dev/v1/completions' in new
+    assert "Inline `curl https://myapp.fly.dev/x`" in new and new.count("RUNPOD_API_KEY") == 1

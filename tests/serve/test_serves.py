@@ -78,3 +78,15 @@ def test_the_generated_client_auth_is_what_makes_it_serve(fakes: pipeline.Fakes,
     spec_path.write_text(json.dumps(spec))
     r = case.rerun()
     assert not r.serves
+
+
+@pytest.mark.parametrize("app,target", [("serve-tgi", "modal"), ("serve-whisper-baked", "cloudrun")])
+def test_a_private_deployment_serves_its_rewritten_client(app: str, target: str, fakes: pipeline.Fakes,
+                                                          work: Path) -> None:
+    """``--access private``: the platform's front wants its auth (Modal proxy auth; Cloud Run IAM) and the rewritten
+    client sends it, read from the environment by name (MODAL_KEY / MODAL_SECRET; CLOUD_RUN_ID_TOKEN)."""
+    case = pipeline.run_case(app, target, fakes, work, apply_args=("--access", "private"))
+    assert case.result is not None and case.result.serves, case.verdict
+    text = (case.dir / "client.py").read_text()
+    want = {"modal": "Modal-Secret", "cloudrun": "X-Serverless-Authorization"}[target]
+    assert want in text and "wk-harness" not in text and "eyJ" not in text
