@@ -621,8 +621,10 @@ class _Py:
                 if any(c for _, c in got):
                     return manual(f"`{val.id}` sends its own {got[0][1] or 'auth header'}; {want} must be there")
             a, b = self.span(val)
+            # a dict everywhere it is bound: spread it; else (a parameter, maybe None) spread `var or {}`
+            spread = val.id if vals and all(isinstance(v, ast.Dict) for v in vals) else f"({val.id} or {{}})"
             return AuthSite(self.path, node.lineno, "add", what,
-                            (Edit(a, b, "{**" + val.id + ", " + self._pairs(self.headers) + "}"),))
+                            (Edit(a, b, "{**" + spread + ", " + self._pairs(self.headers) + "}"),))
         a, b = self.span(val)
         return AuthSite(self.path, node.lineno, "add", what,
                         (Edit(a, b, "{**(" + self.src(val) + " or {}), " + self._pairs(self.headers) + "}"),))

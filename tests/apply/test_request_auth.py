@@ -300,3 +300,16 @@ def test_readme_curl_examples_in_fenced_blocks() -> None:
     assert [s.line for s in fa.changes] == [5] and not fa.manual
     assert '❯ curl -H "Authorization: Bearer $RUNPOD_API_KEY" https://myapp.fly.dev/v1/completions' in new
     assert "Inline `curl https://myapp.fly.dev/x`" in new and new.count("RUNPOD_API_KEY") == 1
+
+
+def test_a_headers_parameter_that_may_be_none_is_spread_safely(monkeypatch: pytest.MonkeyPatch) -> None:
+    new = added('''
+    import requests
+    def call(path, headers=None):
+        return requests.get("https://myapp.fly.dev" + path, headers=headers)
+    ''')
+    assert "headers={**(headers or {}), \"Authorization\": " in new
+    ns: dict = {}
+    monkeypatch.setenv("RUNPOD_API_KEY", "rpa_x")
+    exec(compile("import os\nheaders = None\nh = " + new.split("headers=", 2)[2].rsplit(")", 1)[0], "t", "exec"), ns)
+    assert ns["h"]["Authorization"].startswith("Bearer ")
