@@ -183,13 +183,13 @@ def analyze(text: str, path: str, hits: Sequence[BaseUrlHit], headers: Sequence[
         _shell(masked, path, [sp for sp in spans if masked[sp[0]: sp[1]] == text[sp[0]: sp[1]]], headers, renames,
                fa)
         fa.prose_only = True
+    elif lang == "js":
+        _js(text, path, spans, headers, renames, fa)
     else:
-        kind = "JavaScript/TypeScript" if lang == "js" else "this language's"
-        read = {"js": "process.env.{}"}.get(lang, "the environment variable {}")
         for line in sorted({h.line for h in hits}):
             fa.sites.append(AuthSite(path, line, "manual", f"add `{want}` by hand to the requests that use this URL "
-                                     f"({kind} clients are not rewritten; read the value from "
-                                     + " and ".join(read.format(e) for _, _, e in headers) + ")"))
+                                     "(this language's clients are not rewritten; read the value from the "
+                                     "environment variable " + " and ".join(e for _, _, e in headers) + ")"))
         return fa
     if fa.changes:
         new = apply_edits(text, fa.edits)
@@ -773,3 +773,293 @@ def plan_sites(hits: Sequence[BaseUrlHit], texts: Sequence[tuple[str, str]], hea
         adds += [s.plan_line for s in fa.changes]
         manual += [s.plan_line for s in fa.manual]
     return adds, manual
+
+
+# ------------------------------------------------------------------------------------------------ JavaScript / TS
+# A small scanner, not a parser: strings, template literals (with ${} nesting) and comments are skipped so brackets
+# and commas are matched; only `fetch(url[, {...}])` is rewritten, everything else that uses the URL is by hand.
+# Browser code (.jsx/.tsx, "use client") is never given a platform key: anyone could read it there.
+_JS_DECL = re.compile(r"(?<![\w$.])(?:const|let|var)\s+([A-Za-z_$][\w$]*)(?:\s*:\s*[^=;\n]+?)?\s*=(?![=>])")
+_JS_ASSIGN = re.compile(r"(?<![\w$.])([A-Za-z_$][\w$]*)\s*=(?![=>])")
+_JS_FETCH = re.compile(r"(?<![\w$])(?:(?:window|globalThis|self)\s*\.\s*)?fetch\s*\(")
+_JS_IDENT = re.compile(r"(?<![\w$.])[A-Za-z_$][\w$]*")
+_JS_CALL = re.compile(r"([A-Za-z_$][\w$]*)\s*\(")
+_JS_URL_CALLS = {"URL", "String", "replace", "replaceAll", "trim", "trimEnd", "concat", "join", "toString", "slice",
+                 "encodeURIComponent", "encodeURI"}
+
+
+def _js_mask(text: str) -> str:
+    """``text`` with comments blanked and string / template contents replaced by ``_`` (quotes and ``${ }``
+    expressions kept): the same length, so offsets hold. Brackets and commas left are code."""
+    out = list(text)
+    i, n = 0, len(text)
+    stack: list[str] = []  # "`" while inside a template's text, "{" for a ${ } or a code brace inside one
+
+    def blank(a: int, b: int, ch: str = " ") -> None:
+        for k in range(a, b):
+            if out[k] != "\n":
+                out[k] = ch
+
+    while i < n:
+        c = text[i]
+        if stack and stack[-1] == "`":
+            if c == "\\":
+                blank(i, min(i + 2, n), "_")
+                i += 2
+                continue
+            if c == "`":
+                stack.pop()
+                i += 1
+                continue
+            if text.startswith("${", i):
+                stack.append("{")
+                i += 2
+                continue
+            blank(i, i + 1, "_")
+            i += 1
+            continue
+        if text.startswith("//", i):
+            j = text.find("\n", i)
+            j = n if j == -1 else j
+            blank(i, j)
+            i = j
+            continue
+        if text.startswith("/*", i):
+            j = text.find("*/", i + 2)
+            j = n if j == -1 else j + 2
+            blank(i, j)
+            i = j
+            continue
+        if c in "'\"":
+            j = i + 1
+            while j < n and text[j] != c and text[j] != "\n":
+                j += 2 if text[j] == "\\" else 1
+            blank(i + 1, min(j, n), "_")
+            i = j + 1
+            continue
+        if c == "`":
+            stack.append("`")
+            i += 1
+            continue
+        if c == "{" and stack:
+            stack.append("{")
+        elif c == "}" and stack:
+            stack.pop()
+        i += 1
+    return "".join(out)
+
+
+def _js_args(mask: str, open_paren: int) -> tuple[list[tuple[int, int]], int] | None:
+    """The top-level argument spans of the call whose ``(`` is at ``open_paren``, and the ``)`` offset."""
+    depth = 0
+    args: list[tuple[int, int]] = []
+    start = open_paren + 1
+    for i in range(open_paren, len(mask)):
+        c = mask[i]
+        if c in "([{":
+            depth += 1
+        elif c in ")]}":
+            depth -= 1
+            if depth == 0:
+                if mask[start:i].strip():
+                    args.append((start, i))
+                return args, i
+        elif c == "," and depth == 1:
+            args.append((start, i))
+            start = i + 1
+    return None
+
+
+def _js_top_keys(mask: str, a: int, b: int, text: str) -> list[tuple[str, int, int, int]]:
+    """(key, key start, value start, value end) of an object literal ``mask[a:b]`` (``{`` at a, ``}`` at b-1);
+    a spread or a computed key gives key ``...``."""
+    out = []
+    got = _js_args(mask, a)  # the same matcher: braces count as brackets
+    if got is None:
+        return out
+    for s, e in got[0]:
+        seg = mask[s:e]
+        lead = len(seg) - len(seg.lstrip())
+        body = text[s + lead: s + len(seg.rstrip())]  # the real text: quoted keys are blanked in the mask
+        if not body:
+            continue
+        if body.startswith("..."):
+            out.append(("...", s + lead, s + lead + 3, e))
+            continue
+        m = re.match(r"(['\"]?)([\w$-]+)\1\s*:", body)
+        if m:
+            out.append((m.group(2), s + lead, s + lead + m.end(), e))
+        elif re.fullmatch(r"[A-Za-z_$][\w$]*", body):
+            out.append((body, s + lead, s + lead, e))  # shorthand `{ headers }`
+        else:
+            out.append(("...", s + lead, s + lead, e))
+    return out
+
+
+def _js(text: str, path: str, spans: list[tuple[int, int]], headers: Sequence[Header],
+        renames: Sequence[tuple[str, str]], fa: FileAuth) -> None:
+    want = describe(headers)
+    starts = [0] + [m.end() for m in re.finditer("\n", text)]
+
+    def line_of(off: int) -> int:
+        import bisect
+
+        return bisect.bisect_right(starts, off)
+
+    browser = path.lower().endswith((".jsx", ".tsx")) or re.match(r"\s*['\"]use client['\"]", text) is not None
+    mask = _js_mask(text)
+    # the string literals of the original hold the hits; in the mask they are "_": look for hits in the text
+    hit_at = [s for s, _ in spans]
+
+    def holds_hit(a: int, b: int) -> bool:
+        return any(a <= s < b for s in hit_at)
+
+    # names bound to the URL: every binding of the name (declaration or assignment) must hold it
+    def expr_end(i: int) -> int:
+        depth = 0
+        for k in range(i, len(mask)):
+            c = mask[k]
+            if c in "([{":
+                depth += 1
+            elif c in ")]}":
+                if depth == 0:
+                    return k
+                depth -= 1
+            elif depth == 0 and (c == ";" or c == "," or (c == "\n" and mask[i:k].strip()
+                                                           and not mask[i:k].rstrip().endswith(("+", "?", ":", "||",
+                                                                                                 "??", "(", ",")))):
+                return k
+        return len(mask)
+
+    binds: dict[str, list[tuple[int, int]]] = {}
+    bound_at: set[int] = set()  # where a binding names its variable (not a use)
+    for rx in (_JS_DECL, _JS_ASSIGN):
+        for m in rx.finditer(mask):
+            if rx is _JS_ASSIGN and mask[max(0, m.start() - 6): m.start()].rstrip().endswith(("const", "let", "var")):
+                continue
+            binds.setdefault(m.group(1), []).append((m.end(), expr_end(m.end())))
+            bound_at.add(m.start(1))
+    state: dict[str, str] = {}
+
+    def url_of(a: int, b: int, seen: frozenset[str] = frozenset()) -> str:
+        if any(c.group(1) not in _JS_URL_CALLS for c in _JS_CALL.finditer(mask, a, b)):
+            return NO  # a call's result (a response, a client): not the URL itself
+        if holds_hit(a, b):
+            return YES
+        vals = []
+        for m in _JS_IDENT.finditer(mask, a, b):
+            if m.group(0) in binds and m.group(0) not in seen:
+                vals.append(name_url(m.group(0), seen | {m.group(0)}))
+        return _any(vals) if vals else NO
+
+    def name_url(name: str, seen: frozenset[str]) -> str:
+        if name not in state:
+            state[name] = _join(url_of(a, b, seen) for a, b in binds[name])
+        return state[name]
+
+    def value(prefix: str, env: str) -> str:
+        return f"`{prefix}${{process.env.{env}}}`" if prefix else f"process.env.{env}"
+
+    pairs = ", ".join(f'"{h}": {value(p, e)}' for h, p, e in headers)
+    covered: list[tuple[int, int]] = []
+    for m in _JS_FETCH.finditer(mask):
+        got = _js_args(mask, m.end() - 1)
+        if got is None or not got[0]:
+            continue
+        args, close = got
+        u = url_of(*args[0])
+        if u == NO:
+            continue
+        covered.append(args[0])
+        line = line_of(m.start())
+
+        def manual(why: str) -> None:
+            fa.sites.append(AuthSite(path, line, "manual", f"add `{want}` to this fetch(...) by hand: {why}"))
+
+        if browser:
+            manual("this looks like browser code, where a platform key would be readable by anyone: call the "
+                   "endpoint from your server instead")
+            continue
+        if u == AMBIG:
+            manual("its URL is this endpoint only on some paths")
+            continue
+        what = f"`fetch(...)` sends `{want}` (read from process.env by name)"
+        if len(args) == 1:
+            end = args[0][1]
+            fa.sites.append(AuthSite(path, line, "add", what, (Edit(end, end, f", {{ headers: {{ {pairs} }} }}"),)))
+            continue
+        a, b = args[1]
+        seg = mask[a:b]
+        lead = len(seg) - len(seg.lstrip())
+        oa, ob = a + lead, a + len(seg.rstrip())
+        if mask[oa] != "{" or mask[ob - 1] != "}":
+            manual("its options are not an object literal (headers may be set elsewhere)")
+            continue
+        keys = _js_top_keys(mask, oa, ob, text)
+        if any(k == "..." for k, *_ in keys):
+            manual("its options spread another object (headers may come from there)")
+            continue
+        hk = next((x for x in keys if x[0] == "headers"), None)
+        if hk is None:
+            fa.sites.append(AuthSite(path, line, "add", what, (Edit(oa + 1, oa + 1, f" headers: {{ {pairs} }},"),)))
+            continue
+        _, ks, vs, ve = hk
+        vseg = mask[vs:ve]
+        vlead = len(vseg) - len(vseg.lstrip())
+        va, vb = vs + vlead, vs + len(vseg.rstrip())
+        if vs == ks:  # shorthand `{ headers }`
+            fa.sites.append(AuthSite(path, line, "add", what,
+                                     (Edit(ks, ve, f"headers: {{ ...headers, {pairs} }}"),)))
+            continue
+        if mask[va] == "{" and mask[vb - 1] == "}":
+            inner = _js_top_keys(mask, va, vb, text)
+            names = {k.lower(): (s, e) for k, s, _, e in inner}
+            missing = []
+            clash = ""
+            for h, p, e in headers:
+                if h.lower() in names:
+                    s, e2 = names[h.lower()]
+                    if not reads_env(text[s:e2], e, renames) and p:
+                        clash = h
+                else:
+                    missing.append((h, p, e))
+            if clash:
+                manual(f"it sends its own {clash} header (the app's key?); move that to another header")
+                continue
+            if not missing:
+                fa.sites.append(AuthSite(path, line, "has", ""))
+                continue
+            if "..." in names:
+                manual("its headers spread another object (it may hold the header already)")
+                continue
+            add = ", ".join(f'"{h}": {value(p, e)}' for h, p, e in missing)
+            fa.sites.append(AuthSite(path, line, "add", what, (Edit(va + 1, va + 1, f" {add},"),)))
+            continue
+        if re.fullmatch(r"[A-Za-z_$][\w$.]*", mask[va:vb]):
+            fa.sites.append(AuthSite(path, line, "add", what,
+                                     (Edit(va, vb, f"{{ ...{text[va:vb]}, {pairs} }}"),)))
+            continue
+        manual("its headers are built in a way flymigrate does not rewrite (a Headers object?)")
+    for s in fa.sites:
+        fa.edits += list(s.edits) if s.action == "add" else []
+    # the URL used anywhere else in code (axios, a wrapper, a WebSocket): by hand, once per line
+    decl_spans = [v for n, vs in binds.items() if name_url(n, frozenset({n})) != NO for v in vs]
+    other_lines: set[int] = set()
+    for m in _JS_IDENT.finditer(mask):
+        name = m.group(0)
+        if name in binds and name_url(name, frozenset({name})) != NO:
+            at = m.start()
+            if at in bound_at or any(a <= at < b for a, b in covered) or any(a <= at < b for a, b in decl_spans):
+                continue
+            ls = text.rfind("\n", 0, at) + 1
+            if re.search(r"\bconsole\s*\.\s*\w+\s*\(", mask[ls:at]):
+                continue  # logged, not requested
+            other_lines.add(line_of(at))
+    for s in spans:
+        if not any(a <= s[0] < b for a, b in covered) and not any(a <= s[0] < b for a, b in decl_spans):
+            other_lines.add(line_of(s[0]))
+    handled = {x.line for x in fa.sites}
+    for ln in sorted(other_lines - handled):
+        fa.sites.append(AuthSite(path, ln, "manual", f"add `{want}` by hand to the request that uses the endpoint "
+                                 "URL here (only fetch(...) is rewritten; read it from "
+                                 + " and ".join(f"process.env.{e}" for _, _, e in headers) + ")"))

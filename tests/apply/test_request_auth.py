@@ -220,9 +220,9 @@ def test_refused_shapes_are_listed_by_hand(src: str, line: int, why: str) -> Non
 def test_unparseable_python_and_javascript_are_by_hand() -> None:
     fa, _ = run('print "https://myapp.fly.dev"\n')
     assert [s.action for s in fa.sites] == ["manual"] and "does not parse" in fa.sites[0].what
-    fa, new = run('const r = await fetch("https://myapp.fly.dev/x", {method: "POST"});\n', path="web/app.ts")
-    assert not fa.edits and fa.manual[0].plan_line.startswith("web/app.ts:1: ")
-    assert "process.env.RUNPOD_API_KEY" in fa.manual[0].what
+    fa, new = run('resp, err := http.Get("https://myapp.fly.dev/x")\n', path="cmd/client.go")
+    assert not fa.edits and fa.manual[0].plan_line.startswith("cmd/client.go:1: ")
+    assert "RUNPOD_API_KEY" in fa.manual[0].what
 
 
 def test_a_url_only_in_a_comment_needs_nothing() -> None:
@@ -313,3 +313,51 @@ def test_a_headers_parameter_that_may_be_none_is_spread_safely(monkeypatch: pyte
     monkeypatch.setenv("RUNPOD_API_KEY", "rpa_x")
     exec(compile("import os\nheaders = None\nh = " + new.split("headers=", 2)[2].rsplit(")", 1)[0], "t", "exec"), ns)
     assert ns["h"]["Authorization"].startswith("Bearer ")
+
+
+# ---------------------------------------------------------------- JavaScript / TypeScript fetch
+JS = '''// client
+const BASE: string = process.env.LLM_URL ?? "https://myapp.fly.dev";
+const API = `${BASE}/v1`;
+
+export async function main(opts) {
+  const r1 = await fetch(`${API}/chat/completions`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ model: "m", messages: [] }),
+  });
+  const r2 = await fetch("https://myapp.fly.dev/health");
+  const r3 = await fetch(API + "/models", { method: "GET" });
+  const h = { Accept: "x" };
+  const r4 = await fetch(API, { headers: h });
+  const r5 = await fetch(API, opts);
+  const r6 = await axios.post(API + "/x", {});
+  const r7 = await fetch("https://example.com/{", { headers: { a: "}" } });
+  console.log(BASE);
+}
+'''
+
+
+def test_js_fetch_gets_the_header_and_the_rest_is_by_hand(tmp_path: Path) -> None:
+    fa, new = run(JS, path="src/client.ts")
+    assert [s.line for s in fa.changes] == [6, 11, 12, 14]
+    assert [(s.line, "options are not an object" in s.what or "only fetch" in s.what) for s in fa.manual] == [
+        (15, True), (16, True)]
+    assert new.count("`Bearer ${process.env.RUNPOD_API_KEY}`") == 4
+    assert 'headers: { "Authorization": `Bearer ${process.env.RUNPOD_API_KEY}`, "Content-Type"' in new
+    assert "fetch(API, { headers: { ...h, " in new and 'fetch("https://example.com/{", { headers: { a: "}" } })' in new
+    again, new2 = run(new, path="src/client.ts")
+    assert not again.changes and new2 == new
+    import shutil
+
+    if shutil.which("node"):
+        (tmp_path / "c.mjs").write_text(new.replace(": string", ""))
+        r = subprocess.run(["node", "--check", str(tmp_path / "c.mjs")], capture_output=True, text=True, timeout=30)
+        assert r.returncode == 0, r.stderr
+
+
+def test_browser_code_never_gets_the_key() -> None:
+    fa, new = run('"use client";\nexport const go = () => fetch("https://myapp.fly.dev/x");\n', path="app/page.js")
+    assert not fa.changes and "browser code" in fa.manual[0].what and new.count("RUNPOD") == 0
+    fa, _ = run('export const go = () => fetch("https://myapp.fly.dev/x");\n', path="app/Widget.tsx")
+    assert not fa.changes and fa.manual
