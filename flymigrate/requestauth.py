@@ -574,7 +574,7 @@ class _Py:
                 env = hs[0][2]
                 for k in node.keywords:
                     if k.arg in ("api_key", "openai_api_key"):
-                        if reads_env(self.src(k.value), env, self.renames):
+                        if self._reads(k.value, env):
                             return AuthSite(self.path, node.lineno, "has", "")  # filtered below
                         a, b = self.span(k.value)
                         return AuthSite(self.path, node.lineno, "add", f"`{self.src(node.func)}(...)` takes "
@@ -629,6 +629,22 @@ class _Py:
         return AuthSite(self.path, node.lineno, "add", what,
                         (Edit(a, b, "{**(" + self.src(val) + " or {}), " + self._pairs(self.headers) + "}"),))
 
+    def _reads(self, n: ast.AST, env: str, depth: int = 0) -> bool:
+        """``n`` reads ``env`` (after the URL step's renames), itself or through names bound to such reads
+        (``KEY = os.environ["VLLM_API_KEY"]`` ... ``f"Bearer {KEY}"``)."""
+        if reads_env(self.src(n), env, self.renames):
+            return True
+        if depth >= 3:
+            return False
+        scope = self.scope_of.get(id(n), 0)
+        for x in ast.walk(n):
+            if isinstance(x, ast.Name):
+                s = self._resolve(x.id, self.scope_of.get(id(x), scope))
+                vals = self.binds.get(s, {}).get(x.id, []) if s is not None else []
+                if vals and all(v is not None and self._reads(v, env, depth + 1) for v in vals):
+                    return True
+        return False
+
     def _missing(self, d: ast.Dict) -> tuple[list[Header], str]:
         """(the target's headers the dict lacks, the name of one it sets to something else)."""
         have: dict[str, ast.AST] = {}
@@ -641,7 +657,7 @@ class _Py:
             v = have.get(h[0].lower())
             if v is None:
                 missing.append(h)
-            elif not reads_env(self.src(v), h[2], self.renames):
+            elif not self._reads(v, h[2]):
                 if h[1]:  # a bearer token in a header the app uses for its own key: they cannot share it
                     clash = h[0]
         return missing, clash

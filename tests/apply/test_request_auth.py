@@ -361,3 +361,16 @@ def test_browser_code_never_gets_the_key() -> None:
     assert not fa.changes and "browser code" in fa.manual[0].what and new.count("RUNPOD") == 0
     fa, _ = run('export const go = () => fetch("https://myapp.fly.dev/x");\n', path="app/Widget.tsx")
     assert not fa.changes and fa.manual
+
+
+def test_a_key_read_into_a_variable_counts_after_the_rename() -> None:
+    src = textwrap.dedent('''
+    import os, requests
+    API_KEY = os.environ["VLLM_API_KEY"]
+    HEADERS = {"Authorization": f"Bearer {API_KEY}"}
+    requests.post("https://myapp.fly.dev/v1/chat", headers=HEADERS)
+    ''')
+    fa, new = run(src, renames=(("VLLM_API_KEY", "RUNPOD_API_KEY"),))
+    assert not fa.sites and new == src
+    fa, _ = run(src)  # no rename (the key is not the app's): the app's key would take the platform's header
+    assert fa.manual and "its own Authorization" in fa.manual[0].what
