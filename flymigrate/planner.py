@@ -270,13 +270,10 @@ def build_plan(inp: PlanInputs, target_name: str, *, base_url: str | None = None
                                                    key=lambda f: _SEVERITY_ORDER[f.severity])))
     if dep.client_auth and url_step.status != "nothing_to_do":
         # the rewritten clients read the target's credentials from their environment, by name
-        from .requestauth import describe
-
-        names = ", ".join(dict.fromkeys(e for _, _, e in dep.client_auth))
+        names = " and ".join(dict.fromkeys(e for _, _, e in dep.client_auth))
         note = spec.client_env_note if spec is not None else ""
         url_step = replace(url_step, needs=url_step.needs + (
-            f"set {names} where the clients run: they send `{describe(dep.client_auth)}` on every request, read "
-            f"from the environment by name{f' ({note})' if note else ''}",))
+            f"set {names} where the clients run (they read it by name{f': {note}' if note else ''})",))
     elif dep.auth_header and url_step.status != "nothing_to_do":
         # flymigrate rewrites where clients call, not how they authenticate: say what they must send
         url_step = replace(url_step, needs=url_step.needs + (

@@ -75,9 +75,8 @@ class CloudRunTarget(BaseTarget):
     verify_spec = VerifySpec(
         client_headers=(("X-Serverless-Authorization", "Bearer ", "CLOUD_RUN_ID_TOKEN"),),
         client_auth_private=True,
-        client_env_note="an identity token for the service: `export CLOUD_RUN_ID_TOKEN=$(gcloud auth "
-                        "print-identity-token)` (it expires after an hour; a long-running client should fetch one with "
-                        "google.oauth2.id_token.fetch_id_token(request, SERVICE_URL) instead)",
+        client_env_note="`export CLOUD_RUN_ID_TOKEN=$(gcloud auth print-identity-token)`; it expires after an "
+                        "hour: a long-running client fetches one with google.oauth2.id_token.fetch_id_token",
         auth="identity-token",
         auth_hint="pass --id-token, log in with `gcloud auth login`, or grant your account roles/run.invoker on "
                   "the service")

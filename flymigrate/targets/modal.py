@@ -47,7 +47,7 @@ class ModalTarget(BaseTarget):
         # names the plan's auth line and verify use
         client_headers=(("Modal-Key", "", "MODAL_KEY"), ("Modal-Secret", "", "MODAL_SECRET")),
         client_auth_private=True,
-        client_env_note="a Proxy Auth Token's id (wk-...) and secret (ws-...), from modal.com/settings/proxy-auth-tokens",
+        client_env_note="a Proxy Auth Token's id and secret, modal.com/settings/proxy-auth-tokens",
         auth_hint="give a Modal proxy-auth token (MODAL_PROXY_TOKEN_ID and MODAL_PROXY_TOKEN_SECRET, from "
                   "Settings > Proxy Auth Tokens), in the environment or the --secrets export")
 

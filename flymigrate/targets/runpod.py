@@ -105,7 +105,7 @@ class RunPodTarget(BaseTarget):
         # curl: -H "Authorization: Bearer $RUNPOD_API_KEY"; docs.runpod.io/flash/apps/requests,
         # github.com/runpod-workers/worker-load-balancing README), public or not
         client_headers=(("Authorization", "Bearer ", "RUNPOD_API_KEY"),),
-        client_env_note="an API key of the account that owns the endpoint (runpod.io console > Settings > API Keys)",
+        client_env_note="an API key of the endpoint's account",
         wrong_url=("api.runpod.ai", "/v2/", "a RunPod queue endpoint (/run, /runsync): an HTTP server (vLLM, "
                    "ollama, ...) never serves a request there",
                    "Deploy it as a load-balancing endpoint and verify https://ENDPOINT_ID.api.runpod.ai "
