@@ -32,6 +32,7 @@ JS_EXT = (".js", ".mjs", ".cjs", ".jsx", ".ts", ".tsx", ".mts", ".cts")
 # other programming languages: a URL there is a client flymigrate cannot rewrite (listed by hand)
 OTHER_CODE_EXT = (".go", ".rs", ".rb", ".java", ".kt", ".kts", ".php", ".cs", ".swift", ".dart", ".scala", ".ex",
                   ".exs", ".lua", ".pl", ".r", ".jl", ".c", ".cc", ".cpp", ".hs", ".clj", ".ps1")
+CONFIG_EXT = (".yaml", ".yml", ".json", ".toml", ".ini", ".cfg", ".conf", ".env", ".properties")
 MAX_TEXT = 2 * 1024 * 1024  # client code bigger than this is not parsed (a generated bundle): listed by hand
 
 VERBS = {"get", "post", "put", "patch", "delete", "head", "options", "request", "stream"}
@@ -104,6 +105,11 @@ def is_client_code(path: str, text: str | None = None) -> str | None:
         return "other"
     if low.endswith((".md", ".markdown", ".rst")):
         return "md"  # documentation: its fenced shell examples (curl) are rewritten like a script
+    base = low.rsplit("/", 1)[-1]
+    if re.fullmatch(r"fly(\.[\w-]+)?\.(toml|json|ya?ml)", base):
+        return None  # the app's own config: its [env] is rewritten by the Dockerfile step
+    if base.startswith(".env") or base.endswith(CONFIG_EXT):
+        return "config"  # the URL is configured here; the code that reads it is elsewhere
     if text is not None and "." not in low.rsplit("/", 1)[-1]:
         first = text.split("\n", 1)[0]
         if first.startswith("#!"):
@@ -185,6 +191,11 @@ def analyze(text: str, path: str, hits: Sequence[BaseUrlHit], headers: Sequence[
         fa.prose_only = True
     elif lang == "js":
         _js(text, path, spans, headers, renames, fa)
+    elif lang == "config":
+        for line in sorted({h.line for h in hits}):
+            fa.sites.append(AuthSite(path, line, "manual", f"the endpoint URL is configured here: the code that reads "
+                                     f"it must send `{want}` (read from the environment by name)"))
+        return fa
     else:
         for line in sorted({h.line for h in hits}):
             fa.sites.append(AuthSite(path, line, "manual", f"add `{want}` by hand to the requests that use this URL "
@@ -777,6 +788,8 @@ def plan_sites(hits: Sequence[BaseUrlHit], texts: Sequence[tuple[str, str]], hea
     text_of = dict(texts)
     adds: list[str] = []
     manual: list[str] = []
+    configured: list[tuple[str, str, list[AuthSite]]] = []
+    served: list[str] = []  # the client files whose requests get (or already send) the header
     want = describe(headers)
     for path in sorted(by_path):
         if path not in text_of:
@@ -787,7 +800,21 @@ def plan_sites(hits: Sequence[BaseUrlHit], texts: Sequence[tuple[str, str]], hea
             continue
         fa = analyze(text_of[path], path, by_path[path], headers, renames)
         adds += [s.plan_line for s in fa.changes]
-        manual += [s.plan_line for s in fa.manual]
+        if is_client_code(path, text_of[path]) == "config":
+            configured.append((path, text_of[path], fa.manual))
+        else:
+            manual += [s.plan_line for s in fa.manual]
+            if fa.changes or (not fa.manual and not fa.prose_only):
+                served.append(text_of[path])
+    for path, text, sites in configured:
+        # `NAME=URL` that a client here reads (os.environ["NAME"], process.env.NAME) whose requests got the header:
+        # nothing more to do; any other configured URL: the code that reads it is elsewhere
+        lines = text.split("\n")
+        for s in sites:
+            m = re.match(r"\s*(?:export\s+)?[\"']?([A-Za-z_][A-Za-z0-9_]*)[\"']?\s*[=:]", lines[s.line - 1])
+            if m and any(env_read_pattern(m.group(1)).search(t) for t in served):
+                continue
+            manual.append(s.plan_line)
     return adds, manual
 
 

@@ -374,3 +374,22 @@ def test_a_key_read_into_a_variable_counts_after_the_rename() -> None:
     assert not fa.sites and new == src
     fa, _ = run(src)  # no rename (the key is not the app's): the app's key would take the platform's header
     assert fa.manual and "its own Authorization" in fa.manual[0].what
+
+
+def test_a_configured_url_asks_the_code_that_reads_it() -> None:
+    fa, new = run("llm:\n  url: http://myapp.flycast\n", path="web/config.yaml")
+    assert not fa.edits and [s.plan_line.split(": ", 1)[0] for s in fa.manual] == ["web/config.yaml:2"]
+    assert "the code that reads it must send" in fa.manual[0].what
+    fa, _ = run('[env]\n  SELF = "https://myapp.fly.dev"\n', path="fly.toml")
+    assert not fa.sites  # the app's own config is not a client
+
+
+def test_a_configured_url_that_a_rewritten_client_reads_needs_nothing_more() -> None:
+    from flymigrate.requestauth import plan_sites
+
+    env = "LLM_URL=http://myapp.flycast:8000\nOTHER_URL=https://myapp.fly.dev\n"
+    code = 'import os, requests\nrequests.get(os.environ.get("LLM_URL", "https://myapp.fly.dev") + "/x")\n'
+    hits = find_in_text(env, APP, ".env")[0] + find_in_text(code, APP, "c.py")[0]
+    adds, manual = plan_sites(hits, [(".env", env), ("c.py", code)], RP)
+    assert [a.split(": ")[0] for a in adds] == ["c.py:2"]
+    assert [m.split(": ")[0] for m in manual] == [".env:2"]  # OTHER_URL: read by code elsewhere
