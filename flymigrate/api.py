@@ -331,6 +331,8 @@ def load_inputs(
         inputs.append(("dockerfile", df.path))
     elif app.build.image:
         inputs.append(("image", app.build.image))
+    # a registry image built by Cog (cog.yaml beside fly.toml, no Dockerfile): Cog's own command is known
+    image_builder = "cog" if df is None and app.build.image and (cfg_dir / "cog.yaml").is_file() else None
 
     # secrets
     export: SecretsExport | None = None
@@ -385,7 +387,7 @@ def load_inputs(
     return PlanInputs(app=app, dockerfile=df, secrets=export, scan=scan, scripts=_scripts(app, root, df),
                       gpu_override=gpu_override, gpu_hints=tuple(_gpu_hints(root)),
                       image_env_names=tuple(env_names(df)) if df else (), inputs=tuple(inputs),
-                      findings=tuple(findings))
+                      findings=tuple(findings), image_builder=image_builder)
 
 
 def plan(

@@ -34,6 +34,10 @@ KNOWN_IMAGE_COMMANDS: tuple[tuple[str, tuple[tuple[str, ...], tuple[str, ...]]],
     ("vllm/vllm-openai", (("python3", "-m", "vllm.entrypoints.openai.api_server"), ())),
     ("ghcr.io/huggingface/text-generation-inference", (("text-generation-launcher",), ())),
 )
+# the command of an image Cog built (replicate/cog pkg/dockerfile generator: `WORKDIR /src`, `EXPOSE 5000`,
+# `CMD ["python", "-m", "cog.server.http"]`, behind `ENTRYPOINT ["/sbin/tini", "--"]` in newer releases); its HTTP
+# server answers GET /health-check
+COG_COMMAND = ("python", "-m", "cog.server.http")
 # names an app's own API key goes by (what its clients send as a Bearer token; what verify sends)
 APP_KEY_NAMES = ("VLLM_API_KEY", "OPENAI_API_KEY", "API_KEY", "LLM_API_KEY", "INFERENCE_API_KEY")
 PYTHON_IMAGE_HINTS = ("python", "pytorch", "vllm", "huggingface", "cog", "jupyter", "colab", "tensorflow")
@@ -66,6 +70,7 @@ class DeployOptions:
     gpu_type: str | None = None  # the target's own GPU id, overriding the mapped one
     access: str | None = None  # "public" | "private"; None: as the app was on Fly (public *.fly.dev or private)
     weights_on_volume: bool = True  # False: the weights step does not run now (--skip weights), keep baked downloads
+    keep_app_auth: bool = False  # keep the server's own API key check even where it collides with the platform's
 
 
 @dataclass(frozen=True)
@@ -131,6 +136,10 @@ class Deployment:
     gpu_type_override: str | None = None  # DeployOptions.gpu_type: the target's GPU id the user asked for
     weights_size_bytes: int | None = None  # what the plan knows of the weights' size (an upper bound), for fit checks
     python_link: bool = False  # Modal: the image has only `python3`; link `python` to it (Modal starts `python`)
+    # the server's own key check in Authorization is dropped (why; "" = kept): ``--api-key`` out of its argv
+    # (rules.APP_KEY) and the env variables it would fall back to (``app_key_envs_dropped``) out of the worker
+    app_auth_dropped: str = ""
+    app_key_envs_dropped: tuple[str, ...] = ()
 
     def env_map(self) -> dict[str, str]:
         return dict(self.env)
@@ -326,8 +335,8 @@ def _dockerfile_runs(df_text: str | None) -> list[str]:
 
 
 def build_deployment(plan: Plan, app: FlyApp, dockerfile_text: str | None, opts: DeployOptions,  # type: ignore[no-untyped-def]
-                     *, target, scripts: dict[str, str] | None = None, dockerfile_path: str | None = None
-                     ) -> Deployment:
+                     *, target, scripts: dict[str, str] | None = None, dockerfile_path: str | None = None,
+                     image_builder: str | None = None) -> Deployment:
     """Decide the deployment. ``target`` is the :class:`~flymigrate.targets.Target`; it adjusts what only it
     knows (reserved env names, its URL and auth, its region) in :meth:`finalize`."""
     from .rewrite import RewriteContext, fix_env_value, rewrite_dockerfile, rewrite_script, thin_dockerfile
@@ -348,12 +357,15 @@ def build_deployment(plan: Plan, app: FlyApp, dockerfile_text: str | None, opts:
     lookup_env = {**image_env(app.build.image or _final_base(dockerfile_text)), **_dockerfile_env(dockerfile_text),
                   **app.env_map}
     pre_cmd = server_command(dockerfile_text, app.build.image, thin_or_registry=bool(app.build.image))
+    if pre_cmd is None and image_builder == "cog":
+        pre_cmd = COG_COMMAND
     if app.experimental_cmd or app.experimental_entrypoint or app.processes:
         from .rewrite import explicit_command_lines
 
         lines = explicit_command_lines(app)
         pre_cmd = server_command("FROM scratch\n" + "\n".join(lines) + "\n", None, thin_or_registry=False) or pre_cmd
     lookup = find_lookup(pre_cmd, scripts or {}, lookup_env, _dockerfile_runs(dockerfile_text))
+    drop_auth, drop_envs = _app_auth_decision(app, plan, opts, target, dockerfile_text, pre_cmd, scripts or {})
     layout = weights_layout(app, plan, weights_source, lookup)
     notes: list[str] = []
     volume_root = f"{target.weights_mount_root}/{s}" if target.weights_mount_root else None
@@ -362,7 +374,7 @@ def build_deployment(plan: Plan, app: FlyApp, dockerfile_text: str | None, opts:
                      "(dropping them would leave an image without weights and an empty volume)")
     ctx = RewriteContext(app, target.name, s, drop_baked=bool(weights_source) and opts.weights_on_volume,
                          mount_path=layout.mount_path,
-                         runpod_mount=volume_root)
+                         runpod_mount=volume_root, drop_app_auth=drop_auth)
     uses_gpu = plan.gpu is not None
     df_text = None
     df_name = None
@@ -379,12 +391,14 @@ def build_deployment(plan: Plan, app: FlyApp, dockerfile_text: str | None, opts:
             reg = app.build.image
     notes += ctx.notes
     command = server_command(df_text, app.build.image, thin_or_registry=bool(app.build.image and (thin or reg)))
+    if command is None and image_builder == "cog":
+        command = COG_COMMAND
     base_url = opts.base_url.rstrip("/") if opts.base_url else None
     # this app's Fly URLs in the texts flymigrate writes anyway, through the one rewriter
     if df_text is not None and base_url:
         df_text = rewrite_env_urls(df_text, app.app, base_url)
     script_rewrites: list[tuple[str, str]] = []
-    sctx = RewriteContext(app, target.name, s, False)
+    sctx = RewriteContext(app, target.name, s, False, drop_app_auth=drop_auth)
     for rel, text in sorted((scripts or {}).items()):
         new = rewrite_env_urls(rewrite_script(text, sctx, rel), app.app, base_url)
         if new != text:
@@ -403,7 +417,10 @@ def build_deployment(plan: Plan, app: FlyApp, dockerfile_text: str | None, opts:
             and hub_dir(env) is None:
         env["HF_HOME"] = layout.mount_path or HF_DEFAULT_HOME
         origins["HF_HOME"] = "weights (the volume is mounted at the Hugging Face cache)"
-    refs = tuple((sp.name, sp.target_ref) for sp in plan.secrets)
+    refs = tuple((sp.name, sp.target_ref) for sp in plan.secrets if sp.name not in drop_envs)
+    for k in drop_envs:
+        env.pop(k, None)
+        origins.pop(k, None)
     if opts.image:
         image_ref = opts.image
     elif reg and not reg.startswith("registry.fly.io/"):
@@ -422,7 +439,8 @@ def build_deployment(plan: Plan, app: FlyApp, dockerfile_text: str | None, opts:
     public = exposure(app, plan, opts)
     dep = Deployment(
         app_name=app_name, slug=s, target=target.name, port=port, health_path=health, startup_timeout_s=startup,
-        env=tuple(sorted(env.items())), secret_names=tuple(sp.name for sp in plan.secrets), secret_refs=refs,
+        env=tuple(sorted(env.items())), secret_names=tuple(sp.name for sp in plan.secrets
+                                                          if sp.name not in drop_envs), secret_refs=refs,
         gpu=gpu, gpu_count=count, scaling=plan.scaling, layout=layout, weights_dest=dest, dockerfile_text=df_text,
         dockerfile_name=df_name, dockerfile_is_thin=thin, registry_image=reg, image_ref=image_ref,
         command=command, add_python=None, cpus=cpus, memory_mb=mem, region=opts.region,
@@ -434,10 +452,40 @@ def build_deployment(plan: Plan, app: FlyApp, dockerfile_text: str | None, opts:
         script_rewrites=tuple(script_rewrites), public=public, serves_http=app.primary_service is not None,
         dockerfile_path=(dockerfile_path or "Dockerfile") if df_text is not None else None,
         gpu_type_override=opts.gpu_type, weights_size_bytes=plan.weights.size_bytes,
+        app_auth_dropped=drop_auth, app_key_envs_dropped=drop_envs,
     )
     dep = target.finalize(dep, app)
     dep = replace(dep, client_auth=tuple(target.client_auth(dep)))
     return replace(dep, files=tuple(planned_files(dep, plan, target, dockerfile_text, dockerfile_path)))
+
+
+def _app_auth_decision(app: FlyApp, plan: Plan, opts: DeployOptions, target,  # type: ignore[no-untyped-def]
+                       dockerfile_text: str | None, pre_cmd: tuple[str, ...] | None, scripts: dict[str, str]
+                       ) -> tuple[str, tuple[str, ...]]:
+    """(why the server's own key check goes, "" = it stays; the env variables kept out of the worker).
+
+    It goes when the target's gateway takes its key in ``Authorization`` (``Target.app_auth_collision``), a
+    key-checking server (vLLM, TGI) is started with ``--api-key`` or has its fallback variable set, and the user
+    did not ask to keep it (``--keep-app-auth``). The fallback variable must go too, or the server would read it
+    and check it again (vLLM ``api_server.py`` build_app: ``args.api_key or [envs.VLLM_API_KEY]``)."""
+    from .rewrite import explicit_command_lines
+    from .rules import APP_KEY, key_fallback_envs
+
+    if opts.keep_app_auth:
+        return "", ()
+    reason = target.app_auth_collision(exposure(app, plan, opts))
+    if not reason:
+        return "", ()
+    text = "\n".join([dockerfile_text or "", " ".join(pre_cmd or ()), app.build.image or "",
+                      *explicit_command_lines(app), *scripts.values()])
+    servers = key_fallback_envs(text)
+    if not servers:
+        return "", ()
+    have = {k for k, _ in app.env} | {sp.name for sp in plan.secrets}
+    envs = tuple(e for _s, e in servers if e in have)
+    if not envs and not APP_KEY.detect(text):
+        return "", ()
+    return reason, envs
 
 
 def planned_files(dep: Deployment, plan: Plan, target, original_dockerfile: str | None,  # type: ignore[no-untyped-def]

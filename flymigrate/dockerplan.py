@@ -38,7 +38,9 @@ __all__ = ["analyze", "needs_cuda_base", "BAKED_RE", "BUNDLES_CUDA_RE", "CPU_BAS
 
 # what a script finding says (the Dockerfile findings use each rule's own message)
 _SCRIPT_MSG = {"driver-shim": "runs a Fly GPU driver shim", "ipv6-bind": "binds IPv6 only",
-               "fly-env": "uses a FLY_* variable", "fly-entrypoint-d": "calls a Fly-only /opt/nvidia/entrypoint.d hook"}
+               "fly-env": "uses a FLY_* variable", "fly-entrypoint-d": "calls a Fly-only /opt/nvidia/entrypoint.d hook",
+               "app-auth": "starts the server with its own API key, checked in the `Authorization` header the "
+               "target's gateway takes its key in"}
 
 
 def _slug(name: str | None) -> str:
@@ -52,20 +54,24 @@ def analyze(
     *,
     uses_gpu: bool,
     drop_baked: bool = False,
+    drop_app_auth: str = "",
 ) -> list[DockerIssue]:
     """The Fly-only things in the image, fly.toml and scripts, each with its fix and whether apply's rewrite
     carries that fix out (``auto``). ``drop_baked``: the weights step fills the volume (a weights source is
-    known), so apply drops weight downloads baked into image layers; without one they stay (fix by hand)."""
-    ctx = RewriteContext(app, "", _slug(app.app), drop_baked)
+    known), so apply drops weight downloads baked into image layers; without one they stay (fix by hand).
+    ``drop_app_auth``: the Deployment's decision to drop the server's own key check (``rules.APP_KEY``)."""
+    ctx = RewriteContext(app, "", _slug(app.app), drop_baked, drop_app_auth=drop_app_auth)
     issues: list[DockerIssue] = []
     # the very Dockerfile apply writes: whole-file fixes are checked against it
     written: str | None = None
     df_checks: list = []
     if df is not None:
-        written, df_checks = rewrite_dockerfile_checked(df.text, RewriteContext(app, "", ctx.app_slug, drop_baked),
+        written, df_checks = rewrite_dockerfile_checked(df.text, RewriteContext(app, "", ctx.app_slug, drop_baked,
+                                                                                drop_app_auth=drop_app_auth),
                                                         uses_gpu=uses_gpu, shown=df.path, parsed=df)
     elif app.build.image:
-        written = thin_dockerfile(app.build.image, RewriteContext(app, "", ctx.app_slug, drop_baked))
+        written = thin_dockerfile(app.build.image, RewriteContext(app, "", ctx.app_slug, drop_baked,
+                                                                  drop_app_auth=drop_app_auth))
     # --- the Dockerfile itself
     if df is not None:
         for idx, checks in df_checks:

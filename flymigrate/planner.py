@@ -51,6 +51,7 @@ class PlanInputs:
     image_env_names: tuple[str, ...] = ()
     inputs: tuple[tuple[str, str], ...] = ()
     findings: tuple[Finding, ...] = ()  # loader findings (missing Dockerfile, ...)
+    image_builder: str | None = None  # "cog": the [build] image was built by Cog from the cog.yaml beside fly.toml
 
 
 def parse_gpu_arg(value: str) -> GpuSpec:
@@ -205,7 +206,13 @@ def build_plan(inp: PlanInputs, target_name: str, *, base_url: str | None = None
     )
     # ---- the Deployment: decided once, here; the weights and Dockerfile steps describe it
     dep = build_deployment(plan, app, inp.dockerfile.text if inp.dockerfile else None, opts, target=target,
-                           scripts=inp.scripts, dockerfile_path=inp.dockerfile.path if inp.dockerfile else None)
+                           scripts=inp.scripts, dockerfile_path=inp.dockerfile.path if inp.dockerfile else None,
+                           image_builder=inp.image_builder)
+    if dep.app_auth_dropped:
+        # the Deployment drops the server's own key check (rules.APP_KEY): the plan lists that rule's findings too
+        issues = dockerplan.analyze(app, inp.dockerfile, inp.scripts, uses_gpu=uses_gpu, drop_baked=drop_baked,
+                                    drop_app_auth=dep.app_auth_dropped)
+        plan = replace(plan, docker_issues=tuple(issues))
     notes = target.plan_notes(dep)
     weights_step = _weights_step(wplan, dep, target, steps_info["weights"].checks(target_name))
     docker_step = _docker_step(app, inp.dockerfile, issues, notes.get("dockerfile", []),
@@ -217,7 +224,7 @@ def build_plan(inp: PlanInputs, target_name: str, *, base_url: str | None = None
         # Bearer token send the platform key instead (read from the same kind of place: the environment)
         from .deployment import APP_KEY_NAMES
 
-        have = set(dep.secret_names) | {k for k, _ in dep.env}
+        have = set(dep.secret_names) | {k for k, _ in dep.env} | set(dep.app_key_envs_dropped)
         renames = tuple((n, spec.key_env[0]) for n in APP_KEY_NAMES if n in have)
         if renames:
             dep = replace(dep, client_env_renames=renames)
@@ -490,6 +497,9 @@ def _scaling_step(s: ScalingPlan, tgpu: TargetGpu | None, label: str, checks: tu
                     tuple(changes), (), (tgpu.reason, *cannot), checks)
     needs = () if tgpu is not None or cpu_only else ("the GPU kind (--gpu KIND[:N])",)
     idle = f"idle timeout {s.idle_timeout_s} s" if s.idle_timeout_s else "always on" if s.min == s.max else "idle timeout fixed by the platform"
-    summary = f"min {s.min}, max {s.max}, {idle}, concurrency {s.max_concurrency or 'unlimited'}."
+    conc = (f"concurrency {s.max_concurrency}" if s.max_concurrency else
+            f"no per-instance concurrency cap (scales out at {s.target_concurrency} in flight)"
+            if s.target_concurrency else "no per-instance concurrency cap")
+    summary = f"min {s.min}, max {s.max}, {idle}, {conc}."
     return Step("scaling", title, "ready" if tgpu is not None or cpu_only else "manual", summary, tuple(changes),
                 needs, tuple(cannot), checks)

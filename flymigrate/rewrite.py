@@ -15,7 +15,9 @@ whole-file rules are below):
 - ``[[files]]`` with a ``local_path`` become ``COPY`` lines; ``[processes]`` / ``[experimental] cmd|entrypoint``
   become an explicit ``CMD`` / ``ENTRYPOINT``;
 - a final stage on a CPU-only base (``python:3.11-slim``...) gets a CUDA runtime base;
-- RunPod: the app's weights path is linked to ``/runpod-volume/<app>`` (where RunPod mounts network volumes).
+- RunPod: the app's weights path is linked to ``/runpod-volume/<app>`` (where RunPod mounts network volumes);
+- when the target's gateway takes its own key in ``Authorization`` (RunPod), a server's own ``--api-key`` goes
+  (``rules.APP_KEY``; the Deployment also keeps the env variable the server falls back to out of the worker).
 """
 
 from __future__ import annotations
@@ -200,11 +202,11 @@ class CommandRule:
     def checks(self, app: FlyApp, ctx: RewriteContext) -> list[Check]:
         """Text-rule findings in fly.toml's commands, and whether the written lines are free of them."""
         out: list[Check] = []
-        scratch = RewriteContext(app, ctx.target, ctx.app_slug, ctx.drop_baked)
+        scratch = RewriteContext(app, ctx.target, ctx.app_slug, ctx.drop_baked, drop_app_auth=ctx.drop_app_auth)
         for ln, fixed in self._fixed(app, scratch):
             if not ln.startswith(MARK):
                 kw, args = ln.split(" ", 1)
-                out += check_instruction(kw, args, 0, fixed)
+                out += check_instruction(kw, args, 0, fixed, scratch)
         return out
 
     def fixed_in(self, app: FlyApp, dockerfile_text: str | None) -> bool:
@@ -312,7 +314,7 @@ def rewrite_dockerfile_checked(text: str, ctx: RewriteContext, *, uses_gpu: bool
     repl, first_cmd_final = _replacements(df, lines, ctx, uses_gpu, shown)
     checks: list[tuple[int, list[Check]]] = []
     for idx, ins in enumerate(df.instructions):
-        found = check_instruction(ins.keyword, ins.args, ins.line, repl[idx][1] if idx in repl else None)
+        found = check_instruction(ins.keyword, ins.args, ins.line, repl[idx][1] if idx in repl else None, ctx)
         if found:
             checks.append((idx, found))
         for c in found:
@@ -354,7 +356,8 @@ def _by_hand(shown: str, c: Check) -> str:
 def dockerfile_checks(df: Dockerfile, ctx: RewriteContext, *, uses_gpu: bool) -> list[tuple[int, list[Check]]]:
     """For each instruction (by index): what the text rules find in it and whether the rewrite removes it, from
     the very lines ``rewrite_dockerfile`` writes."""
-    scratch = RewriteContext(ctx.app, ctx.target, ctx.app_slug, ctx.drop_baked, ctx.mount_path, ctx.runpod_mount)
+    scratch = RewriteContext(ctx.app, ctx.target, ctx.app_slug, ctx.drop_baked, ctx.mount_path, ctx.runpod_mount,
+                             drop_app_auth=ctx.drop_app_auth)
     return rewrite_dockerfile_checked(df.text, scratch, uses_gpu=uses_gpu, shown=df.path)[1]
 
 

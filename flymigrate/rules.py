@@ -23,7 +23,7 @@ import bisect
 import json
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from .model import Dockerfile, FlyApp
 from .parse.dockerfile import parse_dockerfile_text
@@ -32,7 +32,9 @@ from .shell import Command, ShellSyntaxError, command_words, parse, remove_comma
 MARK = "# flymigrate:"
 # CUDA 12.8 runs on Blackwell (sm_120: Cloud Run's RTX PRO 6000) as well as on Ampere/Ada/Hopper, with cuDNN 9 and
 # cuBLAS for CUDA 12 (what faster-whisper / ctranslate2 need: faster-whisper README "GPU"); needs an R570+
-# driver, or R525+ through CUDA minor-version compatibility (docs.nvidia.com/deploy/cuda-compatibility)
+# driver, or R525+ through CUDA minor-version compatibility (docs.nvidia.com/deploy/cuda-compatibility). The tag is
+# used verbatim as a base by public Dockerfiles and Modal ``Image.from_registry`` calls (public code search,
+# 2026-11-29); it could not be pulled here (no network).
 CUDA_BASE = "nvidia/cuda:12.8.1-cudnn-runtime-ubuntu22.04"
 
 # ------------------------------------------------------------------ detectors (patterns)
@@ -120,6 +122,9 @@ class RewriteContext:
     mount_path: str | None = None
     runpod_mount: str | None = None  # /runpod-volume/<slug>
     notes: list[str] = field(default_factory=list)
+    # the target's gateway takes its own key in Authorization, so the server's own key check goes (the reason;
+    # "" = keep it). Decided once by the Deployment (``Target.app_auth_collision``), see ``APP_KEY``
+    drop_app_auth: str = ""
 
 
 def fly_value(name: str, ctx: RewriteContext) -> str | None:
@@ -152,6 +157,7 @@ class TextRule:
     keywords: frozenset[str]  # Dockerfile instructions it looks at
     in_scripts: bool = True
     quick: tuple[str, ...] = ()  # every match holds one of these (lower case): a cheap test before the regex
+    gated: bool = False  # only a target turns it on (``active``): when off it finds nothing, not "fix by hand"
 
     def detect(self, text: str) -> list[re.Match[str]]:
         if self.quick:
@@ -162,6 +168,10 @@ class TextRule:
 
     def active(self, ctx: RewriteContext) -> bool:
         return True
+
+    def shown(self, m: re.Match[str]) -> str:
+        """The matched text as the plan shows it."""
+        return m.group(0).strip()
 
     # removal rules answer this; substitution rules answer substitute()
     def removes(self, cmd: Command, text: str) -> str | None:
@@ -228,6 +238,159 @@ class _Ipv6(TextRule):
         return text
 
 
+# Inference servers that check their own key in `Authorization: Bearer <key>` and the env variable each reads
+# when the flag is absent (checked against their source):
+# - vLLM: ``--api-key`` (repeatable), else ``VLLM_API_KEY``: vllm ``vllm/entrypoints/openai/api_server.py``
+#   build_app ``tokens := [key for key in (args.api_key or [envs.VLLM_API_KEY]) if key]`` and
+#   ``vllm/envs.py`` ``"VLLM_API_KEY": lambda: os.environ.get("VLLM_API_KEY", None)`` (vllm-project/vllm
+#   048027fb; v0.6.x had ``envs.VLLM_API_KEY or args.api_key``): the AuthenticationMiddleware answers 401 on /v1
+#   unless ``Authorization: Bearer <key>``.
+# - TGI: ``text-generation-launcher --api-key`` (``#[clap(long, env)] api_key``, i.e. also ``API_KEY``), passed to
+#   the router, which answers 401 unless ``Authorization`` is ``Bearer <key>`` (huggingface/text-generation-
+#   inference db931fcf ``launcher/src/main.rs`` api_key, ``router/src/server.rs`` "if let Some(api_key)").
+KEY_SERVERS: tuple[tuple[re.Pattern[str], str, str], ...] = (
+    (re.compile(r"(?:^|/)vllm$|^vllm\.entrypoints\.openai\.api_server$"), "vLLM", "VLLM_API_KEY"),
+    (re.compile(r"(?:^|/)text-generation-launcher$"), "TGI", "API_KEY"),
+)
+_KEY_SERVER_TEXT_RE = re.compile(r"\bvllm\b|text-generation-(?:launcher|inference)")
+APP_KEY_RE = re.compile(r"--api-key(?![\w-])(?:=(?:\"[^\"]*\"|'[^']*'|[^\s\"',\]]*)"
+                        r"|\s+(?:\"[^\"]*\"|'[^']*'|[^\s\"',\]]+)|\"\s*,\s*\"[^\"]*\")?")
+_ARGS_ONLY_RE = re.compile(r'^\s*(?:(?:CMD|ENTRYPOINT)\s+)?\[\s*"-')  # exec form, arguments to the image's ENTRYPOINT
+_EXEC_FORM_RE = re.compile(r"^(\s*[A-Z]+\s+)(\[.*\])(\s*)$", re.S)
+
+
+def key_fallback_envs(text: str) -> tuple[tuple[str, str], ...]:
+    """(server, env name) of the key-checking servers ``text`` (an image's Dockerfile, command, scripts) runs:
+    the env variable each reads as its key when no ``--api-key`` is given."""
+    out = []
+    low = text.lower()
+    if re.search(r"\bvllm\b", low):
+        out.append(("vLLM", "VLLM_API_KEY"))
+    if "text-generation-launcher" in low or "text-generation-inference" in low:
+        out.append(("TGI", "API_KEY"))
+    return tuple(out)
+
+
+def _key_server(words: list[str]) -> bool:
+    return any(rx.search(w) for w in words for rx, _n, _e in KEY_SERVERS)
+
+
+def _drop_key_argv(argv: list[str]) -> list[str]:
+    """An exec-form argv without the server's ``--api-key K`` / ``--api-key=K`` (``sh -c`` scripts too)."""
+    if argv and argv[0].rsplit("/", 1)[-1] in _SHELLS:
+        return [drop_key_flags(a) if k and argv[k - 1].startswith("-") and not argv[k - 1].startswith("--")
+                and "c" in argv[k - 1] else a for k, a in enumerate(argv)]
+    if not _key_server(argv) and not (argv and argv[0].startswith("-")):
+        return argv  # (only arguments: a CMD for the image's own ENTRYPOINT, a vLLM / TGI one when this rule is on)
+    out: list[str] = []
+    skip = False
+    for k, a in enumerate(argv):
+        if skip:
+            skip = False
+            continue
+        if a == "--api-key" and k + 1 < len(argv):
+            skip = True
+            continue
+        if a.startswith("--api-key="):
+            continue
+        out.append(a)
+    return out
+
+
+def _simple_commands(lst):  # type: ignore[no-untyped-def]
+    for it in lst.items:
+        for p in it.andor.pipelines:
+            for c in p.commands:
+                if c.sub is not None:
+                    yield from _simple_commands(c.sub)
+                else:
+                    yield c
+
+
+def drop_key_flags(text: str) -> str:
+    """Shell text (a script, a shell-form CMD) without ``--api-key K`` / ``--api-key=K`` on the commands that
+    start a key-checking server (vLLM, TGI); the blanks and line continuations before the flag go with it. An
+    exec-form ``CMD [...]`` / ``ENTRYPOINT [...]`` is edited as its argv. Text this reader cannot take apart is
+    returned unchanged (the detector then still sees the flag: "fix by hand")."""
+    if "--api-key" not in text:
+        return text
+    m = _EXEC_FORM_RE.match(text)
+    if m:
+        try:
+            argv = json.loads(m.group(2))
+        except ValueError:
+            argv = None
+        if isinstance(argv, list) and all(isinstance(a, str) for a in argv):
+            new = _drop_key_argv(argv)
+            return text if new == argv else m.group(1) + json.dumps(new, ensure_ascii=False) + m.group(3)
+    kw = re.match(r"\s*(?:CMD|ENTRYPOINT)\s+", text)
+    if kw:  # a shell-form instruction: its shell text
+        return text[:kw.end()] + drop_key_flags(text[kw.end():])
+    try:
+        lst = parse(text)
+    except ShellSyntaxError:
+        return text
+    from .shell import shell_script_word
+
+    cuts: list[tuple[int, int, str]] = []
+    for cmd in _simple_commands(lst):
+        _first, ws = command_words(cmd)
+        values = [unquote(w.text) for w in ws]
+        if not _key_server(values):
+            sw = shell_script_word(cmd)
+            if sw is not None:
+                inner = sw.text[1:-1]
+                new_inner = drop_key_flags(inner)
+                if new_inner != inner:
+                    cuts.append((sw.start, sw.end, sw.text[0] + new_inner + sw.text[-1]))
+            continue
+        k = 0
+        while k < len(ws):
+            v = values[k]
+            if v == "--api-key" and k + 1 < len(ws):
+                start, end, k = ws[k].start, ws[k + 1].end, k + 2
+            elif v.startswith("--api-key="):
+                start, end, k = ws[k].start, ws[k].end, k + 1
+            else:
+                k += 1
+                continue
+            while start > 0 and (text[start - 1] in " \t" or text[max(0, start - 2):start] == "\\\n"):
+                start -= 2 if text[start - 1] == "\n" else 1
+            cuts.append((start, end, ""))
+    for a, b, rep in sorted(cuts, reverse=True):
+        text = text[:a] + rep + text[b:]
+    return text
+
+
+class _AppKey(TextRule):
+    """The server checks its own API key in ``Authorization: Bearer``, the header the target's gateway takes its
+    own key in (RunPod load-balancing endpoints): no request can pass both, so the server's check goes (the
+    gateway's key guards the endpoint). Turned on by the target through ``ctx.drop_app_auth``."""
+
+    def active(self, ctx: RewriteContext) -> bool:
+        return bool(ctx.drop_app_auth)
+
+    def detect(self, text: str) -> list[re.Match[str]]:
+        if "--api-key" not in text:
+            return []
+        if not _KEY_SERVER_TEXT_RE.search(text) and not _ARGS_ONLY_RE.match(text):
+            return []
+        return list(self.pattern.finditer(text))
+
+    def substitute(self, text: str, ctx: RewriteContext, where: str) -> str:
+        if not self.active(ctx) or not self.detect(text):
+            return text
+        return drop_key_flags(text)
+
+    def shown(self, m: re.Match[str]) -> str:
+        """``--api-key "$VLLM_API_KEY"`` as written; a literal key is never shown (it is a secret)."""
+        text = m.group(0).strip()
+        value = re.sub(r'^--api-key(?:=|\s+|"\s*,\s*")', "", text).strip("\"' ")
+        if not value or re.fullmatch(r"\$\{?[A-Za-z_][A-Za-z0-9_]*\}?", value):
+            return f"--api-key {value}" if '",' in text else text
+        return "--api-key <a literal key, not shown>"
+
+
 _SHELL_KW = frozenset({"RUN", "CMD", "ENTRYPOINT"})
 SHIM = _Shim("driver-shim", "remove the shim", "{keyword} runs a Fly GPU driver shim (`{what}`): the targets provide the "
              "NVIDIA driver themselves.", SHIM_RE, _SHELL_KW,
@@ -246,9 +409,15 @@ BAKED = _Baked("baked-weights", "move the download into the weights step (mounte
                "every cold start pulls them again.", BAKED_RE, frozenset({"RUN"}), in_scripts=False,
                quick=("download", "from_pretrained", "ollama", "lfs", "huggingface.co", "wget", "curl"))
 
-TEXT_RULES: tuple[TextRule, ...] = (SHIM, HOOK, FLY_ENV, IPV6, BAKED)  # the order the plan lists them
+APP_KEY = _AppKey("app-auth", "drop the server's own key check: the target's API key guards the endpoint and "
+                  "clients send that key instead", "uses `{what}`: the server checks its own key in "
+                  "`Authorization: Bearer`, the header the target's gateway takes its API key in, so no request "
+                  "could pass both.", APP_KEY_RE, frozenset({"CMD", "ENTRYPOINT"}), quick=("--api-key",),
+                  gated=True)
+
+TEXT_RULES: tuple[TextRule, ...] = (SHIM, HOOK, FLY_ENV, IPV6, BAKED, APP_KEY)  # the order the plan lists them
 REMOVAL_RULES: tuple[TextRule, ...] = (SHIM, HOOK, BAKED)
-SUBSTITUTION_RULES: tuple[TextRule, ...] = (FLY_ENV, IPV6)
+SUBSTITUTION_RULES: tuple[TextRule, ...] = (FLY_ENV, IPV6, APP_KEY)
 
 
 def _pred(rules: list[TextRule]):
@@ -432,18 +601,19 @@ def code_of(text: str) -> str:
     return "\n".join(out)
 
 
-def check_instruction(keyword: str, args: str, line: int, fixed: list[str] | None) -> list[Check]:
+def check_instruction(keyword: str, args: str, line: int, fixed: list[str] | None,
+                      ctx: RewriteContext | None = None) -> list[Check]:
     """What each text rule finds in one instruction, and whether it still finds it in ``fixed`` (the lines
-    ``fix_instruction`` returned; None = unchanged)."""
+    ``fix_instruction`` returned; None = unchanged). A gated rule counts only when ``ctx`` turns it on."""
     out: list[Check] = []
     args = code_of(args)
     after = args if fixed is None else code_of(_args_of("\n".join(fixed)))
     for r in TEXT_RULES:
-        if keyword not in r.keywords:
+        if keyword not in r.keywords or r.gated and not (ctx is not None and r.active(ctx)):
             continue
         found = r.detect(args)
         if found:
-            out.append(Check(r, line, found[0].group(0).strip(), not r.detect(after)))
+            out.append(Check(r, line, r.shown(found[0]), not r.detect(after)))
     return out
 
 
@@ -548,11 +718,12 @@ def fix_script(text: str, ctx: RewriteContext, shown: str, keyword: str | None =
 def check_script(text: str, ctx: RewriteContext, rel: str) -> list[Check]:
     """Every finding of a text rule in a script's code (comments are not code), with whether ``fix_script``
     removes it: the rule's detector runs again on the fixed command."""
-    if not any(r.detect(text) for r in TEXT_RULES if r.in_scripts):
+    rules = [r for r in TEXT_RULES if r.in_scripts and (not r.gated or r.active(ctx))]
+    if not any(r.detect(text) for r in rules):
         return []
     items = _script_units(text)
     units: list[tuple[int, str, str]] = []  # (start offset, text, fixed text)
-    scratch = RewriteContext(ctx.app, ctx.target, ctx.app_slug, ctx.drop_baked, ctx.mount_path, ctx.runpod_mount)
+    scratch = replace(ctx, notes=[])
     if items is None:
         pos = 0
         for line in text.split("\n"):
@@ -566,14 +737,12 @@ def check_script(text: str, ctx: RewriteContext, rel: str) -> list[Check]:
             units.append((it.andor.start, seg, code_of(fixed)))
     out: list[Check] = []
     lines = _Lines(text)
-    for r in TEXT_RULES:
-        if not r.in_scripts:
-            continue
+    for r in rules:
         for start, seg, fixed in units:
             found = r.detect(seg)
             if not found:
                 continue
             auto = not r.detect(fixed)
             for m in found:
-                out.append(Check(r, lines.at(start + m.start()), m.group(0).strip(), auto))
+                out.append(Check(r, lines.at(start + m.start()), r.shown(m), auto))
     return out

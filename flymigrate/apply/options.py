@@ -30,6 +30,7 @@ class ApplyOptions:
     state_dir: str | None = None  # transfer journals (default: the global state dir)
     gpu_type: str | None = None
     access: str | None = None
+    keep_app_auth: bool = False
 
     def deploy_options(self, base_url: str | None = None) -> DeployOptions:
         """The options that shape the deployment: every DeployOptions field this run was given (one list, the

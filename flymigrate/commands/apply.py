@@ -130,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
                         volume_id=args.volume_id, datacenter=args.datacenter, bucket=args.bucket,
                         endpoint_url=args.endpoint_url, region=args.region, image=args.image,
                         state_dir=args.state_dir, gpu_type=args.gpu_type,
-                        access=args.access)
+                        access=args.access, keep_app_auth=args.keep_app_auth)
     if args.out:
         import os
 

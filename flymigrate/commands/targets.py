@@ -37,6 +37,9 @@ def add_deploy_options(p: Any) -> None:
     p.add_argument("--access", choices=("public", "private"), help="who may call the new endpoint: public (no "
                    "platform auth, as an APP.fly.dev app was) or private (the platform's auth: Modal proxy-auth "
                    "tokens, Cloud Run identity tokens). Default: as the app was on Fly")
+    p.add_argument("--keep-app-auth", action="store_true", help="keep the server's own API key check (vLLM/TGI "
+                   "--api-key) on RunPod, whose gateway takes its own key in the same Authorization header (by "
+                   "default flymigrate drops the server's check and clients send the RunPod key)")
     p.add_argument("--gpu-type", metavar="ID", help="the target's own GPU id, overriding the one flymigrate maps "
                    "from the Fly GPU (e.g. nvidia-l4 on Cloud Run, AMPERE_80 on RunPod, H100 on Modal)")
 

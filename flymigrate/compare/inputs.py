@@ -59,6 +59,7 @@ class Planned:
     memory_mb: int | None
     steps: tuple[tuple[str, str, str], ...]  # (step id, status, summary): the planner's
     costs: tuple[CostRow, ...]  # the target's cost inputs for this Deployment
+    blocked: str = ""  # the Deployment's first blocker: priced, but never recommended
 
     @property
     def effort(self) -> tuple[tuple[str, bool, str], ...]:
@@ -96,7 +97,7 @@ def planned_from(plan: Plan, target: Any, prices: Prices, dep: Any = None) -> Pl
         idle_timeout_s=float(sc.idle_timeout_s) if sc and sc.idle_timeout_s is not None else None,
         cpus=dep.cpus, memory_mb=dep.memory_mb,
         steps=tuple((s.id, s.status, s.summary) for s in plan.steps),
-        costs=costs,
+        costs=costs, blocked=(dep.blockers[0] if dep.blockers else ""),
     )
 
 
@@ -213,9 +214,15 @@ def resolve_inputs(inp: PlanInputs, plans: dict[str, Plan], weights_bytes: int |
                  if c.type == "connections" else "")
         out.append(f"concurrency {which} = {conc}: the traffic is sized on one machine serving {conc} requests at "
                    f"once{extra}.")
+    elif svc is not None:
+        from ..targets.common import FLY_DEFAULT_CONCURRENCY_TYPE, FLY_DEFAULT_SOFT_LIMIT
+
+        conc = FLY_DEFAULT_SOFT_LIMIT
+        out.append(f"fly.toml sets no concurrency, so Fly applied its default (type \"{FLY_DEFAULT_CONCURRENCY_TYPE}\", "
+                   f"soft_limit {conc}): the traffic is sized on one machine serving {conc} requests at once.")
     else:
         conc = 1
-        out.append("no concurrency limits in fly.toml: the traffic is sized on one request at a time per machine.")
+        out.append("fly.toml has no HTTP service: the traffic is sized on one request at a time per machine.")
     if traffic.concurrency is None:
         per_c = ", ".join(f"{p.label} {p.concurrency or 'unlimited (priced as 1)'}" for p in planned)
         out.append(f"each option is priced at its deployment's concurrency per instance ({per_c}); seconds/request "

@@ -113,7 +113,7 @@ def _traffic_line(c: Comparison) -> str:
 def _details(c: Comparison) -> list[tuple[str, list[str]]]:
     out = []
     for r in c.rows:
-        lines = [r.reason]
+        lines = [r.reason] + ([f"BLOCKED (not recommended): {r.blocked}"] if r.blocked else [])
         if r.offered:
             if r.fits_note:
                 lines.append(f"fit: {r.fits_note}")

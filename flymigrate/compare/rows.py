@@ -68,6 +68,7 @@ class Row:
     concurrency: int | None = None  # requests per instance the maths uses (the Deployment's, or --concurrency)
     idle_timeout_deployed_s: float | None = None  # the Deployment's idle timeout (None = none configured)
     reference: bool = False
+    blocked: str = ""  # the plan says this target cannot run the deployment as it is (and why)
 
     @property
     def manual_steps(self) -> tuple[str, ...]:
@@ -87,7 +88,7 @@ class Row:
     def to_json(self) -> dict[str, Any]:
         return {
             "key": self.key, "label": self.label, "target": self.target, "offered": self.offered,
-            "deployed": self.deployed, "reason": self.reason,
+            "deployed": self.deployed, "reason": self.reason, "blocked": self.blocked or None,
             "gpu": {"name": self.gpu_name, "label": self.gpu_label, "count": self.gpu_count, "vram_gb": self.vram_gb},
             "scaling": {"min": self.min_instances, "max": self.max_instances, "concurrency": self.concurrency,
                         "idle_timeout_s": self.idle_timeout_deployed_s},
@@ -185,7 +186,7 @@ def price_row(inp: Inputs, pl: Planned, cr: CostRow, prices: Prices, *, with_bre
     base = dict(key=cr.key, label=cr.label, target=pl.target, short_label=cr.short_label, modes=cr.modes,
                 deployed=deployed, gpu_name=pl.gpu, gpu_label=pl.gpu_label, gpu_count=pl.gpu_count,
                 vram_gb=pl.vram_gb, effort=pl.effort, min_instances=pl.min_instances, max_instances=pl.max_instances,
-                idle_timeout_deployed_s=pl.idle_timeout_s, concurrency=inp.concurrency_for(pl))
+                idle_timeout_deployed_s=pl.idle_timeout_s, concurrency=inp.concurrency_for(pl), blocked=pl.blocked)
     if not cr.offered:
         return Row(offered=False, reason=cr.reason or pl.reason, **base)  # type: ignore[arg-type]
     R, S, H = inp.requests_per_day, inp.seconds_per_request, inp.busy_hours
@@ -295,7 +296,7 @@ def options(rows: list[Row]) -> list[Option]:
     instances up, else scale-to-zero; rows that only keep instances up, like RunPod active, always warm)."""
     opts = []
     for i, r in enumerate(rows):
-        if r.reference or not r.offered or r.fits == "no":
+        if r.reference or not r.offered or r.fits == "no" or r.blocked:
             continue
         if not r.scales_to_zero:
             cost, mode = r.monthly_warm, "warm"

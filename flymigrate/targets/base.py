@@ -155,6 +155,13 @@ class BaseTarget:
     def finalize(self, dep: Deployment, app: FlyApp) -> Deployment:
         return dep
 
+    def app_auth_collision(self, public: bool) -> str:
+        """Why the server's own key check in ``Authorization`` must go on this target ("" = it may stay): the
+        platform's gateway takes its own key in that same header. Modal's proxy auth uses Modal-Key /
+        Modal-Secret and Cloud Run's identity token travels in X-Serverless-Authorization, so only RunPod says
+        yes. The Deployment asks once (``build_deployment``); ``rules.APP_KEY`` carries it out."""
+        return ""
+
     def render(self, dep: Deployment, *, dockerfile_rel: str | None = None,
                context_rel: str | None = None) -> list[GeneratedFile]:
         return []

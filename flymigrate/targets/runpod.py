@@ -22,8 +22,7 @@ Platform facts used here, with their sources (each checked against the stored co
   AMPERE_16 = RTX A4000 / A4500 / RTX 4000 Ada / RTX 2000 Ada; AMPERE_24 = RTX A5000 / L4 / RTX 3090; ADA_24 =
   RTX 4090 only; ADA_32_PRO = RTX 5090; AMPERE_48 = A40 / RTX A6000; ADA_48_PRO = RTX 6000 Ada / L40 / L40S;
   AMPERE_80 = A100 80GB PCIe / SXM4; ADA_80_PRO = H100 PCIe / HBM3 / NVL; HOPPER_141 = H200; BLACKWELL_96 = RTX PRO
-  6000 Blackwell; BLACKWELL_180 = B200. (``flymigrate/gpus.py`` labels AMPERE_24 "A5000 / A4500 / 3090": the A4500
-  is in AMPERE_16 and the L4 in AMPERE_24.)
+  6000 Blackwell; BLACKWELL_180 = B200. (The A4500 is in AMPERE_16, not AMPERE_24.)
 
 The control-plane base URL is ``RUNPOD_API_BASE_URL`` (default ``https://api.runpod.io``, the variable the runpod
 SDK and Flash read for the same host); tests point it at a loopback fake. HTTP is plain ``urllib``: no vendor SDK.
@@ -72,7 +71,7 @@ def secret_name(app_name: str, name: str) -> str:
 
 # Fly kind -> (RunPod GPU pool id, label, VRAM GB, reason). Pools: research/users.md 4a, research/destinations.md.
 _GPUS = {
-    "a10": ("AMPERE_24", "RunPod pool AMPERE_24 (A5000 / A4500 / 3090, 24 GB)", 24,
+    "a10": ("AMPERE_24", "RunPod pool AMPERE_24 (A5000 / L4 / 3090, 24 GB)", 24,
             "RunPod has no A10 pool; AMPERE_24 is the same architecture (sm_86) and VRAM"),
     "l40s": ("ADA_48_PRO", "RunPod pool ADA_48_PRO (L40S / L40 / RTX 6000 Ada, 48 GB)", 48, "same GPU family"),
     "a100-pcie-40gb": ("AMPERE_48", "RunPod pool AMPERE_48 (A40 / A6000, 48 GB)", 48,
@@ -110,6 +109,11 @@ class RunPodTarget(BaseTarget):
                    "ollama, ...) never serves a request there",
                    "Deploy it as a load-balancing endpoint and verify https://ENDPOINT_ID.api.runpod.ai "
                    "(docs.runpod.io/serverless/load-balancing/overview)."))
+
+    def app_auth_collision(self, public: bool) -> str:
+        # a load-balancing endpoint always wants the RunPod API key as the Bearer token (overview page above)
+        return ("RunPod load-balancing endpoints take the caller's RunPod API key in `Authorization: Bearer ...`, "
+                "the header the server checks its own key in; the RunPod key guards the endpoint")
 
     def map_gpu(self, kind: str, count: int) -> TargetGpu:
         gid, label, vram, reason = _GPUS[kind]
@@ -215,11 +219,12 @@ class RunPodTarget(BaseTarget):
             return self.with_env(dep, {"PORT": str(dep.port), "PORT_HEALTH": str(dep.port)},
                                  "platform (RunPod load-balancing worker)")
         if not command:
-            # the image's command is unknown: no wrapper; RunPod can at least poll the app's own route
-            add = {"PORT": str(dep.port), "PORT_HEALTH": str(dep.port)}
-            if dep.health_path:
-                add["HEALTH_CHECK_PATH"] = dep.health_path
-            return self.with_env(dep, add, "platform (RunPod load-balancing worker)")
+            # the image's command is unknown, so no adapter can wrap it; RunPod polls only GET /ping on PORT_HEALTH
+            # (no configurable path: docs.runpod.io serverless/load-balancing/overview "Health checks"), so the
+            # worker would never be routed to: blocked, with the fixes
+            dep = self.with_env(dep, {"PORT": str(dep.port), "PORT_HEALTH": str(dep.port)},
+                                "platform (RunPod load-balancing worker)")
+            return replace(dep, blockers=tuple(dep.blockers) + (no_ping_blocker(ps.reason, image),))
         python = rh.has_python3(base_text, image, command)
         hport = rh.health_port_for(dep.port)
         text = base_text
@@ -260,10 +265,11 @@ class RunPodTarget(BaseTarget):
     def plan_notes(self, dep: Deployment) -> dict[str, list[str]]:
         env = dep.env_map()
         lines = [f"RunPod load-balancing endpoint (type LOAD_BALANCER): the server listens on PORT={dep.port}; "
-                 f"RunPod polls GET {env.get('HEALTH_CHECK_PATH', '/ping')} on PORT_HEALTH="
+                 f"RunPod polls GET /ping on PORT_HEALTH="
                  f"{env.get('PORT_HEALTH', dep.port)} (200 ready, 204 loading)"]
         lines.append(health_line(dep))
         lines += [f.message for f in auth_collisions(dep)]
+        lines += app_auth_lines(dep)
         return {"dockerfile": lines}
 
     def weights_needs(self) -> list[str]:
@@ -349,11 +355,16 @@ def health_line(dep: Deployment) -> str:
                 f"the model loads, 200 once {how}")
     if ps.has_ping:
         return f"RunPod health: the server answers GET /ping itself ({ps.reason})"
-    if env.get("HEALTH_CHECK_PATH"):
-        return (f"RunPod health: {ps.reason} and the image's command is unknown, so no adapter can wrap it: RunPod "
-                f"polls the app's {env['HEALTH_CHECK_PATH']} instead (HEALTH_CHECK_PATH; no 204 while it loads)")
-    return (f"RunPod health: {ps.reason} and the image's command is unknown: add a /ping route (200 ready, 204 "
-            "loading) to the server, or pass the image's command")
+    return "RunPod health: " + no_ping_blocker(ps.reason, dep.registry_image)
+
+
+def no_ping_blocker(reason: str, image: str | None) -> str:
+    """Why a worker whose server has no /ping and whose command flymigrate cannot see is never routed to."""
+    return (f"RunPod routes only to workers that answer GET /ping on PORT_HEALTH, and {reason}; the image's command "
+            f"is unknown{f' ({image} is not an image flymigrate knows)' if image else ''}, so the health adapter "
+            "cannot start the server. Fix: give the server's command in fly.toml (`[processes] app = \"...\"` or "
+            "`[experimental] cmd`) or a Dockerfile ENTRYPOINT/CMD, so flymigrate wraps it; or add a /ping route "
+            "(200 ready, 204 loading) to the server.")
 
 
 
@@ -362,8 +373,29 @@ def _app_key_names(dep: Deployment) -> list[str]:
     return [n for n in dict.fromkeys(names) if _APP_KEY_NAMES.match(n) and not n.startswith(_VENDOR_KEY_PREFIX)]
 
 
+def app_auth_lines(dep: Deployment) -> list[str]:
+    """What the plan says about the server's own key check the Deployment drops (``rules.APP_KEY`` lists the
+    ``--api-key`` flags it removes, with where they are)."""
+    if not dep.app_auth_dropped:
+        return []
+    out = []
+    for name in dep.app_key_envs_dropped:
+        server = "TGI" if name == "API_KEY" else "vLLM"
+        out.append(f"{name} is not passed to the worker: {server} reads it as its key when --api-key is absent "
+                   "and would check it in Authorization again (" + (
+                       "vllm api_server.py build_app: args.api_key or [envs.VLLM_API_KEY]" if server == "vLLM" else
+                       "text-generation-launcher: #[clap(long, env)] api_key") + ")")
+    out.append(f"the server's own API key check goes: {dep.app_auth_dropped}. Clients send RUNPOD_API_KEY as "
+               "their Bearer token now (step 4); to keep the app's key instead, plan/apply with --keep-app-auth "
+               "(then no request passes both checks unless a proxy of yours moves one key to another header)")
+    return out
+
+
 def auth_collisions(dep: Deployment) -> list[Finding]:
-    """The app checks its own key in the ``Authorization`` header RunPod's gateway already uses."""
+    """The app checks its own key in the ``Authorization`` header RunPod's gateway already uses (and the
+    Deployment did not drop that check: ``--keep-app-auth``, or a server flymigrate cannot edit)."""
+    if dep.app_auth_dropped:
+        return []
     argv = " ".join(dep.command or ())
     # the Dockerfile, the command and the app's scripts flymigrate rewrites (start.sh often holds --api-key)
     text = "\n".join([dep.dockerfile_text or "", argv, *(t for _, t in dep.script_rewrites)])
@@ -375,7 +407,8 @@ def auth_collisions(dep: Deployment) -> list[Finding]:
                         "RunPod load-balancing endpoints take the caller's RunPod API key in `Authorization: Bearer "
                         "...`; vLLM's --api-key / VLLM_API_KEY checks the same header, so no request can satisfy "
                         "both. Fix: drop the app's own key (remove --api-key / VLLM_API_KEY; RunPod's key already "
-                        "guards the endpoint) and send the RunPod API key from clients. Keep a second key only in "
+                        "guards the endpoint; flymigrate does it unless --keep-app-auth is given) and send the RunPod "
+                        "API key from clients. Keep a second key only in "
                         "another header your own proxy checks.", None, "secrets")]
     generic = _app_key_names(dep)
     if generic:

@@ -60,7 +60,7 @@ def runpod_spec(dep: Any) -> dict[str, Any]:
     elif dep.datacenter:
         endpoint["dataCenterIds"] = [dep.datacenter]
     return {"schema": SCHEMA, "api": "POST https://api.runpod.io/v2/serverless", "endpoint": endpoint,
-            "health": {"path": env.get("HEALTH_CHECK_PATH", "/ping"), "port": health_port},
+            "health": {"path": "/ping", "port": health_port},
             "auth_header": dep.auth_header}
 
 

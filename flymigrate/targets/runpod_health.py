@@ -1,6 +1,6 @@
 """RunPod load-balancing health: does the server answer ``/ping``, and if not, the health adapter baked into the image.
 
-A load-balancing worker is polled at ``GET /ping`` (path: ``HEALTH_CHECK_PATH``) on ``PORT_HEALTH``: 200 ready,
+A load-balancing worker is polled at ``GET /ping`` (the path is fixed) on ``PORT_HEALTH``: 200 ready,
 204 initialising, anything else unhealthy (removed from the routing pool); a worker whose ports are wrong stays up
 8 minutes returning 502 (docs.runpod.io serverless/load-balancing/overview, "Health checks", "Environment
 variables"; runpod/docs snapshot 2026-08-20).

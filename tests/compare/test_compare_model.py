@@ -11,7 +11,7 @@ from flymigrate import compare as cmp
 from flymigrate.compare import Traffic, compare_app, load_prices, scale_to_zero_day, solve_break_even, warm_day
 from flymigrate.errors import UserError
 from flymigrate.planner import PlanInputs
-from flymigrate.model import Concurrency, FlyApp, GpuSpec, Service, Vm
+from flymigrate.model import Build, Concurrency, FlyApp, GpuSpec, Service, Vm
 
 TODAY = date(2026, 11, 22)
 HOURS_PER_MONTH = 730.0
@@ -34,8 +34,10 @@ def make_app(kind="a10", count=1, auto_stop="stop", min_running=0, concurrency=N
              service=True):
     svcs = (Service("http_service", 8000, auto_stop=auto_stop, auto_stop_set=True, min_machines_running=min_running,
                     concurrency=concurrency),) if service else ()
+    # an image whose command flymigrate knows (vLLM >= 0.7 answers /ping): every target can run it, so the prices
+    # compared are the targets', not a blocker's
     return FlyApp("fly.toml", app="t", vms=(Vm(cpus=cpus, memory_mb=memory_mb, gpu=GpuSpec(kind, count)),),
-                  services=svcs)
+                  services=svcs, build=Build(image="vllm/vllm-openai:v0.8.5"))
 
 
 # ---------------------------------------------------------------- the formulas, by hand
@@ -192,9 +194,10 @@ def test_cloud_run_two_gpus_not_offered(prices):
 def test_defaults_for_a_scale_to_zero_app(prices):
     inp = resolve(make_app(), Traffic(), prices)
     assert (inp.requests_per_day, inp.seconds_per_request, inp.busy_hours, inp.concurrency, inp.warm_instances) == (
-        200.0, 2.0, 8.0, 1, 0)
+        200.0, 2.0, 8.0, 20, 0)  # no concurrency in fly.toml: Fly's default soft_limit 20, as the plans translate
     assert inp.given == ()
     assert any("scaled to zero on Fly" in a for a in inp.assumptions)
+    assert any("Fly applied its default" in a for a in inp.assumptions)
 
 
 def test_defaults_for_a_warm_app_with_concurrency(prices):
@@ -290,3 +293,16 @@ def test_render_for_embedding(prices):
     assert md.startswith("### Target comparison for t:") and "<details>" not in md
     with pytest.raises(UserError, match="unknown format"):
         cmp.render(c, "yaml")
+
+
+def test_a_blocked_deployment_is_priced_but_never_recommended(prices):
+    """No image flymigrate can start on RunPod (its command is unknown, so no /ping adapter): the RunPod rows carry
+    the plan's blocker and the recommendation is another target, even though RunPod active is the cheapest."""
+    from dataclasses import replace
+
+    app = replace(make_app("a10"), build=Build())
+    c = compare_app(app, 14_000_000_000, Traffic(2000, 2, 24), prices=prices, today=TODAY)
+    rp = [r for r in c.rows if r.target == "runpod"]
+    assert rp and all("GET /ping" in r.blocked for r in rp)
+    assert c.recommendation.key is not None and not c.recommendation.key.startswith("runpod")
+    assert all(r["blocked"] for r in c.to_json()["rows"] if r["target"] == "runpod")

@@ -108,8 +108,11 @@ def test_the_inputs_are_there():
     assert len([p for p in APP_FILES if not _is_dockerfile(p)]) >= 8
 
 
-def _ctx(drop_baked: bool) -> RewriteContext:
-    return RewriteContext(APP, "runpod", "t", drop_baked)
+AUTH = "the target's gateway takes its key in Authorization"  # RewriteContext.drop_app_auth when the rule is on
+
+
+def _ctx(drop_baked: bool, auth: str = "") -> RewriteContext:
+    return RewriteContext(APP, "runpod", "t", drop_baked, drop_app_auth=auth)
 
 
 def _code(text: str) -> str:
@@ -125,13 +128,16 @@ def _hits(df_text: str, rule) -> int:
 # ------------------------------------------------------------------ the contract, over every input
 
 
-@pytest.mark.parametrize("drop_baked", [False, True])
+@pytest.mark.parametrize("drop_baked,auth", [(False, ""), (True, AUTH)])
 @pytest.mark.parametrize("name,text", DOCKERFILES, ids=[n for n, _ in DOCKERFILES])
-def test_dockerfile_auto_fixes_hold_and_rewrite_is_idempotent(name, text, drop_baked):
+def test_dockerfile_auto_fixes_hold_and_rewrite_is_idempotent(name, text, drop_baked, auth):
     df = parse_dockerfile_text(text, "Dockerfile")
-    issues = analyze(APP, df, {}, uses_gpu=True, drop_baked=drop_baked)
-    out = rewrite_dockerfile(text, _ctx(drop_baked), uses_gpu=True)
+    issues = analyze(APP, df, {}, uses_gpu=True, drop_baked=drop_baked, drop_app_auth=auth)
+    out = rewrite_dockerfile(text, _ctx(drop_baked, auth), uses_gpu=True)
     for rule in TEXT_RULES:
+        if rule.gated and not auth:  # off: it finds nothing and changes nothing
+            assert not [i for i in issues if i.kind == rule.kind]
+            continue
         mine = [i for i in issues if i.kind == rule.kind and i.where and i.where.startswith("Dockerfile:")]
         manual = [i for i in mine if not i.auto]
         # an automatic fix leaves nothing for the detector; a manual one is left as it was
@@ -141,17 +147,18 @@ def test_dockerfile_auto_fixes_hold_and_rewrite_is_idempotent(name, text, drop_b
     for i in issues:
         if i.kind == "no-cuda":
             assert (needs_cuda_base(parse_dockerfile_text(out, "Dockerfile")) is None) is i.auto
-    assert rewrite_dockerfile(out, _ctx(drop_baked), uses_gpu=True) == out, "a second pass changed the output"
+    assert rewrite_dockerfile(out, _ctx(drop_baked, auth), uses_gpu=True) == out, "a second pass changed the output"
     if not any(i.where and i.where.startswith("Dockerfile:") for i in issues):
         assert out == text, "the rewrite changed a Dockerfile the plan found nothing in"
 
 
+@pytest.mark.parametrize("auth", ["", AUTH])
 @pytest.mark.parametrize("name,text", SCRIPTS, ids=[n for n, _ in SCRIPTS])
-def test_script_auto_fixes_hold_and_rewrite_is_idempotent(name, text):
-    issues = analyze(APP, None, {name: text}, uses_gpu=True)
-    ctx = _ctx(False)
+def test_script_auto_fixes_hold_and_rewrite_is_idempotent(name, text, auth):
+    issues = analyze(APP, None, {name: text}, uses_gpu=True, drop_app_auth=auth)
+    ctx = _ctx(False, auth)
     out = rewrite_script(text, ctx, name)
-    after = check_script(out, _ctx(False), name)
+    after = check_script(out, _ctx(False, auth), name)
     for rule in TEXT_RULES:
         mine = [i for i in issues if i.kind == rule.kind]
         manual = [i for i in mine if not i.auto]
@@ -159,7 +166,7 @@ def test_script_auto_fixes_hold_and_rewrite_is_idempotent(name, text):
         assert len(left) <= len(manual), (rule.kind, out)
         if mine and not manual:
             assert not left
-    assert rewrite_script(out, _ctx(False), name) == out, "a second pass changed the output"
+    assert rewrite_script(out, _ctx(False, auth), name) == out, "a second pass changed the output"
     if not issues:
         assert out == text
     # every manual finding is named to the user
@@ -413,3 +420,27 @@ def test_app_level_auto_fixes_are_in_the_written_dockerfile(app_dir: Path):
         auto_kinds = {i.kind for i in issues if i.where and i.where.startswith(rel + ":") and i.auto}
         manual_kinds = {i.kind for i in issues if i.where and i.where.startswith(rel + ":") and not i.auto}
         assert not (left & (auto_kinds - manual_kinds)), (rel, out)
+
+
+# ------------------------------------------------------------------ the server's own API key (rules.APP_KEY)
+
+
+@pytest.mark.parametrize("text,expect", [
+    ('#!/bin/sh\nexec python3 -m vllm.entrypoints.openai.api_server \\\n  --model "$M" \\\n'
+     '  --api-key "$VLLM_API_KEY"\n', '#!/bin/sh\nexec python3 -m vllm.entrypoints.openai.api_server \\\n'
+     '  --model "$M"\n'),
+    ("vllm serve m --api-key=$K --port 8000 &\nwait\n", "vllm serve m --port 8000 &\nwait\n"),
+    ("(cd /srv && exec vllm serve m --api-key k)\n", "(cd /srv && exec vllm serve m)\n"),
+    ("sh -c 'vllm serve m --api-key k --port 1'\n", "sh -c 'vllm serve m --port 1'\n"),
+    ("text-generation-launcher --model-id m --api-key $K\n", "text-generation-launcher --model-id m\n"),
+    # not a key-checking server, or no flag: untouched
+    ("myproxy --api-key k && vllm serve m\n", "myproxy --api-key k && vllm serve m\n"),
+    ("vllm serve m --api-key-file /k\n", "vllm serve m --api-key-file /k\n"),
+])
+def test_the_app_key_flag_goes_from_key_checking_servers_only(text, expect):
+    ctx = _ctx(False, AUTH)
+    out = rewrite_script(text, ctx, "start.sh")
+    assert out == expect
+    assert rewrite_script(out, _ctx(False, AUTH), "start.sh") == out
+    assert rewrite_script(text, _ctx(False), "start.sh") == text  # the rule is off unless the target turns it on
+    assert not check_script(text, _ctx(False), "start.sh")

@@ -15,6 +15,7 @@ versions decide stand-in behaviour such as vLLM's /ping) and replaced by the sta
 from __future__ import annotations
 
 import json
+import posixpath
 import re
 import shlex
 from dataclasses import dataclass, field
@@ -162,6 +163,18 @@ def exec_form(args: str) -> list[str] | None:
 
 
 @dataclass
+class Stage:
+    """An earlier build stage (``FROM base AS name``): what it copies from the context and the RUN steps that
+    make its files. The harness plays a stage only where the last stage copies from it (``COPY --from=name``)."""
+
+    name: str
+    base_ref: str
+    copies: list[tuple[list[str], str, int]] = field(default_factory=list)  # (context sources, stage dest, line)
+    runs: list[tuple[str, int]] = field(default_factory=list)
+    workdir: str = "/"
+
+
+@dataclass
 class Image:
     base_ref: str
     base: Base
@@ -178,6 +191,8 @@ class Image:
     notes: list[str]
     shell_entrypoint: bool = False
     build_args: dict[str, str] = field(default_factory=dict)
+    # COPY --from=<stage> in the last stage: (the stage, its path, container dest, line)
+    stage_copies: list[tuple[Stage, str, str, int]] = field(default_factory=list)
 
     def argv(self, entrypoint: list[str] | None = None, cmd: list[str] | None = None) -> list[str]:
         """Docker's rule: a shell-form ENTRYPOINT ignores CMD; else ENTRYPOINT + CMD."""
@@ -199,6 +214,7 @@ def load(dockerfile: Path) -> Image:
         if ins.op == "ARG":
             k, _, v = ins.args.partition("=")
             args[k.strip()] = v.strip().strip('"')
+    stages = _stages(instrs, froms, args)
     stage = instrs[froms[-1]:]
     base_ref = expand(stage[0].args.split()[0] if not stage[0].args.startswith("--") else stage[0].args.split()[1], args)
     base = base_for(base_ref)
@@ -230,7 +246,18 @@ def load(dockerfile: Path) -> Image:
                     dest = str(Path(workdir) / dest) + ("/" if dest.endswith("/") or dest == "." else "")
                 img.copies.append(([expand(p, env) for p in parts[:-1]], dest, ins.line))
             elif any(p.startswith("--from") for p in (exec_form(a) or shlex.split(a))):
-                img.notes.append(f"Dockerfile:{ins.line}: COPY --from another stage not replayed")
+                toks = exec_form(a) or shlex.split(a)
+                name = next(p.split("=", 1)[1] for p in toks if p.startswith("--from="))
+                paths = [p for p in toks if not p.startswith("--")]
+                st = stages.get(name.lower())
+                if st is None or len(paths) != 2:
+                    img.notes.append(f"Dockerfile:{ins.line}: COPY --from={name} not replayed (an image, or not one "
+                                     "source and one destination)")
+                else:
+                    dest = expand(paths[1], env)
+                    if not dest.startswith("/"):
+                        dest = str(Path(workdir) / dest) + ("/" if dest.endswith("/") else "")
+                    img.stage_copies.append((st, paths[0], dest, ins.line))
         elif ins.op == "RUN":
             img.runs.append((a, ins.line))  # the shell expands $VARS (ARGs are in its environment)
             _packages(a, img)
@@ -243,6 +270,70 @@ def load(dockerfile: Path) -> Image:
     img.entrypoint, img.cmd, img.env, img.workdir = ep, cmd, env, workdir
     img.build_args = {k: v for k, v in args.items() if v}
     return img
+
+
+def _stages(instrs: list[Instr], froms: list[int], args: dict[str, str]) -> dict[str, Stage]:
+    """The named stages before the last one (their COPY from the context and their RUN steps)."""
+    out: dict[str, Stage] = {}
+    for k, start in enumerate(froms[:-1]):
+        toks = [t for t in instrs[start].args.split() if not t.startswith("--")]
+        if len(toks) < 3 or toks[1].lower() != "as":
+            continue
+        st = Stage(toks[2].lower(), expand(toks[0], args))
+        for ins in instrs[start + 1:froms[k + 1]]:
+            if ins.op == "WORKDIR":
+                w = ins.args.strip().strip('"')
+                st.workdir = w if w.startswith("/") else str(Path(st.workdir) / w)
+            elif ins.op in ("COPY", "ADD"):
+                parts = exec_form(ins.args) or shlex.split(ins.args)
+                if not any(p.startswith("--from") for p in parts):
+                    parts = [p for p in parts if not p.startswith("--")]
+                    if len(parts) >= 2:
+                        dest = parts[-1]
+                        if not dest.startswith("/"):  # relative to the stage's WORKDIR
+                            dest = posixpath.normpath(posixpath.join(st.workdir, dest)) + (
+                                "/" if dest.endswith("/") or dest in (".", "./") else "")
+                        st.copies.append((parts[:-1], dest, ins.line))
+            elif ins.op == "RUN":
+                st.runs.append((ins.args, ins.line))
+        out[st.name] = st
+    return out
+
+
+_CC_NAMES = frozenset({"cc", "gcc", "clang", "musl-gcc"})
+
+
+def compile_step(stage: Stage, path: str) -> tuple[list[str], list[str], int] | None:
+    """The stage's C compile that writes ``path`` (``RUN gcc [flags] -o PATH src.c ...``): (the compiler's
+    arguments, the context files of its C sources in order, the RUN line), or None when no RUN compiles it.
+    A source is mapped back to the build context through the stage's COPY lines."""
+    for run, line in stage.runs:
+        for seg in re.split(r"&&|;|\|\|", run):
+            try:
+                toks = shlex.split(seg)
+            except ValueError:
+                continue
+            if not toks or toks[0].rsplit("/", 1)[-1] not in _CC_NAMES or "-o" not in toks:
+                continue
+            k = toks.index("-o")
+            out = toks[k + 1] if k + 1 < len(toks) else ""
+            if not out.startswith("/"):
+                out = posixpath.normpath(posixpath.join(stage.workdir, out))
+            if out.rstrip("/") != path.rstrip("/"):
+                continue
+            args, sources = [], []
+            for t in toks[1:k] + toks[k + 2:]:
+                if t.endswith(".c"):
+                    where = t if t.startswith("/") else posixpath.normpath(posixpath.join(stage.workdir, t))
+                    src = next((srcs[0] for srcs, dest, _l in stage.copies if len(srcs) == 1 and
+                                (dest == where or dest.endswith("/") and dest + Path(srcs[0]).name == where)), None)
+                    if src is None:
+                        return None
+                    sources.append(src)
+                else:
+                    args.append(t)
+            return args, sources, line
+    return None
 
 
 def _env_pairs(a: str) -> list[tuple[str, str]]:

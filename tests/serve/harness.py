@@ -561,6 +561,47 @@ class Runner:
                 # rm of files the base image owns (apt lists...) may be refused here; it never shapes what serves
                 self._run_build(" && ".join(f"{{ {k}; }} 2>/dev/null || true" if k.startswith("rm ") else k
                                             for k in keep), line)
+        for stage, path, dest, line in img.stage_copies:
+            self._play_stage(stage, path, dest, line)
+
+    def _play_stage(self, stage: dockerimage.Stage, path: str, dest: str, line: int) -> None:
+        """``COPY --from=STAGE PATH DEST``: the build stage is not run (its base image is not here); a C program it
+        compiles (``RUN gcc ... -o PATH src.c``, the sources COPY'd from the context) is compiled the same way
+        with this host's compiler, static when the host has a static libc, and put at DEST."""
+        step = dockerimage.compile_step(stage, path)
+        if step is None:
+            raise NotServing(f"Dockerfile:{line}: COPY --from={stage.name} {path}: the harness cannot play that "
+                             f"stage ({stage.base_ref}): no RUN in it compiles {path} from a C source in the "
+                             "build context")
+        args, sources, run_line = step
+        cc = shutil.which("gcc") or shutil.which("cc")
+        if cc is None:
+            raise NotServing(f"Dockerfile:{run_line}: no C compiler on this machine to play stage {stage.name}")
+        ctx = self.app.resolve()
+        files = [str((ctx / src).resolve()) for src in sources]
+        for src, f in zip(sources, files):
+            if not f.startswith(str(ctx) + "/") or not Path(f).is_file():
+                raise NotServing(f"Dockerfile:{line}: stage {stage.name} compiles {src}: not in the build context")
+        out = self.work / f"stage-{stage.name}-{Path(path).name}"
+        tries = [args] + ([[a for a in args if a != "-static"]] if "-static" in args else [])
+        err = ""
+        for k, a in enumerate(tries):
+            p = subprocess.run([cc, *a, "-o", str(out), *files], capture_output=True, text=True, timeout=120)
+            if p.returncode == 0:
+                how = " ".join(["gcc", *a, "-o", path, *sources])
+                self.log.append(f"Dockerfile:{run_line}: stage {stage.name} ({stage.base_ref}) played with this "
+                                f"host's compiler: {how}" + (" (this host has no static libc: built dynamically; "
+                                                             "the container root shares the host's /lib)"
+                                                             if k else ""))
+                break
+            err = (p.stderr or p.stdout).strip().splitlines()[-1:] and (p.stderr or p.stdout).strip().splitlines()[-1]
+        else:
+            raise NotServing(f"Dockerfile:{run_line}: stage {stage.name}: `gcc {' '.join(args)}` fails here: {err}")
+        target = dest.rstrip("/") + "/" + Path(path).name if dest.endswith("/") else dest
+        t = self.ipath(target)
+        t.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(out, t)
+        t.chmod(0o755)
 
     def _copy(self, srcs: list[str], dest: str, line: int) -> None:
         ctx = self.app.resolve()
@@ -668,6 +709,7 @@ def probe(d: Deployment, runner: Runner, proc: subprocess.Popen[bytes], log: lis
     kind, port = d.probe["kind"], d.probe["port"]
     deadline = time.monotonic() + PROBE_SECONDS
     last = "no answer"
+    n204 = 0  # RunPod /ping answers seen as 204 (initialising) before the 200
     while time.monotonic() < deadline:
         f = runner.fatal()
         if f:
@@ -682,8 +724,10 @@ def probe(d: Deployment, runner: Runner, proc: subprocess.Popen[bytes], log: lis
                 last = f"nothing listens on PORT_HEALTH {port}"
             elif r[0] == 204:
                 last = "204 (initialising)"
+                n204 += 1
             elif r[0] == 200:
-                log.append(f"RunPod health: GET /ping on PORT_HEALTH {port} -> 200")
+                log.append(f"RunPod health: GET /ping on PORT_HEALTH {port} -> 200" +
+                           (f" (after {n204} x 204 while the server loaded)" if n204 else ""))
                 return
             else:
                 last = f"GET /ping on PORT_HEALTH {port} -> {r[0]}"

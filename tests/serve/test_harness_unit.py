@@ -236,3 +236,18 @@ def test_ollama_host_parsing(value: str, host: str, port: int) -> None:
     from serve.standins import ollama_server
 
     assert ollama_server.parse_host(value) == (host, port)
+
+
+def test_a_c_build_stage_is_read_from_its_own_lines(tmp_path: Path) -> None:
+    """``COPY --from=STAGE PATH DEST``: the stage, and the RUN that compiles PATH from a context file (through the
+    stage's COPY), are found by reading the Dockerfile; no file name is special."""
+    (tmp_path / "Dockerfile").write_text(
+        "FROM alpine:3.20 AS tools\nWORKDIR /b\nRUN apk add --no-cache gcc musl-dev\nCOPY src/probe.c ./p.c\n"
+        "RUN cc -static -O2 -o out/probe p.c && strip out/probe\n"
+        "FROM alpine:3.20 AS other\nRUN echo unrelated > /x\n"
+        "FROM ollama/ollama:0.3.14\nCOPY --from=tools /b/out/probe /usr/local/bin/\nCOPY --from=other /x /x\n")
+    img = dockerimage.load(tmp_path / "Dockerfile")
+    (st, path, dest, _line), (other, opath, _d, _l) = img.stage_copies
+    assert (st.name, path, dest) == ("tools", "/b/out/probe", "/usr/local/bin/")
+    assert dockerimage.compile_step(st, path) == (["-static", "-O2"], ["src/probe.c"], 5)
+    assert dockerimage.compile_step(other, opath) is None  # nothing compiles /x: the harness says it cannot play it

@@ -16,12 +16,11 @@ import pytest
 from serve import pipeline
 
 # (app, target) -> reasons the harness gives today (any of them still present keeps the case an expected failure).
-# What is left is RunPod: a vLLM app that checks its own key in Authorization collides with the RunPod key (a plan
-# warning proposes dropping that key); the harness cannot build the static health adapter's C stage (ollama has no
-# python3). Clients that sent no key now send the RunPod key: the base_urls step adds it (flymigrate.requestauth).
+# Nothing is left: every fixture app serves on every target or its plan says BLOCKED. (A vLLM app that checks its
+# own key in Authorization serves: the RunPod Deployment drops that check, rules.APP_KEY; the ollama app's static
+# health adapter is built by the harness from its C stage and answers /ping; clients that sent no key send the
+# RunPod key: the base_urls step adds it where they call the app, flymigrate.requestauth.)
 KNOWN: dict[tuple[str, str], tuple[str, ...]] = {
-    ("serve-vllm-key", "runpod"): ("-> 401 (from the app)",),
-    ("serve-ollama-vol", "runpod"): ("exec '/opt/flymigrate/runpod-health': executable file not found",),
 }
 
 
@@ -90,3 +89,18 @@ def test_a_private_deployment_serves_its_rewritten_client(app: str, target: str,
     text = (case.dir / "client.py").read_text()
     want = {"modal": "Modal-Secret", "cloudrun": "X-Serverless-Authorization"}[target]
     assert want in text and "wk-harness" not in text and "eyJ" not in text
+
+
+def test_the_static_health_adapter_is_built_from_its_stage_and_answers_ping(fakes: pipeline.Fakes,
+                                                                             work: Path) -> None:
+    """ollama's image has no python3, so RunPod's /ping comes from the static C adapter the generated Dockerfile
+    builds in an Alpine stage and copies in (``COPY --from=``). The harness plays that stage with this host's
+    compiler (from the stage's own RUN line) and the adapter answers /ping: 204 while the server loads, then 200."""
+    case = pipeline.run_case("serve-ollama-vol", "runpod", fakes, work)
+    assert case.result is not None
+    log = case.result.log
+    assert "COPY --from=flymigrate-runpod-health" in (case.dir / "Dockerfile").read_text()
+    assert any("stage flymigrate-runpod-health (alpine:3.20) played with this host's compiler: gcc" in x
+               for x in log), log
+    ping = next((x for x in log if "GET /ping on PORT_HEALTH 18080 -> 200" in x), None)
+    assert ping is not None and "x 204 while the server loaded" in ping, log

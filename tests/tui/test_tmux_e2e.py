@@ -34,7 +34,7 @@ class Tmux:
         return subprocess.run(["tmux", "capture-pane", "-t", self.name, "-p"], capture_output=True, text=True,
                               check=True).stdout
 
-    def wait_for(self, text: str, timeout: float = 20.0) -> str:
+    def wait_for(self, text: str, timeout: float = 60.0) -> str:
         end = time.monotonic() + timeout
         while True:
             screen = self.screen()
@@ -44,7 +44,7 @@ class Tmux:
                 raise AssertionError(f"{text!r} did not appear; the screen was:\n{screen}")
             time.sleep(0.1)
 
-    def wait_gone(self, text: str, timeout: float = 20.0) -> None:
+    def wait_gone(self, text: str, timeout: float = 60.0) -> None:
         end = time.monotonic() + timeout
         while text in self.screen():
             if time.monotonic() > end:
