@@ -135,6 +135,9 @@ class Deployment:
     serves_http: bool = True  # fly.toml has an HTTP service (else the command runs as a worker, no endpoint)
     # environment reads clients must change: (old, new), e.g. the app key they sent as Bearer -> the platform's key
     client_env_renames: tuple[tuple[str, str], ...] = ()
+    # the headers clients must send, each read from an env var by name: (header, value prefix, env var); decided by
+    # the target (Target.client_auth); the base_urls step adds them where clients call the app (flymigrate.requestauth)
+    client_auth: tuple[tuple[str, str, str], ...] = ()
     # the target cannot run this deployment as is: each entry says why and the fix (the plan shows BLOCKED)
     blockers: tuple[str, ...] = ()
     gpu_type_override: str | None = None  # DeployOptions.gpu_type: the target's GPU id the user asked for
@@ -179,6 +182,7 @@ class Deployment:
             "auth_header": self.auth_header,
             "public": self.public,
             "client_env_renames": [{"old": o, "new": n} for o, n in self.client_env_renames],
+            "client_auth": [{"header": h, "prefix": p, "env": e} for h, p, e in self.client_auth],
             "blockers": list(self.blockers),
             "notes": list(self.notes),
             "files": [{"path": p, "action": a, "step": st} for p, a, st in self.files],
@@ -458,6 +462,7 @@ def build_deployment(plan: Plan, app: FlyApp, dockerfile_text: str | None, opts:
         app_auth_dropped=drop_auth, app_key_envs_dropped=drop_envs,
     )
     dep = target.finalize(dep, app)
+    dep = replace(dep, client_auth=tuple(target.client_auth(dep)))
     return replace(dep, files=tuple(planned_files(dep, plan, target, dockerfile_text, dockerfile_path)))
 
 

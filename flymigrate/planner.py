@@ -236,6 +236,15 @@ def build_plan(inp: PlanInputs, target_name: str, *, base_url: str | None = None
             url_step = replace(url_step, changes=url_step.changes + tuple(
                 f"clients that read {o} for their Bearer token read {n} instead ({target.label}'s gateway checks "
                 f"its own key in Authorization)" for o, n in renames))
+    auth_adds: list[str] = []
+    if dep.client_auth and hits:
+        # the target's auth, added where clients call the app (one decision: apply makes exactly these edits)
+        from .requestauth import plan_sites
+
+        auth_adds, by_hand = plan_sites(hits, inp.scan.texts if inp.scan else (), dep.client_auth,
+                                        dep.client_env_renames)
+        url_step = replace(url_step, changes=url_step.changes + tuple(auth_adds),
+                           cannot=url_step.cannot + tuple(by_hand))
     if dep.gpu != (plan.gpu or {}).get("target_gpu") or dep.blockers:
         # the target decided the GPU with what only the Deployment knows (the image's stack, the model's size):
         # the plan shows that decision, not the first guess from the Fly GPU kind
@@ -274,7 +283,17 @@ def build_plan(inp: PlanInputs, target_name: str, *, base_url: str | None = None
     if extra:
         plan = replace(plan, findings=tuple(sorted(plan.findings + tuple(extra),
                                                    key=lambda f: _SEVERITY_ORDER[f.severity])))
-    if dep.auth_header and url_step.status != "nothing_to_do":
+    if dep.client_auth and url_step.status != "nothing_to_do":
+        # the rewritten clients read the target's credentials from their environment, by name
+        from .requestauth import describe
+
+        names = " and ".join(dict.fromkeys(e for _, _, e in dep.client_auth))
+        note = spec.client_env_note if spec is not None else ""
+        line = (f"set {names} where the clients run (they read it by name{f': {note}' if note else ''})"
+                if auth_adds else f"clients must send `{describe(dep.client_auth)}` on every request (no request "
+                f"in the code here was rewritten; {note})" if note else "")
+        url_step = replace(url_step, needs=url_step.needs + ((line,) if line else ()))
+    elif dep.auth_header and url_step.status != "nothing_to_do":
         # flymigrate rewrites where clients call, not how they authenticate: say what they must send
         url_step = replace(url_step, needs=url_step.needs + (
             f"clients must send `{dep.auth_header}` on every request (the URL is rewritten; your auth code is "

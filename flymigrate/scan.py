@@ -48,6 +48,9 @@ class ScanResult:
     other_apps: tuple[BaseUrlHit, ...]  # Fly hostnames of *other* apps (reported, not rewritten)
     findings: tuple[Finding, ...]
     files_scanned: int
+    # the text of each client-code file (Python, shell, JS...) that holds this app's URL: the planner reads the
+    # requests made there (flymigrate.requestauth) without reading the files again
+    texts: tuple[tuple[str, str], ...] = ()
 
 
 def classify_host(host: str, app: str | None) -> tuple[str, bool] | None:
@@ -267,9 +270,12 @@ def scan_paths(roots: Iterable[tuple[Path, str]], app: str | None,
     """Scan code roots. ``roots`` are (path, label) pairs; hit paths are ``label/relative`` (or relative).
     ``exclude``: files that are inputs, not client code (the ``--secrets`` exports): never scanned, so never
     rewritten or backed up."""
+    from .requestauth import MAX_TEXT, is_client_code
+
     hits: list[BaseUrlHit] = []
     others: list[BaseUrlHit] = []
     findings: list[Finding] = []
+    texts: list[tuple[str, str]] = []
     scanned = 0
     seen: set[tuple[int, int]] = set()
     for x in exclude:
@@ -303,12 +309,14 @@ def scan_paths(roots: Iterable[tuple[Path, str]], app: str | None,
                                         f"{MAX_HITS_TOTAL}; pass narrower --code folders.", shown, "base_urls"))
                 return ScanResult(tuple(sorted(hits, key=lambda h: (h.path, h.line, h.column))),
                                   tuple(sorted(others, key=lambda h: (h.path, h.line, h.column))),
-                                  tuple(findings), scanned)
+                                  tuple(findings), scanned, tuple(texts))
+            if mine and len(text) <= MAX_TEXT and is_client_code(shown, text):
+                texts.append((shown, text))
             hits += mine
             others += theirs
     hits.sort(key=lambda h: (h.path, h.line, h.column))
     others.sort(key=lambda h: (h.path, h.line, h.column))
-    return ScanResult(tuple(hits), tuple(others), tuple(findings), scanned)
+    return ScanResult(tuple(hits), tuple(others), tuple(findings), scanned, tuple(texts))
 
 
 def rewrite_url(old: str, new_base: str) -> str:

@@ -134,6 +134,11 @@ class VerifySpec:
     health_ready_status: int = 200
     no_worker_status: int | None = None  # the platform's "no worker became ready in time" status (retried)
     wrong_url: tuple[str, str, str, str] | None = None  # (host, path prefix, what it is, the fix)
+    # what a rewritten client sends (flymigrate.requestauth adds it where clients call the app): (header, value
+    # prefix, env var the value is read from by name); sent only to a private deployment when client_auth_private
+    client_headers: tuple[tuple[str, str, str], ...] = ()
+    client_auth_private: bool = False
+    client_env_note: str = ""  # how the user fills those env vars where the clients run (shown in the plan's needs)
 
 
 class BaseTarget:
@@ -169,6 +174,14 @@ class BaseTarget:
     def findings(self, dep: Deployment, app: FlyApp) -> list[Finding]:
         """Findings only the target can see once the Deployment is decided (the planner adds them to the plan)."""
         return []
+
+    def client_auth(self, dep: Deployment) -> tuple[tuple[str, str, str], ...]:
+        """The headers clients of ``dep`` must send (from ``verify_spec``): none for a public deployment on a platform
+        whose auth is only for private ones, none for an app with no HTTP service."""
+        spec = self.verify_spec
+        if not spec.client_headers or not dep.serves_http or (spec.client_auth_private and dep.public):
+            return ()
+        return spec.client_headers
 
     def plan_notes(self, dep: Deployment) -> dict[str, list[str]]:
         """Per step id, lines the plan shows as "will change" that come from the platform itself."""

@@ -68,7 +68,15 @@ class CloudRunTarget(BaseTarget):
     weights_mount_root = None
     # private services need an identity token; X-Serverless-Authorization carries it and leaves Authorization to
     # the app (cloud.google.com/run/docs/authenticating/service-to-service)
+    # a rewritten client of a private service sends an identity token in X-Serverless-Authorization (leaving
+    # Authorization to the app's own key; Cloud Run checks X-Serverless-Authorization when both are present:
+    # cloud.google.com/run/docs/authenticating/service-to-service, GoogleCloudPlatform/cloud-run-proxy PR #25), read
+    # from CLOUD_RUN_ID_TOKEN, a name flymigrate chooses (Google defines none); tokens expire after an hour
     verify_spec = VerifySpec(
+        client_headers=(("X-Serverless-Authorization", "Bearer ", "CLOUD_RUN_ID_TOKEN"),),
+        client_auth_private=True,
+        client_env_note="`export CLOUD_RUN_ID_TOKEN=$(gcloud auth print-identity-token)`; it expires after an "
+                        "hour: a long-running client fetches one with google.oauth2.id_token.fetch_id_token",
         auth="identity-token",
         auth_hint="pass --id-token, log in with `gcloud auth login`, or grant your account roles/run.invoker on "
                   "the service")

@@ -42,6 +42,12 @@ class ModalTarget(BaseTarget):
     verify_spec = VerifySpec(
         auth="header-pair", pair_env=(("MODAL_PROXY_TOKEN_ID", "MODAL_PROXY_TOKEN_SECRET"), ("MODAL_KEY", "MODAL_SECRET")),
         pair_headers=("Modal-Key", "Modal-Secret"),
+        # a private endpoint (proxy auth) wants the token id and secret in Modal-Key / Modal-Secret on every request
+        # (modal.com/docs/guide/webhook-proxy-auth); Modal names no env vars for them: MODAL_KEY / MODAL_SECRET, the
+        # names the plan's auth line and verify use
+        client_headers=(("Modal-Key", "", "MODAL_KEY"), ("Modal-Secret", "", "MODAL_SECRET")),
+        client_auth_private=True,
+        client_env_note="a Proxy Auth Token's id and secret, modal.com/settings/proxy-auth-tokens",
         auth_hint="give a Modal proxy-auth token (MODAL_PROXY_TOKEN_ID and MODAL_PROXY_TOKEN_SECRET, from "
                   "Settings > Proxy Auth Tokens), in the environment or the --secrets export")
 

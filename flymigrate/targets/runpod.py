@@ -101,6 +101,11 @@ class RunPodTarget(BaseTarget):
         auth="platform-bearer", key_env=("RUNPOD_API_KEY",),
         auth_hint="set RUNPOD_API_KEY to an API key of the account that owns the endpoint",
         health_route="/ping", health_ready_status=200, no_worker_status=400,
+        # every request to an LB endpoint carries the RunPod API key as Bearer (the docs' and the worker template's
+        # curl: -H "Authorization: Bearer $RUNPOD_API_KEY"; docs.runpod.io/flash/apps/requests,
+        # github.com/runpod-workers/worker-load-balancing README), public or not
+        client_headers=(("Authorization", "Bearer ", "RUNPOD_API_KEY"),),
+        client_env_note="an API key of the endpoint's account",
         wrong_url=("api.runpod.ai", "/v2/", "a RunPod queue endpoint (/run, /runsync): an HTTP server (vLLM, "
                    "ollama, ...) never serves a request there",
                    "Deploy it as a load-balancing endpoint and verify https://ENDPOINT_ID.api.runpod.ai "

@@ -152,3 +152,25 @@ def test_apply_does_what_the_plan_says(name: str, app_dir: Path, target: str, tm
             hits, _ = find_in_text(got[0], plan.app, p)
             left = [h for h in hits if h.kind != "fdaa"]
             check("urls-rewritten", not left, f"{name}/{target}: {p} still has {[h.old for h in left][:3]}")
+            # the client-auth lines hold: every request to the new URL in these files now sends the target's header
+            # (the same analysis, run on the written file with the new URL in place of the Fly one)
+            if dep.client_auth:
+                from flymigrate.model import BaseUrlHit
+                from flymigrate.requestauth import analyze
+
+                text = got[0]
+                host = BASE_URL.split("://", 1)[1]
+                new_hits = [BaseUrlHit(p, i + 1, col + 1, host, "fly.dev")
+                            for i, ln in enumerate(text.split("\n")) for col in _finds(ln, host)]
+                if new_hits:
+                    missing = analyze(text, p, new_hits, dep.client_auth, dep.client_env_renames).changes
+                    check("client-auth-holds", not missing, f"{name}/{target}: {p} still has requests without "
+                          f"the target's auth: {[s.plan_line for s in missing][:3]}")
+
+
+def _finds(line: str, needle: str) -> list[int]:
+    out, i = [], line.find(needle)
+    while i != -1:
+        out.append(i)
+        i = line.find(needle, i + 1)
+    return out

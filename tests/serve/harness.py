@@ -848,6 +848,7 @@ def client_env(secrets_env: dict[str, str], front_port: int, bindir: Path) -> di
     env.update(HARNESS_FRONT=f"127.0.0.1:{front_port}", PYTHONPATH=str(HERE / "clientshim"),
                RUNPOD_API_KEY=RUNPOD_KEY, MODAL_KEY=MODAL_PROXY[0], MODAL_SECRET=MODAL_PROXY[1],
                MODAL_PROXY_KEY=MODAL_PROXY[0], MODAL_PROXY_SECRET=MODAL_PROXY[1],
+               CLOUD_RUN_ID_TOKEN=ID_TOKEN,  # what `export CLOUD_RUN_ID_TOKEN=$(gcloud auth print-identity-token)` sets
                PATH=f"{bindir}:{os.environ.get('PATH', '')}")
     return env
 

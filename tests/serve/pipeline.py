@@ -274,7 +274,7 @@ def modal_secrets(case_dir: Path, fakes: Fakes) -> dict[str, str]:
 
 
 def run_case(app: str, target: str, fakes: Fakes, work: Path, *, with_plan: bool = False,
-             source: Path | None = None) -> Case:
+             source: Path | None = None, apply_args: tuple[str, ...] = ()) -> Case:
     d = work / app
     shutil.copytree(source or FIXTURES / app, d, symlinks=True)
     env = fakes.env(work)
@@ -286,7 +286,7 @@ def run_case(app: str, target: str, fakes: Fakes, work: Path, *, with_plan: bool
         pr = _cli(["plan", str(d), "--to", target, "--format", "json", "--secrets", str(export)], env)
         plan = json.loads(pr.stdout) if pr.returncode == 0 and pr.stdout.strip().startswith("{") else {}
     base = BASE_URLS[target].format(app=app)
-    args = ["apply", str(d), "--to", target, "--yes", "--secrets", str(export), "--base-url", base]
+    args = ["apply", str(d), "--to", target, "--yes", "--secrets", str(export), "--base-url", base, *apply_args]
     if (d / "fly-secrets.json").exists():
         args += ["--secrets", str(d / "fly-secrets.json")]
     src = weights_from(app, work)

@@ -16,17 +16,11 @@ import pytest
 from serve import pipeline
 
 # (app, target) -> reasons the harness gives today (any of them still present keeps the case an expected failure).
-# What is left is RunPod: the endpoint is a load-balancing one and /ping answers, but clients that sent no key
-# to the public APP.fly.dev must now send the RunPod API key (the plan lists it under "needs"; flymigrate rewrites
-# the URL and an env read of the app's key, not code that builds no Authorization header at all). (A vLLM app that
-# checks its own key in Authorization serves: the RunPod Deployment drops that check, rules.APP_KEY; the ollama
-# app's static health adapter is built by the harness from its C stage and answers /ping.)
-RP_KEY = "RunPod LB wants Authorization: Bearer <RunPod API key>"
+# Nothing is left: every fixture app serves on every target or its plan says BLOCKED. (A vLLM app that checks its
+# own key in Authorization serves: the RunPod Deployment drops that check, rules.APP_KEY; the ollama app's static
+# health adapter is built by the harness from its C stage and answers /ping; clients that sent no key send the
+# RunPod key: the base_urls step adds it where they call the app, flymigrate.requestauth.)
 KNOWN: dict[tuple[str, str], tuple[str, ...]] = {
-    ("serve-whisper-baked", "runpod"): (RP_KEY,),
-    ("serve-ollama-vol", "runpod"): (RP_KEY,),
-    ("serve-tgi", "runpod"): (RP_KEY,),
-    ("serve-vllm-2x80", "runpod"): (RP_KEY,),
 }
 
 
@@ -60,26 +54,41 @@ def test_deployment_serves_or_is_blocked(app: str, target: str, fakes: pipeline.
                                                    if known else ""))
 
 
-def test_a_generated_deployment_fixed_by_hand_serves(fakes: pipeline.Fakes, work: Path) -> None:
-    """The harness is not stuck on "does not serve": the 2 x 80 GB app on RunPod, generated today, with the two
-    contract fixes the issue asks for made by hand (a load-balancing endpoint; the client sends the RunPod key),
-    serves; with only one of them it still does not."""
+def test_the_generated_client_auth_is_what_makes_it_serve(fakes: pipeline.Fakes, work: Path) -> None:
+    """The harness is not stuck on "serves": the 2 x 80 GB app on RunPod, as generated, serves because its rewritten
+    client sends the RunPod key; with the header flymigrate added taken out again, or on a queue endpoint, it does
+    not."""
     import json
 
     case = pipeline.run_case("serve-vllm-2x80", "runpod", fakes, work)
-    assert case.result is not None and not case.result.serves
-    spec_path = case.dir / "runpod-endpoint.json"
-    spec = json.loads(spec_path.read_text())
-    spec["endpoint"]["type"] = "LB"
-    spec_path.write_text(json.dumps(spec))
+    assert case.result is not None and case.result.serves, case.verdict
+    assert any("GET /ping on PORT_HEALTH 8000 -> 200" in x for x in case.result.log)
+    client = case.dir / "client.py"
+    text = client.read_text()
+    added = ", headers={\"Authorization\": f\"Bearer {os.environ['RUNPOD_API_KEY']}\"}"
+    assert added in text and "RUNPOD_API_KEY" not in (pipeline.FIXTURES / "serve-vllm-2x80" / "client.py").read_text()
+    client.write_text(text.replace(added, ""))
     r = case.rerun()
     assert not r.serves and "RunPod LB wants Authorization" in r.reason
-    client = case.dir / "client.py"
-    client.write_text(client.read_text().replace(
-        "timeout=20,", 'timeout=20, headers={"Authorization": "Bearer " + __import__("os").environ["RUNPOD_API_KEY"]},'))
+    client.write_text(text)
+    spec_path = case.dir / "runpod-endpoint.json"
+    spec = json.loads(spec_path.read_text())
+    spec["endpoint"]["type"] = "QB"
+    spec_path.write_text(json.dumps(spec))
     r = case.rerun()
-    assert r.serves, r
-    assert any("GET /ping on PORT_HEALTH 8000 -> 200" in x for x in r.log)
+    assert not r.serves
+
+
+@pytest.mark.parametrize("app,target", [("serve-tgi", "modal"), ("serve-whisper-baked", "cloudrun")])
+def test_a_private_deployment_serves_its_rewritten_client(app: str, target: str, fakes: pipeline.Fakes,
+                                                          work: Path) -> None:
+    """``--access private``: the platform's front wants its auth (Modal proxy auth; Cloud Run IAM) and the rewritten
+    client sends it, read from the environment by name (MODAL_KEY / MODAL_SECRET; CLOUD_RUN_ID_TOKEN)."""
+    case = pipeline.run_case(app, target, fakes, work, apply_args=("--access", "private"))
+    assert case.result is not None and case.result.serves, case.verdict
+    text = (case.dir / "client.py").read_text()
+    want = {"modal": "Modal-Secret", "cloudrun": "X-Serverless-Authorization"}[target]
+    assert want in text and "wk-harness" not in text and "eyJ" not in text
 
 
 def test_the_static_health_adapter_is_built_from_its_stage_and_answers_ping(fakes: pipeline.Fakes,

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...scan import apply_hits, find_in_text, read_text_enc, rename_env_reads
+from ...requestauth import Edit, analyze, apply_edits, hit_offsets
+from ...scan import find_in_text, read_text_enc, rename_env_reads, rewrite_url
 from ..context import TITLES, Context, FileChange, StepPreview
 
 
@@ -40,7 +41,17 @@ def preview_base_urls(ctx: Context) -> StepPreview:
         found, _ = find_in_text(text, ctx.plan.app, shown)
         hits = [h for h in found if h.kind != "fdaa"]
         if new_base:
-            new = rename_env_reads(apply_hits(text, hits, new_base), ctx.dep.client_env_renames)
+            # one set of edits on the text as the plan read it: the URLs, and the target's auth header where the
+            # file's requests call the app (the plan's "sends ..." lines: flymigrate.requestauth, same analysis)
+            renames = ctx.dep.client_env_renames
+            edits = [Edit(a, b, rewrite_url(text[a:b], new_base)) for a, b in hit_offsets(text, hits)]
+            auth = analyze(text, shown, hits, ctx.dep.client_auth, renames)
+            p.notes += [f"by hand: {s.plan_line}" for s in auth.manual]
+            try:
+                new = rename_env_reads(apply_edits(text, edits + auth.edits), renames)
+            except ValueError:  # an auth edit over a URL (never seen): the URLs only, the requests by hand
+                new = rename_env_reads(apply_edits(text, edits), renames)
+                p.notes += [f"by hand: {s.path}:{s.line}: add `{s.what}`" for s in auth.changes]
             changes.append(FileChange(shown, fp, text, new, encoding=enc))
         else:
             changes.append(FileChange(shown, fp, text, text, encoding=enc))

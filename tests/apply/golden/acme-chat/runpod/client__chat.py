@@ -8,5 +8,5 @@ STATUS_PAGE = "https://status.acme-chat.fly.dev.example.com/"  # a different hos
 
 
 def ask(prompt: str) -> str:
-    r = requests.post(f"{BASE_URL}/chat/completions", json={"messages": [{"role": "user", "content": prompt}]})
+    r = requests.post(f"{BASE_URL}/chat/completions", json={"messages": [{"role": "user", "content": prompt}]}, headers={"Authorization": f"Bearer {os.environ['RUNPOD_API_KEY']}"})
     return r.json()["choices"][0]["message"]["content"]

@@ -1,4 +1,5 @@
 """Asks the model for a one-line answer (non-streamed)."""
+import os
 import json
 import sys
 import urllib.request
@@ -10,7 +11,7 @@ PUBLIC = "https://new-endpoint.example.com"
 def main() -> int:
     body = json.dumps({"model": "tinyllama", "prompt": "Say hello", "stream": False}).encode()
     req = urllib.request.Request(f"{PUBLIC}/api/generate", data=body, method="POST",
-                                 headers={"Content-Type": "application/json"})
+                                 headers={"Content-Type": "application/json", "Authorization": f"Bearer {os.environ['RUNPOD_API_KEY']}"})
     with urllib.request.urlopen(req, timeout=20) as r:
         out = json.loads(r.read())
     print(out["response"])
