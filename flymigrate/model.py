@@ -183,6 +183,8 @@ class Build:
     args: tuple[tuple[str, str], ...] = ()
     build_target: str | None = None
     where: str | None = None
+    # the build context's .dockerignore patterns (read next to fly.toml, or <Dockerfile>.dockerignore beside it)
+    ignore: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
