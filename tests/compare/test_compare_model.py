@@ -290,3 +290,12 @@ def test_render_for_embedding(prices):
     assert md.startswith("### Target comparison for t:") and "<details>" not in md
     with pytest.raises(UserError, match="unknown format"):
         cmp.render(c, "yaml")
+
+
+def test_every_traffic_input_given_is_used_and_named_in_order(prices):
+    app = make_app("l40s", auto_stop="off", min_running=2, concurrency=Concurrency("requests", 8, 12))
+    inp = resolve(app, Traffic(requests_per_day=5000, seconds_per_request=3, busy_hours=10, concurrency=4), prices)
+    assert (inp.requests_per_day, inp.seconds_per_request, inp.busy_hours, inp.concurrency) == (5000.0, 3.0, 10.0, 4)
+    assert inp.given == ("concurrency", "seconds_per_request", "busy_hours", "requests_per_day")
+    assert not any(a.startswith(("requests/day", "busy hours/day", "seconds/request", "concurrency "))
+                   for a in inp.assumptions)
