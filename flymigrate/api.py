@@ -329,6 +329,11 @@ def load_inputs(
                                     "Dockerfile or an image.", shown_cfg, "dockerfile"))
     if df is not None:
         inputs.append(("dockerfile", df.path))
+        ignore = _dockerignore(cfg_dir, dpath)
+        if ignore:
+            from dataclasses import replace
+
+            app = replace(app, build=replace(app.build, ignore=ignore))
     elif app.build.image:
         inputs.append(("image", app.build.image))
     # a registry image built by Cog (cog.yaml beside fly.toml, no Dockerfile): Cog's own command is known
@@ -417,6 +422,18 @@ def plan(
         raise UserError(f"--base-url {opts.base_url!r} is not an http(s) URL.", hint="Example: https://api.example.com")
     p = build_plan(inp, target, options=opts)
     return attach_comparison(p, inp)
+
+
+def _dockerignore(context: Path, dockerfile: Path) -> tuple[str, ...]:
+    """The build context's ignore patterns: ``<Dockerfile>.dockerignore`` beside the Dockerfile (BuildKit) or the
+    context's ``.dockerignore`` (docs.docker.com/build/building/context/#dockerignore-files)."""
+    for p in (dockerfile.with_name(dockerfile.name + ".dockerignore"), context / ".dockerignore"):
+        try:
+            text = p.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            continue
+        return tuple(ln.strip() for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#"))
+    return ()
 
 
 def default_target() -> str:

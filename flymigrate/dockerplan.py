@@ -97,6 +97,8 @@ def analyze(
             issues.append(DockerIssue("fly-entrypoint-d", f"[[files]] injects {f.guest_path}, a Fly-only "
                                       "driver-setup hook.", f.where, None, "drop it", auto))
             continue
+        if FILES.already_copied(f, df, app):  # the image already has it there: nothing to add
+            continue
         src = f"local file {f.local_path}" if f.local_path else ("the secret " + f.secret_name if f.secret_name
                                                                 else "an inline raw_value")
         issues.append(DockerIssue("files", f"[[files]] injected {f.guest_path} from {src} at deploy time; the "

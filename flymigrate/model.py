@@ -183,6 +183,8 @@ class Build:
     args: tuple[tuple[str, str], ...] = ()
     build_target: str | None = None
     where: str | None = None
+    # the build context's .dockerignore patterns (read next to fly.toml, or <Dockerfile>.dockerignore beside it)
+    ignore: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -367,3 +369,13 @@ class Plan:
             if s.id == sid:
                 return s
         raise KeyError(sid)
+
+    @property
+    def weights_destination(self) -> str | None:
+        """Where the weights go: the Deployment's destination (what apply writes), read by every view."""
+        return self.deployment.weights_dest if self.deployment is not None else self.weights.destination_url
+
+    @property
+    def weights_mount_path(self) -> str | None:
+        """Where the app reads the weights on the target: the Deployment's mount path."""
+        return self.deployment.layout.mount_path if self.deployment is not None else self.weights.mount_path

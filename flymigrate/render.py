@@ -43,8 +43,8 @@ def to_json(plan: Plan) -> dict[str, object]:
         "weights": {
             "source": plan.weights.chosen.url if plan.weights.chosen else None,
             "source_kind": plan.weights.chosen.kind if plan.weights.chosen else None,
-            "destination": dep.weights_dest if dep else plan.weights.destination_url,
-            "mount_path": dep.layout.mount_path if dep else plan.weights.mount_path,
+            "destination": plan.weights_destination,
+            "mount_path": plan.weights_mount_path,
             "env": dict(plan.weights.env),
             "size_bytes": plan.weights.size_bytes,
             "found": [{"kind": w.kind, "url": w.url, "description": w.description, "where": w.where}

@@ -23,11 +23,12 @@ whole-file rules are below):
 from __future__ import annotations
 
 import json
+import posixpath
 import re
 import shlex
 from typing import TYPE_CHECKING
 
-from .model import Dockerfile, FileInjection, FlyApp
+from .model import DockerInstruction, Dockerfile, FileInjection, FlyApp
 from .parse.dockerfile import parse_dockerfile_text
 from .rules import (
     CUDA_BASE,
@@ -109,17 +110,27 @@ class FilesRule:
     def fixable(self, f: FileInjection) -> bool:
         return bool(f.local_path) or bool(FLY_ENTRYPOINT_D_RE.search(f.guest_path))
 
+    def already_copied(self, f: FileInjection, df: Dockerfile | None, app: FlyApp) -> bool:
+        """Whether the Dockerfile's final stage already puts ``f``'s local file at its guest path (then the
+        [[files]] entry added nothing the image lacks, and no COPY is written for it)."""
+        return bool(df is not None and f.local_path and
+                    copies_to(df, f.local_path, f.guest_path, ignore=app.build.ignore) is not None)
+
     def fixed_in(self, f: FileInjection, dockerfile_text: str | None) -> bool:
         """Whether a rewritten Dockerfile carries the fix for ``f``."""
         if FLY_ENTRYPOINT_D_RE.search(f.guest_path):  # dropped: nothing may copy it in
             return dockerfile_text is None or f"COPY {f.local_path} {f.guest_path}" not in dockerfile_text
         return bool(dockerfile_text and f.local_path and f"COPY {f.local_path} {f.guest_path}" in dockerfile_text)
 
-    def lines(self, app: FlyApp, ctx: RewriteContext) -> list[str]:
+    def lines(self, app: FlyApp, ctx: RewriteContext, df: Dockerfile | None = None) -> list[str]:
+        """The COPY lines for ``app``'s [[files]]; ``df``: the Dockerfile they go into (files it already copies
+        to the same place get none)."""
         lines: list[str] = []
         for f in app.files:
             if FLY_ENTRYPOINT_D_RE.search(f.guest_path):
                 ctx.notes.append(f"[[files]] {f.guest_path}: a Fly-only driver hook, not copied")
+                continue
+            if self.already_copied(f, df, app):
                 continue
             if f.local_path:
                 if not lines:
@@ -246,6 +257,116 @@ class RegistryRule:
         return bool(app.build.image and app.build.image.startswith("registry.fly.io/"))
 
 
+_GLOB = re.compile(r"[*?\[]")
+_ARCHIVE = re.compile(r"\.(tar|tar\.gz|tgz|tar\.bz2|tbz2?|tar\.xz|txz|tar\.zst)$")
+
+
+def _copy_operands(ins: DockerInstruction) -> tuple[list[str], str] | None:
+    """(sources, destination) of a COPY / ADD from the build context, or None when flymigrate cannot tell
+    where it puts things (another stage, variables, --parents / --exclude, URLs and archives ADD unpacks)."""
+    args = ins.args.strip()
+    flags: list[str] = []
+    while args.startswith("--"):
+        flag, _, args = args.partition(" ")
+        flags.append(flag)
+        args = args.lstrip()
+    if any(fl.startswith(("--from", "--parents", "--exclude")) for fl in flags):
+        return None
+    if args.startswith("["):
+        try:
+            toks = json.loads(args)
+        except ValueError:
+            return None
+        if not isinstance(toks, list) or not all(isinstance(t, str) for t in toks):
+            return None
+    else:
+        try:
+            toks = shlex.split(args)
+        except ValueError:
+            return None
+    if len(toks) < 2 or any("$" in t for t in toks):
+        return None
+    *srcs, dest = toks
+    if ins.keyword == "ADD" and any("://" in x or _ARCHIVE.search(x) or x.startswith("git@") for x in srcs):
+        return None
+    return srcs, dest
+
+
+def _ignored(rel: str, patterns: tuple[str, ...]) -> bool | None:
+    """Whether the build context's .dockerignore leaves ``rel`` out (None: a ``!`` exception makes it unclear)."""
+    import fnmatch
+
+    hit = False
+    for raw in patterns:
+        pat = raw.strip()
+        if not pat or pat.startswith("#"):
+            continue
+        if pat.startswith("!"):
+            return None
+        pat = posixpath.normpath(pat.lstrip("/"))
+        parts = rel.split("/")
+        # a pattern excludes the path itself or any folder above it; "**" matches across folders
+        prefixes = ["/".join(parts[:i]) for i in range(1, len(parts) + 1)]
+        if any(fnmatch.fnmatchcase(x, pat) or fnmatch.fnmatchcase(x, pat.replace("**/", "")) for x in prefixes):
+            hit = True
+    return hit
+
+
+def copies_to(df: Dockerfile, local: str, guest: str, *, ignore: tuple[str, ...] = ()) -> DockerInstruction | None:
+    """The COPY / ADD in the final stage that puts the build context's ``local`` file at ``guest``, resolving
+    WORKDIR, directory copies (``COPY . /app``, ``COPY src/ /app/src``) and destinations that are folders;
+    ``ignore``: the context's .dockerignore patterns (a file they leave out is not copied). Conservative: None whenever it is not sure (a missing COPY costs a duplicate line, a wrong match a file)."""
+    final = max((i for i, ins in enumerate(df.instructions) if ins.keyword == "FROM"), default=-1)
+    loc = posixpath.normpath(local)
+    if loc.startswith(("/", "..")):
+        return None
+    want = posixpath.normpath(guest)
+    if _ignored(loc, ignore) is not False:
+        return None
+    workdir = "/"
+    dirs = {"/"}  # folders known to exist in the image (WORKDIR creates one)
+    found = None
+    for ins in df.instructions[final + 1:]:
+        if ins.keyword == "WORKDIR":
+            wd = ins.args.strip().strip("\"'")
+            if "$" in wd:
+                return None
+            workdir = posixpath.normpath(posixpath.join(workdir, wd))
+            dirs.add(workdir)
+            continue
+        if ins.keyword not in ("COPY", "ADD"):
+            continue
+        ops = _copy_operands(ins)
+        if ops is None:
+            continue
+        srcs, dest = ops
+        dest_abs = posixpath.normpath(posixpath.join(workdir, dest))
+        into_dir = dest.endswith("/") or len(srcs) > 1 or dest_abs in dirs or dest in (".", "./")
+        landed = None
+        for src in srcs:
+            s = posixpath.normpath(src.lstrip("/")) if src.strip("/") else "."
+            if s == ".":
+                landed = posixpath.join(dest_abs, loc)
+            elif s == loc:
+                landed = posixpath.join(dest_abs, posixpath.basename(loc)) if into_dir else dest_abs
+            elif loc.startswith(s + "/"):  # a folder: its contents go into the destination
+                landed = posixpath.join(dest_abs, loc[len(s) + 1:])
+            elif _GLOB.search(s):
+                import fnmatch
+
+                if fnmatch.fnmatchcase(loc, s) and "/" not in loc[len(posixpath.dirname(s)):].lstrip("/"):
+                    landed = posixpath.join(dest_abs, posixpath.basename(loc))
+            if landed is not None:
+                break
+        if landed is not None and posixpath.normpath(landed) == want:
+            found = ins
+        elif dest_abs == want:
+            found = None  # a later copy put something else there
+        if into_dir or landed is not None:
+            dirs.add(dest_abs)
+    return found
+
+
 NO_CUDA = NoCudaRule()
 FILES = FilesRule()
 COMMAND = CommandRule()
@@ -328,7 +449,7 @@ def rewrite_dockerfile_checked(text: str, ctx: RewriteContext, *, uses_gpu: bool
     replace = {start: (df.instructions[idx].end_line, new) for idx, (start, new) in repl.items()}
     out: list[str] = []
     i = 0
-    extra_before_cmd = FILES.lines(ctx.app, ctx) + runpod_link_lines(ctx)
+    extra_before_cmd = FILES.lines(ctx.app, ctx, df) + runpod_link_lines(ctx)
     already = set(lines)
     extra_before_cmd = _only_new(extra_before_cmd, already)
     cmd_lines = _only_new(COMMAND.lines(ctx.app, ctx), already)

@@ -183,6 +183,15 @@ def resolve_gpu_spec(inp: PlanInputs) -> GpuSpec:
     return GpuSpec(kind, spec.count, spec.origin, spec.where)
 
 
+def _given(traffic: Traffic, name: str, given: list[str]) -> float | None:
+    """The traffic input ``name`` as the user gave it (noted in ``given``), or None: it is then derived."""
+    value = getattr(traffic, name)
+    if value is None:
+        return None
+    given.append(name)
+    return float(value)
+
+
 def resolve_inputs(inp: PlanInputs, plans: dict[str, Plan], weights_bytes: int | None, traffic: Traffic,
                    prices: Prices, notes: tuple[str, ...] | list[str] = ()) -> Inputs:
     """Fill the traffic the user did not give from fly.toml and the plans, and say so."""
@@ -216,9 +225,9 @@ def resolve_inputs(inp: PlanInputs, plans: dict[str, Plan], weights_bytes: int |
                "itself is not in fly.toml.")
 
     # the traffic's concurrency (what one Fly machine took); each option is priced at its Deployment's
-    if traffic.concurrency is not None:
-        conc = int(traffic.concurrency)
-        given.append("concurrency")
+    given_conc = _given(traffic, "concurrency", given)
+    if given_conc is not None:
+        conc = int(given_conc)
     elif svc is not None and svc.concurrency is not None and (svc.concurrency.soft_limit or svc.concurrency.hard_limit):
         c = svc.concurrency
         conc = int(c.soft_limit or c.hard_limit or 1)
@@ -241,31 +250,25 @@ def resolve_inputs(inp: PlanInputs, plans: dict[str, Plan], weights_bytes: int |
         out.append(f"each option is priced at its deployment's concurrency per instance ({per_c}); seconds/request "
                    "is the time one request takes at that load.")
 
-    if traffic.seconds_per_request is not None:
-        spr = float(traffic.seconds_per_request)
-        given.append("seconds_per_request")
-    else:
+    spr = _given(traffic, "seconds_per_request", given)
+    if spr is None:
         spr = DEFAULT_SECONDS_PER_REQUEST
         out.append(f"seconds/request = {spr:g} (default; pass --seconds-per-request).")
 
     steady = warm > 0
-    if traffic.busy_hours is not None:
-        busy = float(traffic.busy_hours)
-        given.append("busy_hours")
-    else:
+    busy = _given(traffic, "busy_hours", given)
+    if busy is None:
         busy = 24.0 if steady else DEFAULT_ONDEMAND_BUSY_HOURS
         how = ("warm instances imply steady traffic" if steady
                else "a scale-to-zero app implies traffic in part of the day")
         out.append(f"busy hours/day = {busy:g} ({how}; pass --busy-hours).")
-    if traffic.requests_per_day is not None:
-        rpd = float(traffic.requests_per_day)
-        given.append("requests_per_day")
-    elif steady:
+    rpd = _given(traffic, "requests_per_day", given)
+    if rpd is None and steady:
         rpd = DEFAULT_STEADY_UTILISATION * warm * busy * 3600.0 * conc / spr
         out.append(f"requests/day = {rpd:,.0f}: the {warm} warm instance(s) {DEFAULT_STEADY_UTILISATION:.0%} busy "
                    f"during {busy:g} h ({DEFAULT_STEADY_UTILISATION:g} x {warm} x {busy:g} h x 3600 x "
                    f"{conc} / {spr:g} s; pass --requests-per-day).")
-    else:
+    elif rpd is None:
         rpd = DEFAULT_ONDEMAND_REQUESTS
         out.append(f"requests/day = {rpd:,.0f} (default for a scale-to-zero app; pass --requests-per-day).")
 

@@ -190,15 +190,18 @@ def target_facts(session: Session) -> list[tuple[str, dict[str, str]]]:
     def row(label: str, fn: Callable[[str, Plan], str]) -> None:
         rows.append((label, {t: fn(t, p) for t, p in session.plans.items()}))
 
-    def gpu(_t: str, p: Plan) -> str:
-        g = p.gpu or {}
+    def gpu(_t: str, p: Plan) -> str:  # the Deployment's GPU (what apply writes), with the plan's fit check
+        g, dep = p.gpu or {}, p.deployment
         if not g:
             return "CPU only (no GPU)" if any(f.code == "cpu-only" for f in p.findings) else "no GPU in fly.toml"
         fit = "fits" if g.get("fits") else ("BLOCKED" if g.get("blocked") else "does not fit")
-        return f"{g.get('target_gpu')}, {g.get('target_vram_gb', '?')} GB, {fit}"
+        name = (dep.gpu if dep is not None else g.get("target_gpu")) or "not offered"
+        count = dep.gpu_count if dep is not None else 1
+        vram = f"{g.get('target_vram_gb', '?')} GB"
+        return f"{name}, {f'{count} x ' if count > 1 else ''}{vram}, {fit}"
 
-    def scaling(_t: str, p: Plan) -> str:
-        s = p.scaling
+    def scaling(_t: str, p: Plan) -> str:  # the Deployment's scaling
+        s = p.deployment.scaling if p.deployment is not None else p.scaling
         if s is None:
             return "n/a"
         idle = f", idle {s.idle_timeout_s}s" if s.idle_timeout_s is not None else ""
@@ -292,9 +295,9 @@ def step_preview(session: Session, target: str, step_id: str) -> list[str]:
         if w.chosen:
             out.append(f"  {w.chosen.description}" + (f" ({w.chosen.where})" if w.chosen.where else ""))
         if ap is None:
-            out.append(f"@ to    {w.destination_url or '(no destination)'}")
-        if w.mount_path:
-            out.append(f"  mounted where the app expects it: {w.mount_path}")
+            out.append(f"@ to    {plan.weights_destination or '(no destination)'}")
+        if plan.weights_mount_path:
+            out.append(f"  mounted where the app expects it: {plan.weights_mount_path}")
         for k, v in w.env:
             out.append(f"+ env {k}={v}")
         out.append(f"  size: {fmt_bytes(w.size_bytes)}")
@@ -372,6 +375,12 @@ def step_preview(session: Session, target: str, step_id: str) -> list[str]:
     for c in step.cannot:
         out.append(f"! {c}")
     return out
+
+
+def step_heading(session: Session, target: str, step_id: str) -> tuple[str, str, str]:
+    """(title, status, summary) of a step page, as the plan states them (its JSON ``steps[]``)."""
+    step = session.plans[target].step(step_id)
+    return step.title, step.status, server_neutral(session, step.summary)
 
 
 def step_checks(session: Session, target: str, step_id: str) -> tuple[str, ...]:

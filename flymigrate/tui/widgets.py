@@ -299,14 +299,13 @@ class StepPage(Page):
             self.query_one(".step-checks", Vertical).remove_children()
             self.check_texts = []
             return
-        step = session.plans[target].step(self.step_id)
-        t = Text(f"Step {n} of 5: {step.title}  ", style="bold")
+        title, planned, summary = core.step_heading(session, target, self.step_id)
+        t = Text(f"Step {n} of 5: {title}  ", style="bold")
         # once the step ran, its header says so (the plan's status described it before it ran)
-        status = progress.status if progress.status in ("done", "running", "paused", "failed") else step.status
+        status = progress.status if progress.status in ("done", "running", "paused", "failed") else planned
         t.append(f"[{STATUS_LABEL.get(status, status)}]",
                  style=styles["lost"] if status in ("blocked", "failed") else styles["needs"]
                  if status in ("manual", "paused", "running") else styles["diff-add"])
-        summary = core.server_neutral(session, step.summary)
         if status == "done":  # the plan's counts describe the app before the step ran
             summary = f"Before this step ran: {summary}"
         t.append(f"\n{summary}")

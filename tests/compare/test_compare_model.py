@@ -306,3 +306,10 @@ def test_a_blocked_deployment_is_priced_but_never_recommended(prices):
     assert rp and all("GET /ping" in r.blocked for r in rp)
     assert c.recommendation.key is not None and not c.recommendation.key.startswith("runpod")
     assert all(r["blocked"] for r in c.to_json()["rows"] if r["target"] == "runpod")
+def test_every_traffic_input_given_is_used_and_named_in_order(prices):
+    app = make_app("l40s", auto_stop="off", min_running=2, concurrency=Concurrency("requests", 8, 12))
+    inp = resolve(app, Traffic(requests_per_day=5000, seconds_per_request=3, busy_hours=10, concurrency=4), prices)
+    assert (inp.requests_per_day, inp.seconds_per_request, inp.busy_hours, inp.concurrency) == (5000.0, 3.0, 10.0, 4)
+    assert inp.given == ("concurrency", "seconds_per_request", "busy_hours", "requests_per_day")
+    assert not any(a.startswith(("requests/day", "busy hours/day", "seconds/request", "concurrency "))
+                   for a in inp.assumptions)

@@ -148,3 +148,15 @@ def test_api_reaches_apply_and_tui_only_lazily():
     top = [m for m, at_top in _imports("api.py", tree)
            if at_top and m.startswith(("flymigrate.apply", "flymigrate.tui")) or at_top and m.split(".")[0] in SDKS]
     assert not top, top
+
+
+def test_textual_only_under_tui_and_not_in_its_headless_part():
+    """docs/architecture.md, "The TUI": Textual is imported only under tui/, and tui/core.py and tui/state.py (what
+    the pages show, what the walkthrough remembers) import none of it, so they are tested without a terminal."""
+    bad = []
+    for rel, tree in _modules():
+        headless = rel in ("tui/core.py", "tui/state.py")
+        for mod, _at_top in _imports(rel, tree):
+            if mod.split(".")[0] == "textual" and (headless or not rel.startswith("tui/")):
+                bad.append(f"flymigrate/{rel} imports {mod}")
+    assert not bad, "\n".join(bad)

@@ -64,16 +64,18 @@ def moto() -> Iterator[Any]:
 
 
 async def settle(app: Any, pilot: Any) -> None:
-    """Wait until the workers are idle and the messages they posted are handled. The session worker starts after
-    the first frame (``call_after_refresh``): on a loaded machine it may not exist yet when this is first called,
-    so wait until the app has read the app (or shows why it could not)."""
-    for _ in range(200):
+    """Wait until the workers are idle and the messages they posted are handled.
+
+    The first read of the app starts after the first frame (``call_after_refresh``): on a loaded machine no
+    worker may exist yet when this is first called, so it also waits (boundedly) until the session is read or
+    an error panel is up.
+    """
+    for _ in range(400):
         await app.workers.wait_for_complete()
         await pilot.pause()
-        if getattr(app, "session", None) is not None or len(app.screen_stack) > 1:
-            break
-    await app.workers.wait_for_complete()
-    await pilot.pause()
+        if getattr(app, "session", None) is not None or len(app.screen_stack) > 1 or not app.is_running:
+            return
+        await pilot.pause(0.05)
 
 
 def plain(widget: Any) -> str:

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .conftest import SIZE
+from .conftest import settle as settle_app
 
 Press = Callable[[Any], Any]
 
@@ -23,6 +24,7 @@ def settle_then(*keys: str) -> Press:
             await pilot.pause()
 
     async def run_before(pilot: Any) -> None:
+        await settle_app(pilot.app, pilot)  # the first read of the app has started and ended
         await settle(pilot)
         if keys:
             await pilot.press(*keys)

@@ -34,6 +34,8 @@ class Tmux:
         return subprocess.run(["tmux", "capture-pane", "-t", self.name, "-p"], capture_output=True, text=True,
                               check=True).stdout
 
+    # generous bounds: a behaviour test, not a timing one (on 2 cores shared with the rest of the suite, a key
+    # typed while the app is starved of CPU took over 20 s to show); it returns as soon as the text is there
     def wait_for(self, text: str, timeout: float = 60.0) -> str:
         end = time.monotonic() + timeout
         while True:
