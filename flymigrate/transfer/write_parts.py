@@ -18,26 +18,18 @@ from .journal import FileRow
 from .knobs import HASH_CHUNK, MD5_WHERE, STREAM_PARALLEL, _crash_point
 from .plan import multipart_etag
 from .retry import _Stopped
+from .run_attrs import RunAttrs
 from .streams import RangeBody
 
 
-class PartsMixin:
-    # the attributes and the helpers it uses are those of engine._Run
-    src: Any
-    dst: Any
-    j: Any
-    opts: Any
-    emit: Any
-    result: Any
-    stop: Any
-    pool: Any
+class PartsMixin(RunAttrs):
+    # the helpers it uses are those of engine._Run
     slots: Any
     part_q: Any
     check_md5: bool
     use_crc32c: bool
     streaming: bool
     par_reads: bool
-    _mu: Any
 
     def upload_worker(self) -> None:
         while True:
