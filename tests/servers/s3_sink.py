@@ -5,7 +5,7 @@ sizes and ETags. Understands plain bodies, ``Transfer-Encoding: chunked`` and ``
 (signed streaming / checksum trailers, as the Go SDKs send them). Any credentials are accepted.
 Verifies what AWS verifies in a request's headers: ``Content-MD5`` and ``x-amz-checksum-crc32c`` (a body that
 does not match is refused with 400 BadDigest, the checksum is echoed on success and listed by ListParts).
-``corrupt_bodies``: the server flips a byte of the Nth bodies (counting those with a checksum header, from 1)
+``corrupt``: ``{"KEY" or "KEY#PART": n}``: the server flips a byte of the next n bodies of that object or part
 before checking them (tests: damage in flight).
 
     python tests/servers/s3_sink.py [PORT]      # prints http://127.0.0.1:PORT
@@ -62,7 +62,7 @@ class State:
         self.buckets: set[str] = set()
         self.bytes_in = 0
         self.bodies = 0
-        self.corrupt_bodies: set[int] = set()  # flip one byte of these bodies (with a checksum header; tests)
+        self.corrupt: dict[str, int] = {}  # "KEY" / "KEY#PART" -> flip one byte of its next n bodies (tests)
         self.corrupted = 0
         self.refused = 0  # bodies refused because their checksum did not match
 
@@ -108,9 +108,12 @@ class Handler(BaseHTTPRequestHandler):
         self._crc: int | None = 0 if want_crc else None
         self._flip = False
         if want_crc or h.get("content-md5"):
+            _b, key, q = self._parse()
+            spec = f"{key}#{q['partNumber'][0]}" if "partNumber" in q else key
             with self.state.mu:
                 self.state.bodies += 1
-                if self.state.bodies in self.state.corrupt_bodies:
+                if self.state.corrupt.get(spec, 0) > 0:
+                    self.state.corrupt[spec] -= 1
                     self._flip = True
                     self.state.corrupted += 1
         total, etag = self._body_md5_inner()
