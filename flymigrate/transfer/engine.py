@@ -769,6 +769,7 @@ def _resume_url(url: str, parsed: Any) -> str:
 
 
 PART_CHECKS = ("auto", "crc32c", "md5", "none")
+PROBE_KEY = ".flymigrate-checksum-probe-"  # = s3.PROBE_KEY (+ a random suffix): the probe's multipart upload
 
 
 def _part_check(opts: TransferOptions) -> str:
@@ -859,8 +860,9 @@ def _cleanup(dst: Destination, entries: list[Entry], emit: Callable[[Event], Non
         return
     prefix = getattr(dst, "prefix", "")
     ours = {(f"{prefix}/{e.path}" if prefix else e.path) for e in entries}
+    probe = f"{prefix}/{PROBE_KEY}" if prefix else PROBE_KEY  # a checksum probe of a run killed mid-probe
     for st in stale:
-        if st.get("key") in ours:
+        if st.get("key") in ours or str(st.get("key", "")).startswith(probe):
             try:
                 tries(lambda st=st: dst.abort_stale(st))
                 emit(Event("cleanup", st.get("key"), message="aborted an abandoned multipart upload"))

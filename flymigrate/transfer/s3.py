@@ -43,6 +43,7 @@ from .base import (
 from .streams import MemBody
 
 T = TypeVar("T")
+PROBE_KEY = ".flymigrate-checksum-probe-"  # engine._cleanup aborts a probe upload a killed run left behind
 
 RUNPOD_MAX = 500 * 1000 * 1000  # "files > 500 MB must use multipart; max part 500 MB" (decimal MB, to be safe)
 
@@ -444,7 +445,7 @@ class S3Destination(S3Base):
         (True, why) or (False, why)."""
         import uuid
 
-        key = join_key(self.prefix, f".flymigrate-checksum-probe-{uuid.uuid4().hex[:12]}")
+        key = join_key(self.prefix, f"{PROBE_KEY}{uuid.uuid4().hex[:12]}")
         try:
             r = self.call("CreateMultipartUpload", key, self.client.create_multipart_upload, Bucket=self.bucket,
                           Key=key, ChecksumAlgorithm="CRC32C")
