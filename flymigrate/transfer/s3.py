@@ -40,7 +40,7 @@ from .base import (
     WriteMode,
     join_key,
 )
-from .streams import MemBody
+from .streams import FileSpan, MemBody
 
 T = TypeVar("T")
 PROBE_KEY = ".flymigrate-checksum-probe-"  # engine._cleanup aborts a probe upload a killed run left behind
@@ -170,6 +170,51 @@ def probe_runpod_datacenter(volume_id: str, access_key: str, secret_key: str, en
                     f"{', '.join(sorted(answers))}. Or pass --datacenter.")
 
 
+def _enable_sendfile() -> bool:
+    """Teach botocore's HTTP connection to send a :class:`~.streams.FileSpan` body chunk with ``socket.sendfile``
+    (os.sendfile on plain TCP; over TLS, which sendfile cannot encrypt, big reads and ``sendall``). Every other
+    chunk goes the usual way. botocore 1.44: urllib3 2's ``HTTPConnection.request`` sends each chunk of a
+    file-like body through ``AWSConnection.send``, which drops the body once the server has answered (Expect:
+    100-continue, ``_response_received``): kept. False (bodies stay plain bytes) if botocore is not shaped so."""
+    import ssl
+
+    try:
+        from botocore.awsrequest import AWSConnection
+    except ImportError:
+        return False
+    if getattr(AWSConnection, "_fm_sendfile", False):
+        return True
+    orig = AWSConnection.__dict__.get("send")
+    if orig is None or "_response_received" not in getattr(AWSConnection.__init__, "__code__", None).co_names:
+        return False
+
+    def send(self: Any, data: Any) -> Any:
+        if not isinstance(data, FileSpan):
+            return orig(self, data)
+        if self._response_received:
+            return orig(self, b"")  # botocore's no-op and its log line
+        if self.sock is None:
+            self.connect()
+        sent = 0
+        if isinstance(self.sock, ssl.SSLSocket):
+            data.f.seek(data.offset)
+            while sent < data.count:
+                block = data.f.read(min(4 * MiB, data.count - sent))
+                if not block:
+                    break
+                self.sock.sendall(block)
+                sent += len(block)
+        else:
+            sent = self.sock.sendfile(data.f, data.offset, data.count)
+        if sent != data.count:
+            raise OSError("source file is shorter than when it was listed (changed during the copy?)")
+        return None
+
+    AWSConnection.send = send
+    AWSConnection._fm_sendfile = True
+    return True
+
+
 class _Ctx:
     def __init__(self, kind: str, bucket: str, endpoint: str | None, cred_hint: str) -> None:
         self.kind = kind
@@ -283,6 +328,8 @@ class S3Base:
                               aws_session_token=env.get("AWS_SESSION_TOKEN"))
         self.endpoint = endpoint
         self.ctx = _Ctx(self.kind, self.bucket, endpoint, cred_hint)
+        # bodies read from a regular file with nothing to hash on the way go out by sendfile(2)
+        self.sendfile = os.environ.get("FLYMIGRATE_SENDFILE", "1") != "0" and _enable_sendfile()
         base = dict(
             s3={"addressing_style": "path", "payload_signing_enabled": False},
             signature_version="s3v4",

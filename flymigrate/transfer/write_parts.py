@@ -88,7 +88,8 @@ class PartsMixin(RunAttrs):
                             break
                     elif c32 is not None:
                         def send_checked() -> PartInfo:
-                            body = RangeBody(lambda: self.src.open(fs.entry, 0), off, n, ())
+                            body = RangeBody(lambda: self.src.open(fs.entry, 0), off, n, (),
+                                             sendfile=getattr(self.dst, "sendfile", False))
                             try:
                                 return fs.upload.write_part(number, body, c32)  # type: ignore[no-any-return]
                             finally:
@@ -324,7 +325,7 @@ class PartsMixin(RunAttrs):
         up = self.dst.open_upload(entry, None, digest)
 
         def send() -> DestEntry:
-            body = RangeBody(lambda: self.src.open(entry, 0), 0, entry.size, ())
+            body = RangeBody(lambda: self.src.open(entry, 0), 0, entry.size, (), sendfile=getattr(self.dst, "sendfile", False))
             try:
                 return up.put(body, digest, c32)  # type: ignore[attr-defined, no-any-return]
             finally:
