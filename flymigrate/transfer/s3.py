@@ -21,6 +21,7 @@ logged and backs off with jitter).
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO, TypeVar
 
@@ -287,7 +288,7 @@ def _translate(ctx: _Ctx, op: str, key: str | None, exc: BaseException) -> BaseE
 
 class S3Base:
     def __init__(self, url: ParsedURL, opts: AdapterOptions) -> None:
-        import boto3
+        import botocore.session  # not boto3: its import (s3transfer, resources) is ~0.25 s of every run's start
         from botocore.config import Config
 
         env = opts.env
@@ -339,16 +340,24 @@ class S3Base:
             max_pool_connections=max(10, opts.connections),
             tcp_keepalive=True,
         )
-        session = boto3.session.Session()
-        self.client = session.client(
+        self._session = botocore.session.get_session()
+        self.client = self._session.create_client(
             "s3", endpoint_url=endpoint, region_name=region,
             config=Config(connect_timeout=20, read_timeout=120, **base), **kwargs,
         )
-        # CompleteMultipartUpload on a big file can take many minutes on RunPod (B.1).
-        self.slow_client = session.client(
-            "s3", endpoint_url=endpoint, region_name=region,
-            config=Config(connect_timeout=20, read_timeout=7200, **base), **kwargs,
-        )
+        self._slow_args = dict(endpoint_url=endpoint, region_name=region,
+                               config=Config(connect_timeout=20, read_timeout=7200, **base), **kwargs)
+        self._slow: Any = None
+        self._slow_mu = threading.Lock()
+
+    @property
+    def slow_client(self) -> Any:
+        """For CompleteMultipartUpload, which on a big file can take many minutes on RunPod (B.1). Made when first
+        needed: a run of small files (single PUTs) never completes an upload."""
+        with self._slow_mu:
+            if self._slow is None:
+                self._slow = self._session.create_client("s3", **self._slow_args)
+            return self._slow
 
     def describe(self) -> str:
         return self.url
@@ -380,7 +389,9 @@ class S3Base:
             token = page.get("NextContinuationToken")
 
     def close(self) -> None:
-        for c in (self.client, self.slow_client):
+        for c in (self.client, self._slow):
+            if c is None:
+                continue
             try:
                 c.close()
             except Exception:

@@ -158,8 +158,9 @@ class RangeBody(io.RawIOBase):
         self._offset = offset
         self.length = length
         self._algos = algos
-        self._buf = bytearray(min(chunk, max(1, length)))
-        self._mv = memoryview(self._buf)
+        self._chunk = min(chunk, max(1, length))
+        self._buf: bytearray | None = None  # made on the first read that needs it (not for sendfile)
+        self._mv = memoryview(b"")
         self._f: Any = None
         self._fpos = -1  # position of the file handle relative to offset
         self._pos = 0
@@ -206,6 +207,9 @@ class RangeBody(io.RawIOBase):
             self._fpos = -1  # sendfile moves the file position
             return span
         self._sendfile = False
+        if self._buf is None:
+            self._buf = bytearray(self._chunk)
+            self._mv = memoryview(self._buf)
         if self._fpos != self._pos:
             self._f.seek(self._offset + self._pos)
             self._fpos = self._pos

@@ -22,6 +22,9 @@ from .run_attrs import RunAttrs
 from .streams import RangeBody
 
 
+_TLS = threading.local()
+
+
 class PartsMixin(RunAttrs):
     # the helpers it uses are those of engine._Run
     slots: Any
@@ -304,7 +307,9 @@ class PartsMixin(RunAttrs):
     def _single_put_checked(self, entry: Entry) -> None:
         sha = hashlib.sha256()
         crc = 0
-        buf = bytearray(min(HASH_CHUNK, max(1, entry.size)))
+        buf = getattr(_TLS, "buf", None)  # one read buffer per file worker, not one per small file
+        if buf is None:
+            buf = _TLS.buf = bytearray(HASH_CHUNK)
         mv = memoryview(buf)
         try:
             f = self.src.open(entry, 0)
