@@ -186,7 +186,8 @@ def _enable_sendfile() -> bool:
     if getattr(AWSConnection, "_fm_sendfile", False):
         return True
     orig = AWSConnection.__dict__.get("send")
-    if orig is None or "_response_received" not in getattr(AWSConnection.__init__, "__code__", None).co_names:
+    code = getattr(AWSConnection.__init__, "__code__", None)
+    if orig is None or code is None or "_response_received" not in code.co_names:
         return False
 
     def send(self: Any, data: Any) -> Any:
