@@ -73,7 +73,11 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--state-dir", type=Path, default=None, metavar="DIR", help="where journals and logs live")
     p.add_argument("--overwrite", action="store_true", help="replace destination files that differ from the source")
     p.add_argument("--no-part-md5", action="store_true",
-                   help="skip comparing each part's MD5 with its ETag (saves CPU; sha256 and size checks stay on)")
+                   help="no per-part check on the server (= --part-check none; sha256 and size checks stay on)")
+    p.add_argument("--part-check", choices=("auto", "crc32c", "md5", "none"), default="auto",
+                   help="how the destination checks each part, on top of the end-to-end sha256: auto (default) = "
+                   "CRC32C (x-amz-checksum-crc32c) where the S3 endpoint verifies it (probed once per run), else the "
+                   "part's MD5 against its ETag; crc32c / md5 = that one; none = neither")
     p.add_argument("--secrets", action="append", default=[], metavar="FILE",
                    help="also read credentials from this file (repeatable): a .env / `fly secrets import` file or an "
                    "env dump, e.g. the export of your Fly app, where `fly storage create` put Tigris's AWS_* values. "
@@ -244,6 +248,7 @@ def run(args: argparse.Namespace) -> int:
         state_dir=args.state_dir,
         stop=stop,
         part_md5=not args.no_part_md5,
+        part_check=args.part_check,
     )
     if args.retry_for is not None:
         opts.retry_for = args.retry_for

@@ -110,6 +110,7 @@ class PartInfo:
     number: int
     size: int
     etag: str
+    crc32c: str | None = None  # base64 CRC32C the server verified (x-amz-checksum-crc32c), when one was sent
 
 
 # --------------------------------------------------------------------------------------------- capabilities
@@ -240,6 +241,11 @@ class TransientError(Exception):
 
 class UploadGone(Exception):
     """The persisted upload id / session no longer exists on the server."""
+
+
+class ChecksumMismatch(Exception):
+    """The server refused a body whose checksum (x-amz-checksum-crc32c) does not match what it received: the
+    bytes were damaged on the way (or the source changed since it was hashed). Worth sending again."""
 
 
 # --------------------------------------------------------------------------------------------- options

@@ -132,6 +132,11 @@ class _FileState:
         self.sent_crc: dict[int, str | None] = {}  # streaming, --no-part-md5: crc32 of the bytes each worker sent
         self.read_crc: dict[int, str] = {}  # streaming: crc32 of the same range in the sha256 pass
         self.read_md5: dict[int, str] = {}  # streaming: MD5 of the same range in the sha256 pass
+        # parts carry x-amz-checksum-crc32c, verified by the server (the upload was created for it)
+        self.crc = bool(getattr(upload, "crc32c", False))
+        self.read_c32c: dict[int, str] = {}  # streaming: base64 CRC32C of each part, from the sha256 pass
+        self.verified: set[int] = set()  # streaming: parts the server accepted with that CRC32C
+        self.md5 = False  # parts are checked by their MD5 against the ETag (set by the run: _Run.file_state)
         self.error: BaseException | None = None
         self.server: dict[int, PartInfo] = {}  # parts the server already holds (resume)
         self.sha: Any = None  # the file's sha256, fed in part order

@@ -120,7 +120,12 @@ class TransferOptions:
     env: Mapping[str, str] | None = None
     stop: threading.Event | None = None  # set it (e.g. from a signal handler) to stop and save state
     cleanup_stale: bool = True  # abort unfinished multipart uploads for our keys once all is done
-    part_md5: bool = True  # compare every part's MD5 with the ETag the server answers (costs ~1.3 CPU-s/GiB)
+    part_md5: bool = True  # False (--no-part-md5) = part_check "none"
+    # how each part (and each single PUT) is checked on the server, on top of the end-to-end sha256:
+    # "auto": CRC32C (x-amz-checksum-crc32c, verified by the server) where a probe shows the endpoint verifies it,
+    # else the part's MD5 against its ETag; "crc32c" / "md5": that one (crc32c without the probe); "none": neither
+    # (a crc32 ties each part sent to the bytes the sha256 read; sizes are checked)
+    part_check: str = "auto"
     # once the run has reached the remotes, an outage (connection refused/reset, timeouts, DNS) is waited out
     # for this long before giving up with exit 4: an unattended copy survives a laptop changing networks or
     # a ten-minute outage. A remote never reached in this run still fails after max_attempts (a typo'd
@@ -213,7 +218,10 @@ class _Run(PartsMixin, ChunksMixin):
         self._mu = threading.Lock()
         self.part_q: queue.Queue[Any] = queue.Queue()
         self.pool: _Pool | None = None
-        self.check_md5 = bool(dst.caps.part_etag_is_md5 and opts.part_md5)
+        check = _part_check(opts)
+        # per-part CRC32C the server verifies (decided per endpoint by _execute's probe); else the part's MD5
+        self.use_crc32c = bool(check == "crc32c" and getattr(dst, "crc32c", False))
+        self.check_md5 = bool(dst.caps.part_etag_is_md5 and check == "md5")
         # a seekable source into a parts destination: upload workers read their own ranges from disk
         self.streaming = bool(src.caps.seekable and dst.caps.write_mode is WriteMode.PARTS)
         # an HTTP source into a parts destination: the parts of one file are fetched in parallel (ranged GETs),
@@ -416,6 +424,8 @@ def run_transfer(src_url: str, dst_url: str, options: TransferOptions | None = N
     import dataclasses
 
     opts = dataclasses.replace(options) if options is not None else TransferOptions()
+    if opts.part_check not in PART_CHECKS:
+        raise UserError(f"--part-check must be one of {', '.join(PART_CHECKS)} (got {opts.part_check!r}).")
     if opts.parallel is not None and not 1 <= opts.parallel <= 64:
         raise UserError("--parallel must be between 1 and 64.")
     if opts.part_size is not None and opts.part_size < 1 * MiB:
@@ -473,6 +483,8 @@ def run_transfer(src_url: str, dst_url: str, options: TransferOptions | None = N
         extra += ["--parallel", str(opts.parallel)]
     if not opts.part_md5:
         extra += ["--no-part-md5"]
+    elif opts.part_check != "auto":
+        extra += ["--part-check", opts.part_check]
     if opts.state_dir is not None:
         extra += ["--state-dir", os.path.abspath(str(opts.state_dir))]
     journal.set_meta("cli_args", json.dumps(extra))
@@ -756,9 +768,40 @@ def _resume_url(url: str, parsed: Any) -> str:
     return str(parsed.root) if parsed.scheme == "local" else url
 
 
+PART_CHECKS = ("auto", "crc32c", "md5", "none")
+PROBE_KEY = ".flymigrate-checksum-probe-"  # = s3.PROBE_KEY (+ a random suffix): the probe's multipart upload
+
+
+def _part_check(opts: TransferOptions) -> str:
+    return "none" if not opts.part_md5 else opts.part_check
+
+
+def _resolve_part_check(dst: Destination, opts: TransferOptions, emit: Callable[[Event], None],
+                        stop: threading.Event, health: _Health | None) -> None:
+    """Pick the per-part check of this run, per endpoint: "auto" probes whether the destination verifies
+    x-amz-checksum-crc32c (one part of one byte with a wrong checksum, in an upload that is aborted) and uses
+    it if it does; otherwise each part's MD5 is compared with its ETag, as before. Sets ``dst.crc32c`` and
+    ``opts.part_check`` ("crc32c" | "md5" | "none")."""
+    check = _part_check(opts)
+    probe = getattr(dst, "probe_checksum", None)
+    if probe is None or dst.caps.write_mode is not WriteMode.PARTS:
+        opts.part_check = "md5" if check in ("auto", "crc32c") else check
+        return
+    if check == "auto":
+        ok, why = _retry(opts, stop, emit, "checksum probe", None, probe, health)
+        check = "crc32c" if ok else "md5"
+        msg = ("each part is checked by the destination with CRC32C (x-amz-checksum-crc32c): " + why if ok else
+               "each part's MD5 is compared with its ETag: the destination does not verify x-amz-checksum-crc32c (" + why + ")")
+        emit(Event("info", message=msg, data={"part_check": check}))
+    dst.crc32c = check == "crc32c"  # type: ignore[attr-defined]
+    if opts.part_md5:
+        opts.part_check = check
+
+
 def _execute(src: Source, dst: Destination, journal: Journal, opts: TransferOptions,
              emit: Callable[[Event], None], result: TransferResult, stop: threading.Event, to_copy: list[Entry],
              health: _Health | None = None) -> None:
+    _resolve_part_check(dst, opts, emit, stop, health)
     run = _Run(src, dst, journal, opts, emit, result, stop, health)
     if not run.streaming or dst.caps.write_mode is not WriteMode.PARTS:
         max_ps = max(choose_part_size(e.size, run.ps, dst.caps) for e in to_copy)
@@ -817,8 +860,9 @@ def _cleanup(dst: Destination, entries: list[Entry], emit: Callable[[Event], Non
         return
     prefix = getattr(dst, "prefix", "")
     ours = {(f"{prefix}/{e.path}" if prefix else e.path) for e in entries}
+    probe = f"{prefix}/{PROBE_KEY}" if prefix else PROBE_KEY  # a checksum probe of a run killed mid-probe
     for st in stale:
-        if st.get("key") in ours:
+        if st.get("key") in ours or str(st.get("key", "")).startswith(probe):
             try:
                 tries(lambda st=st: dst.abort_stale(st))
                 emit(Event("cleanup", st.get("key"), message="aborted an abandoned multipart upload"))

@@ -156,3 +156,58 @@ def restore(state: str | None) -> Any | None:
     if _LIB is None:
         return None
     return _SavedSha256.restore_with(_LIB, state)
+
+
+# ---------------------------------------------------------------------------------------------------- CRC32C
+# The per-part checksum a server verifies (``x-amz-checksum-crc32c``, base64 of the big-endian value). The
+# hardware-accelerated ``crc32c_extend(uint32_t, const uint8_t*, size_t)`` of the libcrc32c that google-crc32c
+# bundles (google_crc32c.libs/, what its C extension calls) is driven through ctypes: the extension itself only
+# takes ``bytes`` (a copy of every buffer) and holds the GIL. Fallback: the extension on a copy.
+
+_CRC_LIB: Any = None
+
+
+def _load_crc32c() -> Any:
+    import glob
+    import os
+
+    try:
+        import google_crc32c
+    except ImportError:
+        return None
+    base = os.path.dirname(os.path.dirname(google_crc32c.__file__))
+    for name in sorted(glob.glob(os.path.join(base, "google_crc32c.libs", "libcrc32c*.so*"))) + ["libcrc32c.so.1", "libcrc32c.so"]:
+        try:
+            lib = ctypes.CDLL(name)
+            fn = lib.crc32c_extend
+        except (OSError, AttributeError):
+            continue
+        fn.argtypes = [ctypes.c_uint32, ctypes.c_void_p, ctypes.c_size_t]
+        fn.restype = ctypes.c_uint32
+        if fn(0, b"123456789", 9) == 0xE3069283:  # the CRC-32C check value (RFC 3720 B.4)
+            return fn
+    return None
+
+
+def crc32c(data: Any, crc: int = 0) -> int:
+    """CRC32C of ``data`` (bytes, bytearray or a memoryview of either), continuing ``crc``."""
+    global _CRC_LIB
+    if _CRC_LIB is None:
+        _CRC_LIB = _load_crc32c() or False
+    mv = memoryview(data).cast("B")
+    n = mv.nbytes
+    if not n:
+        return crc
+    if _CRC_LIB:
+        buf: Any = ctypes.c_char_p(mv.tobytes()) if mv.readonly else (ctypes.c_char * n).from_buffer(mv)
+        return int(_CRC_LIB(crc, buf, n))
+    import google_crc32c
+
+    return int(google_crc32c.extend(crc, mv.tobytes()))
+
+
+def crc32c_b64(value: int) -> str:
+    """The wire form of a CRC32C (``x-amz-checksum-crc32c``, ``ChecksumCRC32C``)."""
+    import base64
+
+    return base64.b64encode(value.to_bytes(4, "big")).decode()

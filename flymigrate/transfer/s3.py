@@ -21,12 +21,14 @@ logged and backs off with jitter).
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO, TypeVar
 
 from ..errors import RemoteError, ResumableError, UserError
 from .base import (
     AdapterOptions,
+    ChecksumMismatch,
     DestCaps,
     DestEntry,
     Entry,
@@ -39,9 +41,10 @@ from .base import (
     WriteMode,
     join_key,
 )
-from .streams import MemBody
+from .streams import FileSpan, MemBody
 
 T = TypeVar("T")
+PROBE_KEY = ".flymigrate-checksum-probe-"  # engine._cleanup aborts a probe upload a killed run left behind
 
 RUNPOD_MAX = 500 * 1000 * 1000  # "files > 500 MB must use multipart; max part 500 MB" (decimal MB, to be safe)
 
@@ -49,6 +52,10 @@ _AUTH_CODES = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "I
                "AuthorizationHeaderMalformed", "Forbidden", "403", "401", "Unauthorized"}
 _TRANSIENT_CODES = {"SlowDown", "RequestTimeout", "InternalError", "ServiceUnavailable", "RequestTimeTooSkewed",
                     "Throttling", "ThrottlingException", "TooManyRequests", "BadGateway", "500", "502", "503", "504"}
+# the server computed a different checksum of the body than the one we sent (AWS: "fails the request with a
+# BadDigest error", docs.aws.amazon.com S3 API, x-amz-sdk-checksum-algorithm; InvalidDigest / XAmzContentChecksumMismatch
+# are what other S3 servers answer for the same)
+_DIGEST_CODES = {"BadDigest", "InvalidDigest", "XAmzContentChecksumMismatch", "InvalidChecksum"}
 _FULL_CODES = {"QuotaExceeded", "InsufficientStorage", "XMinioStorageFull", "EntityTooLarge", "NoSpaceLeft", "507"}
 
 
@@ -164,6 +171,52 @@ def probe_runpod_datacenter(volume_id: str, access_key: str, secret_key: str, en
                     f"{', '.join(sorted(answers))}. Or pass --datacenter.")
 
 
+def _enable_sendfile() -> bool:
+    """Teach botocore's HTTP connection to send a :class:`~.streams.FileSpan` body chunk with ``socket.sendfile``
+    (os.sendfile on plain TCP; over TLS, which sendfile cannot encrypt, big reads and ``sendall``). Every other
+    chunk goes the usual way. botocore 1.44: urllib3 2's ``HTTPConnection.request`` sends each chunk of a
+    file-like body through ``AWSConnection.send``, which drops the body once the server has answered (Expect:
+    100-continue, ``_response_received``): kept. False (bodies stay plain bytes) if botocore is not shaped so."""
+    import ssl
+
+    try:
+        from botocore.awsrequest import AWSConnection
+    except ImportError:
+        return False
+    if getattr(AWSConnection, "_fm_sendfile", False):
+        return True
+    orig = AWSConnection.__dict__.get("send")
+    code = getattr(AWSConnection.__init__, "__code__", None)
+    if orig is None or code is None or "_response_received" not in code.co_names:
+        return False
+
+    def send(self: Any, data: Any) -> Any:
+        if not isinstance(data, FileSpan):
+            return orig(self, data)
+        if self._response_received:
+            return orig(self, b"")  # botocore's no-op and its log line
+        if self.sock is None:
+            self.connect()
+        sent = 0
+        if isinstance(self.sock, ssl.SSLSocket):
+            data.f.seek(data.offset)
+            while sent < data.count:
+                block = data.f.read(min(4 * MiB, data.count - sent))
+                if not block:
+                    break
+                self.sock.sendall(block)
+                sent += len(block)
+        else:
+            sent = self.sock.sendfile(data.f, data.offset, data.count)
+        if sent != data.count:
+            raise OSError("source file is shorter than when it was listed (changed during the copy?)")
+        return None
+
+    AWSConnection.send = send
+    AWSConnection._fm_sendfile = True
+    return True
+
+
 class _Ctx:
     def __init__(self, kind: str, bucket: str, endpoint: str | None, cred_hint: str) -> None:
         self.kind = kind
@@ -189,6 +242,8 @@ def _translate(ctx: _Ctx, op: str, key: str | None, exc: BaseException) -> BaseE
         headers = exc.response.get("ResponseMetadata", {}).get("HTTPHeaders", {}) or {}
         if code == "NoSuchUpload":
             return UploadGone(f"{where}: the multipart upload no longer exists")
+        if code in _DIGEST_CODES:
+            return ChecksumMismatch(f"{where}: the server's checksum of what it received differs from ours ({code})")
         if code in _FULL_CODES or status == 507:
             return ResumableError(
                 f"{ctx.what()} is full ({where}: {code or status}).",
@@ -234,7 +289,7 @@ def _translate(ctx: _Ctx, op: str, key: str | None, exc: BaseException) -> BaseE
 
 class S3Base:
     def __init__(self, url: ParsedURL, opts: AdapterOptions) -> None:
-        import boto3
+        import botocore.session  # not boto3: its import (s3transfer, resources) is ~0.25 s of every run's start
         from botocore.config import Config
 
         env = opts.env
@@ -275,6 +330,8 @@ class S3Base:
                               aws_session_token=env.get("AWS_SESSION_TOKEN"))
         self.endpoint = endpoint
         self.ctx = _Ctx(self.kind, self.bucket, endpoint, cred_hint)
+        # bodies read from a regular file with nothing to hash on the way go out by sendfile(2)
+        self.sendfile = os.environ.get("FLYMIGRATE_SENDFILE", "1") != "0" and _enable_sendfile()
         base = dict(
             s3={"addressing_style": "path", "payload_signing_enabled": False},
             signature_version="s3v4",
@@ -284,16 +341,24 @@ class S3Base:
             max_pool_connections=max(10, opts.connections),
             tcp_keepalive=True,
         )
-        session = boto3.session.Session()
-        self.client = session.client(
+        self._session = botocore.session.get_session()
+        self.client = self._session.create_client(
             "s3", endpoint_url=endpoint, region_name=region,
             config=Config(connect_timeout=20, read_timeout=120, **base), **kwargs,
         )
-        # CompleteMultipartUpload on a big file can take many minutes on RunPod (B.1).
-        self.slow_client = session.client(
-            "s3", endpoint_url=endpoint, region_name=region,
-            config=Config(connect_timeout=20, read_timeout=7200, **base), **kwargs,
-        )
+        self._slow_args = dict(endpoint_url=endpoint, region_name=region,
+                               config=Config(connect_timeout=20, read_timeout=7200, **base), **kwargs)
+        self._slow: Any = None
+        self._slow_mu = threading.Lock()
+
+    @property
+    def slow_client(self) -> Any:
+        """For CompleteMultipartUpload, which on a big file can take many minutes on RunPod (B.1). Made when first
+        needed: a run of small files (single PUTs) never completes an upload."""
+        with self._slow_mu:
+            if self._slow is None:
+                self._slow = self._session.create_client("s3", **self._slow_args)
+            return self._slow
 
     def describe(self) -> str:
         return self.url
@@ -325,7 +390,9 @@ class S3Base:
             token = page.get("NextContinuationToken")
 
     def close(self) -> None:
-        for c in (self.client, self.slow_client):
+        for c in (self.client, self._slow):
+            if c is None:
+                continue
             try:
                 c.close()
             except Exception:
@@ -424,8 +491,43 @@ class S3Destination(S3Base):
                 single_put_max=5 * 1024 * MiB, part_etag_is_md5=True, stores_sha256=True,
             )
 
+    crc32c = False  # set by the engine once probe_checksum() said the server verifies x-amz-checksum-crc32c
+
     def check(self) -> None:
         self.call("HeadBucket", None, self.client.head_bucket, Bucket=self.bucket)
+
+    def probe_checksum(self) -> tuple[bool, str]:
+        """Does this endpoint verify ``x-amz-checksum-crc32c``? Sends a one-byte part with a wrong CRC32C into a
+        multipart upload of a probe key created with ``ChecksumAlgorithm=CRC32C``, then aborts it (nothing is
+        left behind). A server that verifies refuses the part (BadDigest); one that ignores the header stores
+        it (moto 5.2 does, and even echoes the header back without checking it, so an echo proves nothing).
+        (True, why) or (False, why)."""
+        import uuid
+
+        key = join_key(self.prefix, f"{PROBE_KEY}{uuid.uuid4().hex[:12]}")
+        try:
+            r = self.call("CreateMultipartUpload", key, self.client.create_multipart_upload, Bucket=self.bucket,
+                          Key=key, ChecksumAlgorithm="CRC32C")
+        except (RemoteError, UserError, ChecksumMismatch) as e:  # TransientError: the caller retries the probe
+            return False, f"CreateMultipartUpload with ChecksumAlgorithm=CRC32C failed ({e})"
+        uid = r["UploadId"]
+        try:
+            wrong = "AAAAAA=="  # CRC32C(b"\0") is 0x527d5351, not 0
+            self.call("UploadPart", key, self.client.upload_part, Bucket=self.bucket, Key=key, UploadId=uid,
+                      PartNumber=1, Body=b"\0", ContentLength=1, ChecksumCRC32C=wrong)
+            return False, "it accepted a part whose x-amz-checksum-crc32c was wrong"
+        except ChecksumMismatch:
+            return True, "it refused a part whose x-amz-checksum-crc32c was wrong"
+        except TransientError:
+            raise
+        except Exception as e:  # noqa: BLE001 -- any other answer: do not rely on it
+            return False, f"a part with a wrong x-amz-checksum-crc32c got {type(e).__name__}: {e}"
+        finally:
+            try:
+                self.call("AbortMultipartUpload", key, self.client.abort_multipart_upload, Bucket=self.bucket,
+                          Key=key, UploadId=uid)
+            except Exception:  # noqa: BLE001 -- a stale probe upload is listed and aborted like any other
+                pass
 
     def list(self) -> dict[str, DestEntry]:
         return {o["path"]: DestEntry(o["path"], o["size"], etag=o["etag"]) for o in self._list()}
@@ -448,7 +550,10 @@ class S3Destination(S3Base):
         while True:
             page = self.call("ListMultipartUploads", None, self.client.list_multipart_uploads, **kw)
             for u in page.get("Uploads", []) or []:
-                out.append({"key": u["Key"], "upload_id": u["UploadId"]})
+                st = {"key": u["Key"], "upload_id": u["UploadId"]}
+                if str(u.get("ChecksumAlgorithm") or "").upper() == "CRC32C":
+                    st["checksum"] = "CRC32C"
+                out.append(st)
             if not page.get("IsTruncated"):
                 break
             kw["KeyMarker"] = page.get("NextKeyMarker")
@@ -474,11 +579,21 @@ class S3Upload:
     def _meta(self, sha256: str | None) -> dict[str, str]:
         return {"sha256": sha256} if sha256 else {}
 
+    @property
+    def crc32c(self) -> bool:
+        """This upload's parts carry x-amz-checksum-crc32c (decided when it was created, kept in its state)."""
+        return self.state.get("checksum") == "CRC32C"
+
     def begin(self) -> dict[str, Any]:
         d = self.dest
+        kw: dict[str, Any] = {"ChecksumAlgorithm": "CRC32C"} if d.crc32c else {}
         r = d.call("CreateMultipartUpload", self.key, d.client.create_multipart_upload,
-                   Bucket=d.bucket, Key=self.key, Metadata=self._meta(self.sha256))
+                   Bucket=d.bucket, Key=self.key, Metadata=self._meta(self.sha256), **kw)
         self.state = {"key": self.key, "upload_id": r["UploadId"]}
+        if d.crc32c:
+            # every part must then carry its checksum, and Complete must list them (AWS: CreateMultipartUpload
+            # ChecksumAlgorithm; CompleteMultipartUpload Part.ChecksumCRC32C)
+            self.state["checksum"] = "CRC32C"
         return self.state
 
     def list_parts(self) -> dict[int, PartInfo]:
@@ -489,31 +604,44 @@ class S3Upload:
             page = d.call("ListParts", self.key, d.client.list_parts, **kw)
             for p in page.get("Parts", []) or []:
                 n = int(p["PartNumber"])
-                out[n] = PartInfo(n, int(p["Size"]), str(p["ETag"]).strip('"'))
+                out[n] = PartInfo(n, int(p["Size"]), str(p["ETag"]).strip('"'), p.get("ChecksumCRC32C") or None)
             if not page.get("IsTruncated"):
                 break
             kw["PartNumberMarker"] = page["NextPartNumberMarker"]
         return out
 
-    def write_part(self, number: int, data: Any) -> PartInfo:
+    def write_part(self, number: int, data: Any, crc32c: str | None = None) -> PartInfo:
+        """``crc32c``: base64 CRC32C of the part, sent as x-amz-checksum-crc32c for the server to verify (it
+        refuses a body that does not match: ChecksumMismatch). botocore computes no checksum of its own here:
+        the client runs with request_checksum_calculation="when_required", and a checksum header the caller
+        set makes it skip calculation anyway (botocore 1.44 httpchecksum.resolve_request_checksum_algorithm:
+        "If the header is already set by the customer, skip calculation")."""
         d = self.dest
         body = data if hasattr(data, "read") else MemBody(data)
+        kw: dict[str, Any] = {"ChecksumCRC32C": crc32c} if crc32c else {}
         r = d.call("UploadPart", self.key, d.client.upload_part, Bucket=d.bucket, Key=self.key,
-                   UploadId=self.state["upload_id"], PartNumber=number, Body=body, ContentLength=len(data))
-        return PartInfo(number, len(data), str(r["ETag"]).strip('"'))
+                   UploadId=self.state["upload_id"], PartNumber=number, Body=body, ContentLength=len(data), **kw)
+        return PartInfo(number, len(data), str(r["ETag"]).strip('"'), crc32c)
 
     def complete(self, parts: list[PartInfo]) -> DestEntry:
         d = self.dest
         d.call("CompleteMultipartUpload", self.key, d.slow_client.complete_multipart_upload,
                Bucket=d.bucket, Key=self.key, UploadId=self.state["upload_id"],
-               MultipartUpload={"Parts": [{"PartNumber": p.number, "ETag": f'"{p.etag}"'} for p in parts]})
+               MultipartUpload={"Parts": [self._part_xml(p) for p in parts]})
         return self._head()
 
-    def put(self, data: Any, sha256: str | None) -> DestEntry:
+    def _part_xml(self, p: PartInfo) -> dict[str, Any]:
+        out: dict[str, Any] = {"PartNumber": p.number, "ETag": f'"{p.etag}"'}
+        if self.crc32c and p.crc32c:
+            out["ChecksumCRC32C"] = p.crc32c
+        return out
+
+    def put(self, data: Any, sha256: str | None, crc32c: str | None = None) -> DestEntry:
         d = self.dest
         body = data if hasattr(data, "read") else MemBody(data)
+        kw: dict[str, Any] = {"ChecksumCRC32C": crc32c} if crc32c else {}
         r = d.call("PutObject", self.key, d.client.put_object, Bucket=d.bucket, Key=self.key,
-                   Body=body, ContentLength=len(data), Metadata=self._meta(sha256))
+                   Body=body, ContentLength=len(data), Metadata=self._meta(sha256), **kw)
         etag = str(r.get("ETag", "")).strip('"')
         return DestEntry(self.entry.path, len(data), etag=etag, sha256=sha256)
 

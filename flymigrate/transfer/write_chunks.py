@@ -18,20 +18,11 @@ from .buffers import ReadAhead
 from .events import Event
 from .knobs import HASH_CHUNK, _crash_point
 from .retry import _Stopped
+from .run_attrs import RunAttrs
 
 
-class ChunksMixin:
-    # the attributes and the helpers it uses are those of engine._Run
-    src: Any
-    dst: Any
-    j: Any
-    opts: Any
-    emit: Any
-    result: Any
-    stop: Any
-    pool: Any
-    _mu: Any
-
+class ChunksMixin(RunAttrs):
+    # the helpers it uses are those of engine._Run
     def _chunks(self, entry: Entry, ps: int) -> None:
         """GCS-style resumable session: sequential chunks, the server reports its committed offset."""
         assert self.pool is not None

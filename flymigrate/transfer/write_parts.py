@@ -11,32 +11,28 @@ from typing import Any
 
 from ..errors import FlymigrateError, RemoteError, ResumableError, UserError
 from . import hashing
-from .base import DestEntry, Entry, PartInfo, UploadGone
+from .base import ChecksumMismatch, DestEntry, Entry, PartInfo, UploadGone
 from .buffers import _FileState
 from .events import Event
 from .journal import FileRow
 from .knobs import HASH_CHUNK, MD5_WHERE, STREAM_PARALLEL, _crash_point
 from .plan import multipart_etag
 from .retry import _Stopped
+from .run_attrs import RunAttrs
 from .streams import RangeBody
 
 
-class PartsMixin:
-    # the attributes and the helpers it uses are those of engine._Run
-    src: Any
-    dst: Any
-    j: Any
-    opts: Any
-    emit: Any
-    result: Any
-    stop: Any
-    pool: Any
+_TLS = threading.local()
+
+
+class PartsMixin(RunAttrs):
+    # the helpers it uses are those of engine._Run
     slots: Any
     part_q: Any
     check_md5: bool
+    use_crc32c: bool
     streaming: bool
     par_reads: bool
-    _mu: Any
 
     def upload_worker(self) -> None:
         while True:
@@ -56,8 +52,12 @@ class PartsMixin:
                     self._read_range(fs.entry, off, view, bounded=True)
                     sp = fs.server.get(number)
                     if sp is not None and sp.size == n:  # resume: on the server already; same bytes?
-                        md5 = hashlib.md5(view).hexdigest() if self.dst.caps.part_etag_is_md5 else None
-                        if md5 is None or md5 == sp.etag:
+                        if fs.crc and sp.crc32c:
+                            same = hashing.crc32c_b64(hashing.crc32c(view)) == sp.crc32c
+                        else:
+                            md5 = hashlib.md5(view).hexdigest() if self.dst.caps.part_etag_is_md5 else None
+                            same = md5 is None or md5 == sp.etag
+                        if same:
                             self.j.add_part(fs.entry.path, number, n, sp.etag)
                             fs.part_done(number, sp)
                             with self._mu:
@@ -66,19 +66,53 @@ class PartsMixin:
                             handed = True
                             self._hash_in_order(fs, number, view, buf)
                             continue
+                c32: str | None = None
+                if fs.crc:
+                    # the server verifies the part against this (refusing it if it differs): computed here, in the
+                    # upload workers, in parallel; for streamed parts it is the hasher's, of the bytes its sha256 read
+                    c32 = fs.read_c32c.get(number) if buf is None else hashing.crc32c_b64(hashing.crc32c(memoryview(buf)[:n]))
+                    if c32 is None:
+                        raise RemoteError(f"{fs.entry.path}: part {number} was sent before it was hashed (internal).")
+                why = ""
                 for _ in range(3):
                     if buf is not None:
                         view = memoryview(buf)[:n]
-                        if md5 is None and self.check_md5:
+                        if md5 is None and fs.md5 and c32 is None:
                             md5 = hashlib.md5(view).hexdigest()
-                        info = self.retry(f"UploadPart {number} of {fs.entry.path}", fs.entry.path,
-                                          lambda: fs.upload.write_part(number, view))
+                        try:
+                            info = self.retry(f"UploadPart {number} of {fs.entry.path}", fs.entry.path,
+                                              (lambda: fs.upload.write_part(number, view, c32)) if c32
+                                              else (lambda: fs.upload.write_part(number, view)))
+                        except ChecksumMismatch as e:
+                            why = str(e)
+                            self.emit(Event("retry", fs.entry.path, message=f"part {number}: {e}; re-sending"))
+                            continue
+                        if c32 is not None:
+                            break
+                    elif c32 is not None:
+                        def send_checked() -> PartInfo:
+                            body = RangeBody(lambda: self.src.open(fs.entry, 0), off, n, (),
+                                             sendfile=getattr(self.dst, "sendfile", False))
+                            try:
+                                return fs.upload.write_part(number, body, c32)  # type: ignore[no-any-return]
+                            finally:
+                                body.close()
+
+                        try:
+                            info = self.retry(f"UploadPart {number} of {fs.entry.path}", fs.entry.path, send_checked)
+                        except ChecksumMismatch as e:
+                            why = str(e)
+                            self.emit(Event("retry", fs.entry.path, message=f"part {number}: {e}; re-sending"))
+                            continue
+                        fs.sent.add(number)
+                        fs.verified.add(number)
+                        break
                     else:
                         # streamed from disk: the hasher thread's MD5 of this range is compared with the
-                        # ETag once both are known (in _multipart); without MD5 checks a crc32 of the
-                        # bytes sent is compared with the hasher's instead
-                        md5_here = self.check_md5 and MD5_WHERE == "workers"
-                        algos = ("md5", "crc32") if md5_here else (() if self.check_md5 else ("crc32",))
+                        # ETag once both are known (in _multipart); without MD5 checks a crc32 of the bytes
+                        # sent is compared with the hasher's instead
+                        md5_here = fs.md5 and MD5_WHERE == "workers"
+                        algos = ("md5", "crc32") if md5_here else (() if fs.md5 else ("crc32",))
 
                         def send() -> PartInfo:
                             body = RangeBody(lambda: self.src.open(fs.entry, 0), off, n, algos)
@@ -95,13 +129,13 @@ class PartsMixin:
                         info = self.retry(f"UploadPart {number} of {fs.entry.path}", fs.entry.path, send)
                         fs.sent.add(number)
                         break
-                    if not self.check_md5 or info.etag == md5:
+                    if not fs.md5 or info.etag == md5:
                         break
-                    self.emit(Event("retry", fs.entry.path, message=f"part {number}: ETag {info.etag} != MD5 {md5}; re-sending"))
+                    why = f"ETag {info.etag} != MD5 {md5}"
+                    self.emit(Event("retry", fs.entry.path, message=f"part {number}: {why}; re-sending"))
                     md5 = None
                 else:
-                    raise RemoteError(f"{fs.entry.path}: part {number} kept arriving corrupted (ETag {info.etag if info else '?'} "
-                                      f"!= MD5 {md5}).")
+                    raise RemoteError(f"{fs.entry.path}: part {number} kept arriving corrupted ({why}).")
                 assert info is not None
                 _crash_point("after-part")  # window: a part the journal does not list (ListParts has it)
                 self.j.add_part(fs.entry.path, number, n, info.etag)
@@ -205,16 +239,25 @@ class PartsMixin:
             if bad:
                 self._fail(entry, bad)
                 return
+            c32 = hashing.crc32c_b64(hashing.crc32c(view)) if self.use_crc32c else None
             md5 = hashlib.md5(view).hexdigest() if self.check_md5 else None
             up = self.dst.open_upload(entry, None, digest)
             self.j.start_upload(entry.path, entry.size, {"commit": {"size": entry.size, "sha256": digest, "md5": md5}})
+            why = ""
             for _ in range(3):
-                de = self.retry(f"PutObject {entry.path}", entry.path, lambda: up.put(view, digest))  # type: ignore[attr-defined]
+                try:
+                    de = self.retry(f"PutObject {entry.path}", entry.path,
+                                    (lambda: up.put(view, digest, c32)) if c32 else (lambda: up.put(view, digest)))  # type: ignore[attr-defined]
+                except ChecksumMismatch as e:
+                    why = str(e)
+                    self.emit(Event("retry", entry.path, message=f"{e}; re-sending"))
+                    continue
                 if md5 is None or de.etag == md5:
                     break
-                self.emit(Event("retry", entry.path, message=f"ETag {de.etag} != MD5 {md5}; re-sending"))
+                why = f"ETag {de.etag} != MD5 {md5}"
+                self.emit(Event("retry", entry.path, message=f"{why}; re-sending"))
             else:
-                self._fail(entry, f"kept arriving corrupted (ETag {de.etag} != MD5 {md5})")
+                self._fail(entry, f"kept arriving corrupted ({why})")
                 return
             with self._mu:
                 self.result.bytes_sent += entry.size
@@ -224,9 +267,13 @@ class PartsMixin:
             self.pool.release(buf)
 
     def _single_put_stream(self, entry: Entry) -> None:
-        """One PUT straight from disk; md5 and sha256 are taken from the very bytes sent."""
+        """One PUT straight from disk; md5 and sha256 are taken from the very bytes sent (with CRC32C: the file
+        is read once for its sha256 and CRC32C, then sent with the CRC32C, which the server verifies)."""
         self.slots.acquire()
         try:
+            if self.use_crc32c:
+                self._single_put_checked(entry)
+                return
             up = self.dst.open_upload(entry, None, entry.sha256)
             # no journal write before this PUT (one per small file would cost more than it saves): a run killed
             # after it is matched by the next run from the local file's MD5 (see plan._matches)
@@ -256,6 +303,53 @@ class PartsMixin:
             self._sent_whole(entry, str(holder["sha256"]), de)
         finally:
             self.slots.release()
+
+    def _single_put_checked(self, entry: Entry) -> None:
+        sha = hashlib.sha256()
+        crc = 0
+        buf = getattr(_TLS, "buf", None)  # one read buffer per file worker, not one per small file
+        if buf is None:
+            buf = _TLS.buf = bytearray(HASH_CHUNK)
+        mv = memoryview(buf)
+        try:
+            f = self.src.open(entry, 0)
+            try:
+                left = entry.size
+                while left:
+                    k = f.readinto(mv[: min(len(buf), left)])
+                    if not k:
+                        raise UserError(f"source file {entry.path!r} got shorter during the copy.")
+                    sha.update(mv[:k])
+                    crc = hashing.crc32c(mv[:k], crc)
+                    left -= k
+            finally:
+                f.close()
+        except OSError as e:
+            raise UserError(f"cannot read {entry.path!r}: {e.strerror or e}") from None
+        digest, c32 = sha.hexdigest(), hashing.crc32c_b64(crc)
+        up = self.dst.open_upload(entry, None, digest)
+
+        def send() -> DestEntry:
+            body = RangeBody(lambda: self.src.open(entry, 0), 0, entry.size, (), sendfile=getattr(self.dst, "sendfile", False))
+            try:
+                return up.put(body, digest, c32)  # type: ignore[attr-defined, no-any-return]
+            finally:
+                body.close()
+
+        why = ""
+        for _ in range(3):
+            try:
+                de = self.retry(f"PutObject {entry.path}", entry.path, send)
+                break
+            except ChecksumMismatch as e:
+                why = str(e)
+                self.emit(Event("retry", entry.path, message=f"{e}; re-sending"))
+            except OSError as e:
+                raise UserError(f"cannot read {entry.path!r}: {e.strerror or e}") from None
+        else:
+            self._fail(entry, f"kept arriving corrupted ({why})")
+            return
+        self._sent_whole(entry, digest, de)
 
     def _multipart(self, entry: Entry, ps: int) -> None:
         path = entry.path
@@ -291,6 +385,9 @@ class PartsMixin:
             self.j.start_upload(path, ps, st)  # persisted before the first byte goes out
             self.j.upsert(path, entry.size, fp, "uploading")
         fs = _FileState(entry, upload)
+        # an upload takes the check it was created for: one made by an MD5 run (or adopted from the server
+        # without a checksum algorithm) keeps MD5 in a CRC32C run
+        fs.md5 = bool(not fs.crc and self.dst.caps.part_etag_is_md5 and (self.check_md5 or self.use_crc32c))
         nparts = -(-entry.size // ps)
         sha = hashing.new()
         first = 1  # parts before this one are on the server and already in the restored sha256
@@ -414,11 +511,13 @@ class PartsMixin:
         def bad_parts() -> list[int]:
             out = []
             for n in sorted(fs.sent):
-                if self.check_md5 and MD5_WHERE != "workers":
+                if n in fs.verified:  # the server checked its CRC32C (that of the bytes the sha256 pass read)
+                    continue
+                if fs.md5 and MD5_WHERE != "workers":
                     if fs.parts[n].etag != fs.read_md5.get(n):
                         out.append(n)
                     continue
-                if self.check_md5 and (fs.sent_md5.get(n) is None or fs.parts[n].etag != fs.sent_md5.get(n)) or fs.sent_crc.get(n) is None or fs.sent_crc.get(n) != fs.read_crc.get(n):
+                if fs.md5 and (fs.sent_md5.get(n) is None or fs.parts[n].etag != fs.sent_md5.get(n)) or fs.sent_crc.get(n) is None or fs.sent_crc.get(n) != fs.read_crc.get(n):
                     out.append(n)
             return out
 
@@ -458,6 +557,11 @@ class PartsMixin:
         # core with --no-part-md5, 3.4 s with part MD5); bounded, both end together (+30% and +35%
         # throughput), and the workers read ranges the hasher just brought into the page cache.
         lead = max(2, int(self.opts.parallel or STREAM_PARALLEL) // 2)
+        # With per-part CRC32C the order is the other way round: a part goes out once the hasher has read it (its
+        # checksum travels in the request's headers), and the hasher stays at most ``ahead`` parts in front of
+        # the uploads, so the workers read ranges it just brought into the page cache.
+        ahead = int(self.opts.parallel or STREAM_PARALLEL) + 2
+        at = [0]  # the part the dispatcher is at
 
         def hash_pass() -> None:
             buf = bytearray(min(HASH_CHUNK, max(1, entry.size)))
@@ -473,8 +577,13 @@ class PartsMixin:
                     n = min(ps, entry.size - off)
                     sp = server.get(number)
                     have = sp is not None and sp.size == n
-                    md5_all = self.check_md5 and MD5_WHERE != "workers"
-                    md5 = hashlib.md5() if (have and self.dst.caps.part_etag_is_md5) or md5_all else None
+                    if fs.crc:
+                        with hcv:
+                            while number > at[0] + ahead and not self.stop.is_set() and fs.error is None:
+                                hcv.wait(0.2)
+                    md5_all = fs.md5 and MD5_WHERE != "workers"
+                    by_crc = fs.crc and have and sp is not None and bool(sp.crc32c)
+                    md5 = hashlib.md5() if (have and self.dst.caps.part_etag_is_md5 and not by_crc) or md5_all else None
                     crc = 0
                     left = n
                     while left:
@@ -485,12 +594,17 @@ class PartsMixin:
                             herr.append(UserError(f"source file {entry.path!r} got shorter during the copy."))
                             return
                         sha.update(mv[:k])
-                        if not md5_all:
+                        if fs.crc:
+                            crc = hashing.crc32c(mv[:k], crc)
+                        elif not md5_all:
                             crc = zlib.crc32(mv[:k], crc)
                         if md5 is not None:
                             md5.update(mv[:k])
                         left -= k
-                    fs.read_crc[number] = f"{crc:08x}"
+                    if fs.crc:
+                        fs.read_c32c[number] = hashing.crc32c_b64(crc)
+                    else:
+                        fs.read_crc[number] = f"{crc:08x}"
                     with hcv:
                         hashed[0] = number
                         hcv.notify_all()
@@ -498,7 +612,7 @@ class PartsMixin:
                         fs.read_md5[number] = md5.hexdigest()
                     if have:
                         assert sp is not None
-                        if md5 is None or fs.read_md5[number] == sp.etag:
+                        if (sp.crc32c == fs.read_c32c.get(number)) if by_crc else (md5 is None or fs.read_md5[number] == sp.etag):
                             self.j.add_part(entry.path, number, n, sp.etag)
                             fs.part_done(number, sp)
                             with self._mu:
@@ -520,11 +634,17 @@ class PartsMixin:
                 sp = server.get(number)
                 off = (number - 1) * ps
                 n = min(ps, entry.size - off)
+                with hcv:
+                    at[0] = number
+                    hcv.notify_all()
                 if sp is not None and sp.size == n:
                     continue  # the hasher checks it
+                need = number if fs.crc else number - 1 - lead
                 with hcv:  # the hasher is on the critical path: never let the uploads run far ahead of it
-                    while hashed[0] < number - 1 - lead and hasher.is_alive() and not self.stop.is_set():
+                    while hashed[0] < need and hasher.is_alive() and not self.stop.is_set():
                         hcv.wait(0.2)
+                if fs.crc and number not in fs.read_c32c:
+                    break  # the hasher stopped (its error is raised below)
                 self.slots.acquire()
                 fs.pending_inc()
                 self.part_q.put((fs, number, None, n, off, False))

@@ -3,13 +3,21 @@
 For benchmarks (the client is the bottleneck) and for tests that need no stored bytes. Keeps only
 sizes and ETags. Understands plain bodies, ``Transfer-Encoding: chunked`` and ``aws-chunked``
 (signed streaming / checksum trailers, as the Go SDKs send them). Any credentials are accepted.
+Verifies what AWS verifies in a request's headers: ``Content-MD5`` and ``x-amz-checksum-crc32c`` (a body that
+does not match is refused with 400 BadDigest, the checksum is echoed on success and listed by ListParts).
+``corrupt``: ``{"KEY" or "KEY#PART": n}``: the server flips a byte of the next n bodies of that object or part
+before checking them (tests: damage in flight).
 
     python tests/servers/s3_sink.py [PORT]      # prints http://127.0.0.1:PORT
 """
 
 from __future__ import annotations
 
+import base64
+import ctypes
+import glob
 import hashlib
+import os
 import socket
 import sys
 import threading
@@ -22,6 +30,30 @@ from xml.sax.saxutils import escape
 CHUNK = 1 << 20
 
 
+def _crc32c_fn():  # type: ignore[no-untyped-def]
+    """The hardware CRC32C of the libcrc32c google-crc32c bundles, through ctypes (no copy, GIL released)."""
+    try:
+        import google_crc32c
+    except ImportError:
+        return None
+    base = os.path.dirname(os.path.dirname(google_crc32c.__file__))
+    for name in glob.glob(os.path.join(base, "google_crc32c.libs", "libcrc32c*.so*")):
+        try:
+            fn = ctypes.CDLL(name).crc32c_extend
+        except (OSError, AttributeError):
+            continue
+        fn.argtypes, fn.restype = [ctypes.c_uint32, ctypes.c_void_p, ctypes.c_size_t], ctypes.c_uint32
+
+        def ext(crc: int, mv: memoryview, fn: Any = fn) -> int:
+            return int(fn(crc, (ctypes.c_char * len(mv)).from_buffer(mv), len(mv)))
+
+        return ext
+    return lambda crc, mv: google_crc32c.extend(crc, bytes(mv))
+
+
+_CRC32C = _crc32c_fn()
+
+
 class State:
     def __init__(self) -> None:
         self.mu = threading.Lock()
@@ -29,6 +61,14 @@ class State:
         self.uploads: dict[str, dict[str, Any]] = {}
         self.buckets: set[str] = set()
         self.bytes_in = 0
+        self.bodies = 0
+        self.corrupt: dict[str, int] = {}  # "KEY" / "KEY#PART" -> flip one byte of its next n bodies (tests)
+        self.corrupted = 0
+        self.refused = 0  # bodies refused because their checksum did not match
+
+
+class _BadDigest(Exception):
+    pass
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -52,12 +92,44 @@ class Handler(BaseHTTPRequestHandler):
             k = self.rfile.readinto(view[: min(len(buf), n - got)])
             if not k:
                 raise ConnectionError("short body")
+            if self._flip and got <= n // 2 < got + k:
+                view[n // 2 - got] ^= 0xFF
+                self._flip = False
             if md5 is not None:
                 md5.update(view[:k])
+            if self._crc is not None and _CRC32C is not None:
+                self._crc = _CRC32C(self._crc, view[:k])
             got += k
         return got
 
     def _body_md5(self) -> tuple[int, str]:
+        h = self.headers
+        want_crc = h.get("x-amz-checksum-crc32c")
+        self._crc: int | None = 0 if want_crc else None
+        self._flip = False
+        if want_crc or h.get("content-md5"):
+            _b, key, q = self._parse()
+            spec = f"{key}#{q['partNumber'][0]}" if "partNumber" in q else key
+            with self.state.mu:
+                self.state.bodies += 1
+                if self.state.corrupt.get(spec, 0) > 0:
+                    self.state.corrupt[spec] -= 1
+                    self._flip = True
+                    self.state.corrupted += 1
+        total, etag = self._body_md5_inner()
+        bad = ""
+        if want_crc and self._crc is not None and base64.b64encode(self._crc.to_bytes(4, "big")).decode() != want_crc:
+            bad = "The CRC32C you specified did not match the calculated checksum."
+        cmd5 = h.get("content-md5")
+        if cmd5 and base64.b64encode(bytes.fromhex(etag)).decode() != cmd5:
+            bad = "The Content-MD5 you specified did not match what we received."
+        if bad:
+            with self.state.mu:
+                self.state.refused += 1
+            raise _BadDigest(bad)
+        return total, etag
+
+    def _body_md5_inner(self) -> tuple[int, str]:
         md5 = hashlib.md5()
         buf = bytearray(CHUNK)
         h = self.headers
@@ -110,18 +182,23 @@ class Handler(BaseHTTPRequestHandler):
             self._body_md5()
             st.buckets.add(bucket)
             return self._send(200)
-        size, etag = self._body_md5()
+        try:
+            size, etag = self._body_md5()
+        except _BadDigest as e:
+            return self._send(400, f"<Error><Code>BadDigest</Code><Message>{e}</Message></Error>".encode())
+        crc = self.headers.get("x-amz-checksum-crc32c")
+        echo = {"ETag": f'"{etag}"', **({"x-amz-checksum-crc32c": crc} if crc else {})}
         if "uploadId" in q:
             uid = q["uploadId"][0]
             with st.mu:
                 up = st.uploads.get(uid)
                 if up is None:
                     return self._send(404, b"<Error><Code>NoSuchUpload</Code></Error>")
-                up["parts"][int(q["partNumber"][0])] = (size, etag)
-            return self._send(200, headers={"ETag": f'"{etag}"'})
+                up["parts"][int(q["partNumber"][0])] = (size, etag, crc)
+            return self._send(200, headers=echo)
         with st.mu:
             st.objects[(bucket, key)] = (size, etag)
-        return self._send(200, headers={"ETag": f'"{etag}"'})
+        return self._send(200, headers=echo)
 
     def do_POST(self) -> None:
         bucket, key, q = self._parse()
@@ -145,9 +222,9 @@ class Handler(BaseHTTPRequestHandler):
 
             nums = [int(x) for x in re.findall(rb"<PartNumber>(\d+)</PartNumber>", body)]
             parts = [up["parts"][i] for i in sorted(nums)]
-            etag = hashlib.md5(b"".join(bytes.fromhex(e) for _, e in parts)).hexdigest() + f"-{len(parts)}"
+            etag = hashlib.md5(b"".join(bytes.fromhex(p[1]) for p in parts)).hexdigest() + f"-{len(parts)}"
             with st.mu:
-                st.objects[(bucket, key)] = (sum(s for s, _ in parts), etag)
+                st.objects[(bucket, key)] = (sum(p[0] for p in parts), etag)
             xml = (f"<CompleteMultipartUploadResult><Bucket>{escape(bucket)}</Bucket><Key>{escape(key)}</Key>"
                    f"<ETag>\"{etag}\"</ETag></CompleteMultipartUploadResult>")
             return self._send(200, xml.encode())
@@ -192,8 +269,9 @@ class Handler(BaseHTTPRequestHandler):
             up = st.uploads.get(q["uploadId"][0])
             if up is None:
                 return self._send(404, b"<Error><Code>NoSuchUpload</Code></Error>")
-            items = "".join(f"<Part><PartNumber>{n}</PartNumber><ETag>\"{e}\"</ETag><Size>{s}</Size></Part>"
-                            for n, (s, e) in sorted(up["parts"].items()))
+            items = "".join(f"<Part><PartNumber>{n}</PartNumber><ETag>\"{p[1]}\"</ETag><Size>{p[0]}</Size>"
+                            + (f"<ChecksumCRC32C>{p[2]}</ChecksumCRC32C>" if p[2] else "") + "</Part>"
+                            for n, p in sorted(up["parts"].items()))
             return self._send(200, f"<ListPartsResult><IsTruncated>false</IsTruncated>{items}</ListPartsResult>".encode())
         if key:
             return self._send(404, b"<Error><Code>NoSuchKey</Code></Error>")
