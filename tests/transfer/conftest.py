@@ -6,6 +6,7 @@ huggingface_hub is imported, and so that kill -9 can be tested.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import subprocess
@@ -84,6 +85,23 @@ def make_files(root: Path, files: dict[str, bytes]) -> Path:
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_bytes(data)
     return root
+
+
+@contextlib.contextmanager
+def local_or_hf_source(kind: str, root: Path, files: dict[str, bytes], env: dict[str, str]) -> Iterator[str]:
+    """The source URL of ``files`` as a local folder under ``root`` (kind "local") or a loopback Hub repo acme/m
+    (kind "hf"; ``env`` gets its endpoint and token); the Hub stops on exit."""
+    if kind == "local":
+        yield str(make_files(root, files))
+        return
+    from servers.hf_hub import FakeHub
+
+    hub = FakeHub({"acme/m": files}, token=HF_TOKEN).start()
+    env.update(HF_ENDPOINT=hub.url, HF_TOKEN=HF_TOKEN)
+    try:
+        yield "hf://acme/m"
+    finally:
+        hub.stop()
 
 
 def read_s3(moto: MotoS3, bucket: str, prefix: str) -> dict[str, bytes]:

@@ -21,11 +21,10 @@ from typing import Any
 import pytest
 from servers import s3_sink
 from servers.faulty_proxy import FaultyProxy
-from servers.hf_hub import FakeHub
 
 from flymigrate.transfer.plan import multipart_etag
 
-from .conftest import HF_TOKEN, make_files, read_s3, run_cli
+from .conftest import local_or_hf_source, make_files, read_s3, run_cli
 
 MiB = 1024 * 1024
 
@@ -72,20 +71,10 @@ def test_crc32c_part_damaged_in_flight_is_refused_and_sent_again(tmp_path: Path,
                                                                  sink: Sink, source: str) -> None:
     files = _files()
     env = dict(base_env)
-    hub = None
-    if source == "local":
-        src = str(make_files(tmp_path / "w", files))
-    else:
-        hub = FakeHub({"acme/m": files}, token=HF_TOKEN).start()
-        env.update(HF_ENDPOINT=hub.url, HF_TOKEN=HF_TOKEN)
-        src = "hf://acme/m"
     sink.state.corrupt = {"m/small.bin": 1, "m/big.bin#2": 2}  # the small file once, part 2 twice
-    try:
+    with local_or_hf_source(source, tmp_path / "w", files, env) as src:
         r = run_cli(["transfer", src, "s3://bench/m", "--yes", "--endpoint-url", sink.url, "--part-size", "5MiB",
                      "--parallel", "3"], env)
-    finally:
-        if hub:
-            hub.stop()
     assert r.returncode == 0, r.stderr
     assert "checked by the destination with CRC32C" in r.stderr
     assert sink.state.corrupted == 3

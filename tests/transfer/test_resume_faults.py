@@ -16,7 +16,7 @@ import pytest
 from servers.faulty_proxy import FaultyProxy
 from servers.hf_hub import FakeHub
 
-from .conftest import HF_TOKEN, ROOT, make_files, read_s3, run_cli
+from .conftest import HF_TOKEN, ROOT, local_or_hf_source, make_files, read_s3, run_cli
 
 MiB = 1024 * 1024
 
@@ -177,21 +177,11 @@ def test_parts_corrupted_in_transit_are_detected_and_resent(tmp_path: Path, moto
                                                             source: str) -> None:
     files = {"big.bin": os.urandom(5 * MiB + 11), "small.bin": os.urandom(70_000)}
     env = dict(base_env)
-    hub = None
-    if source == "local":
-        src = str(make_files(tmp_path / "w", files))
-    else:
-        hub = FakeHub({"acme/m": files}, token=HF_TOKEN).start()
-        env.update(HF_ENDPOINT=hub.url, HF_TOKEN=HF_TOKEN)
-        src = "hf://acme/m"
-    try:
-        with FaultyProxy("127.0.0.1", moto.port, corrupt_rate=0.3, only_methods={"PUT"}, seed=3, max_faults=4) as proxy:
-            r = run_cli(["transfer", src, f"runpod-volume://{bucket}/m", "--yes", "--endpoint-url", proxy.url,
-                         "--part-size", "1MiB"], env)
-            corrupted = proxy.faults["corrupt"]
-    finally:
-        if hub:
-            hub.stop()
+    with local_or_hf_source(source, tmp_path / "w", files, env) as src, \
+            FaultyProxy("127.0.0.1", moto.port, corrupt_rate=0.3, only_methods={"PUT"}, seed=3, max_faults=4) as proxy:
+        r = run_cli(["transfer", src, f"runpod-volume://{bucket}/m", "--yes", "--endpoint-url", proxy.url,
+                     "--part-size", "1MiB"], env)
+        corrupted = proxy.faults["corrupt"]
     assert r.returncode == 0, r.stderr
     assert corrupted >= 1
     assert "re-sending" in r.stderr
