@@ -284,10 +284,12 @@ def rewrite_env_urls(value: str, app_name: str | None, new_base: str | None) -> 
     return apply_hits(value, [h for h in hits if h.kind != "fdaa"], new_base)
 
 
-def server_command(df_text: str | None, image: str | None, *, thin_or_registry: bool) -> tuple[str, ...] | None:
+def server_command(df_text: str | None, image: str | None, *, thin_or_registry: bool,
+                   image_builder: str | None = None) -> tuple[str, ...] | None:
     """The argv the container starts: the image's ENTRYPOINT + CMD by Docker's rules. An ENTRYPOINT the
     Dockerfile does not set is inherited from its base image (known for the upstream inference images); a CMD
-    set in the Dockerfile replaces the base image's."""
+    set in the Dockerfile replaces the base image's. An image Cog built starts Cog's server when nothing else
+    says otherwise."""
     from .rewrite import effective_command
 
     ep, cmd = effective_command(df_text)
@@ -297,7 +299,8 @@ def server_command(df_text: str | None, image: str | None, *, thin_or_registry: 
         if known is not None:  # FROM <image> keeps its ENTRYPOINT, and its CMD unless the Dockerfile sets one
             ep = list(known[0])
             cmd = cmd if cmd is not None else list(known[1])
-    return tuple((ep or []) + (cmd or [])) or None
+    argv = tuple((ep or []) + (cmd or [])) or None
+    return COG_COMMAND if argv is None and image_builder == "cog" else argv
 
 
 def _final_base(df_text: str | None) -> str | None:
@@ -363,9 +366,8 @@ def build_deployment(plan: Plan, app: FlyApp, dockerfile_text: str | None, opts:
     weights_source = opts.weights_from or (plan.weights.chosen.url if plan.weights.chosen else None)
     lookup_env = {**image_env(app.build.image or _final_base(dockerfile_text)), **_dockerfile_env(dockerfile_text),
                   **app.env_map}
-    pre_cmd = server_command(dockerfile_text, app.build.image, thin_or_registry=bool(app.build.image))
-    if pre_cmd is None and image_builder == "cog":
-        pre_cmd = COG_COMMAND
+    pre_cmd = server_command(dockerfile_text, app.build.image, thin_or_registry=bool(app.build.image),
+                             image_builder=image_builder)
     if app.experimental_cmd or app.experimental_entrypoint or app.processes:
         from .rewrite import explicit_command_lines
 
@@ -397,9 +399,8 @@ def build_deployment(plan: Plan, app: FlyApp, dockerfile_text: str | None, opts:
         else:
             reg = app.build.image
     notes += ctx.notes
-    command = server_command(df_text, app.build.image, thin_or_registry=bool(app.build.image and (thin or reg)))
-    if command is None and image_builder == "cog":
-        command = COG_COMMAND
+    command = server_command(df_text, app.build.image, thin_or_registry=bool(app.build.image and (thin or reg)),
+                             image_builder=image_builder)
     base_url = opts.base_url.rstrip("/") if opts.base_url else None
     # this app's Fly URLs in the texts flymigrate writes anyway, through the one rewriter
     if df_text is not None and base_url:
